@@ -1,0 +1,3 @@
+from mmdeb.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,41 @@
+"""dpkg-buildpackage on the host, for quick iteration; build dependencies must be installed."""
+
+from pathlib import Path
+
+from mmdeb.builders import Builder
+from mmdeb.builders.chroot import require
+from mmdeb.errors import MmdebError
+from mmdeb.run import CommandFailed, Runner
+from mmdeb.source import dpkg_source_extract_argv
+
+
+def dpkg_buildpackage_argv() -> list[str]:
+    return ["dpkg-buildpackage", "--build=any", "--no-sign"]
+
+
+def dpkg_checkbuilddeps_argv() -> list[str]:
+    return ["dpkg-checkbuilddeps"]
+
+
+class LocalBuilder(Builder):
+    name = "local"
+
+    def __init__(self, cache_root: Path):
+        pass
+
+    def check(self) -> None:
+        require("dpkg-buildpackage", "dpkg-dev")
+        require("dh", "debhelper")
+
+    def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
+        tree = result_dir / "local-build" / dsc.stem
+        runner.run(dpkg_source_extract_argv(dsc, tree))
+        try:
+            runner.run(dpkg_checkbuilddeps_argv(), cwd=tree)
+        except CommandFailed as exc:
+            unmet = exc.output.strip().splitlines()[-1] if exc.output.strip() else "unmet build dependencies"
+            raise MmdebError(f"this host lacks build dependencies: {unmet}", "apt-get install them, or use --builder sbuild")
+        runner.run(dpkg_buildpackage_argv(), cwd=tree)
+        for artifact in tree.parent.iterdir():
+            if artifact.is_file():
+                artifact.rename(result_dir / artifact.name)

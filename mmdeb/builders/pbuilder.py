@@ -1,0 +1,40 @@
+"""pbuilder, on the same cached mmdebstrap tarball as sbuild."""
+
+from pathlib import Path
+
+from mmdeb.builders import Builder
+from mmdeb.builders.chroot import ChrootCache, require
+from mmdeb.errors import MmdebError
+from mmdeb.run import Runner
+import os
+
+
+def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Path) -> list[str]:
+    return [
+        "pbuilder",
+        "build",
+        f"--basetgz={basetgz}",
+        f"--distribution={dist}",
+        f"--architecture={arch}",
+        f"--buildresult={result_dir}",
+        str(dsc),
+    ]
+
+
+class PbuilderBuilder(Builder):
+    name = "pbuilder"
+
+    def __init__(self, cache_root: Path):
+        self.chroots = ChrootCache(cache_root / "chroots")
+
+    def check(self) -> None:
+        require("pbuilder", "pbuilder")
+        require("mmdebstrap", "mmdebstrap")
+        if os.geteuid() != 0:
+            raise MmdebError("pbuilder needs root", "run mmdeb as root, or use --builder sbuild")
+
+    def prepare(self, dist: str, arch: str, runner: Runner) -> None:
+        self.chroots.ensure(dist, arch, runner)
+
+    def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
+        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir))

@@ -1,0 +1,76 @@
+"""sbuild in unshare mode, on a chroot tarball cached by mmdebstrap."""
+
+import getpass
+import os
+from pathlib import Path
+
+from mmdeb.builders import Builder
+from mmdeb.builders.chroot import ChrootCache, require
+from mmdeb.errors import MmdebError
+from mmdeb.run import Runner
+
+SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
+SUBID_RANGE = 65536
+
+
+def sbuild_argv(dsc: Path, dist: str, arch: str, chroot: Path, build_dir: Path) -> list[str]:
+    return [
+        "sbuild",
+        "--chroot-mode=unshare",
+        f"--chroot={chroot}",
+        f"--dist={dist}",
+        f"--arch={arch}",
+        "--arch-any",
+        "--no-arch-all",
+        "--no-source",
+        f"--build-dir={build_dir}",
+        "--nolog",  # mmdeb keeps the whole output in its own build log
+        "--no-run-lintian",
+        "--no-run-piuparts",
+        "--no-run-autopkgtest",
+        # The cached chroot already holds every build dependency.
+        "--no-apt-update",
+        "--no-apt-upgrade",
+        "--no-apt-distupgrade",
+        str(dsc),
+    ]
+
+
+def has_subid_range(path: Path, user: str, uid: int) -> bool:
+    """True if path gives user a range of at least SUBID_RANGE ids."""
+    if not path.exists():
+        return False
+    for line in path.read_text().splitlines():
+        fields = line.strip().split(":")
+        if len(fields) == 3 and fields[0] in (user, str(uid)) and fields[2].isdigit() and int(fields[2]) >= SUBID_RANGE:
+            return True
+    return False
+
+
+def check_subids(files: tuple[Path, ...] = SUBID_FILES) -> None:
+    user, uid = getpass.getuser(), os.getuid()
+    for path in files:
+        if not has_subid_range(path, user, uid):
+            raise MmdebError(
+                f"{path} gives {user} no range of subordinate ids, which sbuild --chroot-mode=unshare needs",
+                f"run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}",
+            )
+
+
+class SbuildBuilder(Builder):
+    name = "sbuild"
+
+    def __init__(self, cache_root: Path):
+        self.chroots = ChrootCache(cache_root / "chroots")
+
+    def check(self) -> None:
+        require("sbuild", "sbuild")
+        require("mmdebstrap", "mmdebstrap")
+        require("newuidmap", "uidmap")
+        check_subids()
+
+    def prepare(self, dist: str, arch: str, runner: Runner) -> None:
+        self.chroots.ensure(dist, arch, runner)
+
+    def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
+        runner.run(sbuild_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir), cwd=result_dir)

@@ -1,0 +1,107 @@
+"""The build pipeline: specs -> source packages -> builder -> artifacts in <out>/<dist>/.
+
+Everything the user can get wrong is checked before anything is written, and a
+package's files appear in <out>/<dist>/ only once it has built.
+"""
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmdeb import PATCHES_DIR, __version__
+from mmdeb.builders import Builder, get_builder
+from mmdeb.domain import Domain
+from mmdeb.errors import MmdebError
+from mmdeb.run import Runner
+from mmdeb.source import build_source
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
+from mmdeb.upstream import cache_dir, load_catalogue, resolve
+
+
+@dataclass
+class BuildRequest:
+    domains: list[str]
+    upstream: str | None = None
+    flavour: str | None = None
+    dist: str | None = None
+    builder: str | None = "sbuild"  # None: source package only
+    out: Path = Path("build")
+    mail_gid: str = DEFAULT_MAIL_GID
+    cgi_gid: str = DEFAULT_CGI_GID
+    patches_dir: Path = PATCHES_DIR
+
+
+def progress(message: str) -> None:
+    print(f"==> {message}", flush=True)
+
+
+def default_upstream(flavour: str | None) -> str:
+    defaults = load_catalogue().get("defaults", {})
+    name = defaults.get(f"upstream-{flavour}" if flavour else "upstream")
+    if not name:
+        raise MmdebError(f"the catalogue has no default upstream for the {flavour} flavour", "give --upstream TARBALL")
+    return name
+
+
+def plan(request: BuildRequest) -> list[PackageSpec]:
+    """Validate the whole request and return one spec per domain."""
+    if not request.domains:
+        raise MmdebError("no domain given", "name at least one domain, e.g. mmdeb build lists.example.org")
+    domains = [Domain.parse(raw) for raw in request.domains]
+    upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
+    dist = request.dist or upstream.flavour.dists[0]
+    return [
+        PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid)
+        for domain in dict.fromkeys(domains)
+    ]
+
+
+def changelog_timestamp(spec: PackageSpec) -> int:
+    """SOURCE_DATE_EPOCH if given, else a date taken from the input, so equal inputs build equal packages."""
+    return int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)
+
+
+def host_arch(runner: Runner) -> str:
+    return runner.run(["dpkg", "--print-architecture"]).strip()
+
+
+def run(request: BuildRequest, runner: Runner) -> list[Path]:
+    specs = plan(request)
+    builder = get_builder(request.builder, cache_dir()) if request.builder else None
+    if builder:
+        builder.check()
+    arch = host_arch(runner)
+    if builder:
+        for dist in dict.fromkeys(spec.dist for spec in specs):
+            builder.prepare(dist, arch, runner)
+    produced = []
+    for spec in specs:
+        produced += build_one(spec, builder, request.out.resolve(), arch, runner)
+    return produced
+
+
+def build_one(spec: PackageSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
+    dist_dir = out / spec.dist
+    dist_dir.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f".{spec.package}-", dir=out))
+    log_path = dist_dir / spec.log_name(arch)  # written in place, so it survives a failure
+    log_path.unlink(missing_ok=True)
+    log_runner = runner.with_log(log_path)
+    reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {spec.domain.name}, built by mmdeb {__version__}."
+    try:
+        progress(f"{spec.package} {spec.version}: source package")
+        dsc = build_source(spec, workdir, dist_dir, log_runner, changelog_timestamp(spec), reason)
+        if builder:
+            progress(f"{spec.package} {spec.version}: binary packages with {builder.name} for {spec.dist}/{arch}")
+            builder.build(dsc, spec.dist, arch, workdir, log_runner)
+        produced = []
+        for artifact in sorted(workdir.iterdir()):
+            if artifact.is_file():
+                os.replace(artifact, dist_dir / artifact.name)
+                produced.append(dist_dir / artifact.name)
+        progress(f"{spec.package} {spec.version}: done, log {log_path}")
+        return produced
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""Render debian/ from debian-templates/ and write debian/changelog with python-debian."""
+
+import shutil
+from pathlib import Path
+
+import jinja2
+from debian.changelog import Changelog, Version, format_date
+from debian.deb822 import Deb822
+
+from mmdeb import TEMPLATES_DIR, __version__
+from mmdeb.errors import MmdebError
+from mmdeb.spec import PackageSpec
+
+HOMEPAGE = "https://www.list.org/"
+EXECUTABLE = {"rules"}
+
+
+def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(templates_dir),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+    )
+
+
+def render_debian(spec: PackageSpec, debian_dir: Path, timestamp: int, reason: str) -> None:
+    """Write debian/ for spec; the changelog entry carries timestamp and reason."""
+    env = environment()
+    context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE}
+    for name in env.list_templates():
+        target = debian_dir / name.removesuffix(".j2").replace("PACKAGE", spec.package)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if name.endswith(".j2"):
+            target.write_text(env.get_template(name).render(context))
+        else:
+            shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
+        target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
+    copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
+    write_changelog(spec, debian_dir / "changelog", timestamp, reason)
+    check_rendered(spec, debian_dir)
+
+
+def copy_patches(series_dir: Path, target: Path) -> None:
+    series = series_dir / "series"
+    if not series.exists():
+        return
+    names = [line.split()[0] for line in series.read_text().splitlines() if line.strip() and not line.startswith("#")]
+    if not names:
+        return
+    missing = [name for name in names if not (series_dir / name).is_file()]
+    if missing:
+        raise MmdebError(f"{series} lists {missing[0]}, which does not exist", f"add the patch or remove it from {series}")
+    target.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copyfile(series_dir / name, target / name)
+    shutil.copyfile(series, target / "series")
+
+
+def write_changelog(spec: PackageSpec, path: Path, timestamp: int, reason: str) -> None:
+    changelog = Changelog()
+    changelog.new_block(
+        package=spec.package,
+        version=Version(spec.version),
+        distributions=spec.dist,
+        urgency="medium",
+        author=spec.maintainer,
+        date=format_date(timestamp, localtime=False),
+    )
+    changelog.add_change("")
+    changelog.add_change(f"  * {reason}")
+    changelog.add_change("")
+    path.write_text(str(changelog))
+
+
+def check_rendered(spec: PackageSpec, debian_dir: Path) -> None:
+    """Re-parse what was rendered, so a template mistake fails here and not in a chroot."""
+    with open(debian_dir / "control") as fh:
+        paragraphs = list(Deb822.iter_paragraphs(fh))
+    if len(paragraphs) != 2 or paragraphs[0].get("Source") != spec.package or paragraphs[1].get("Package") != spec.package:
+        raise MmdebError("debian-templates/control.j2 rendered an invalid debian/control", "fix the template")
+    with open(debian_dir / "copyright") as fh:
+        if "Format" not in next(Deb822.iter_paragraphs(fh)):
+            raise MmdebError("debian-templates/copyright.j2 rendered no DEP-5 header", "fix the template")
+    rendered = Changelog((debian_dir / "changelog").read_text())
+    if str(rendered.version) != spec.version or rendered.package != spec.package:
+        raise MmdebError("debian/changelog does not parse back to the package's version", "report this as a bug in mmdeb")

@@ -1,0 +1,75 @@
+"""The only place that runs external commands.
+
+Every command is logged as `$ shlex.join(argv)` and its output is teed into the
+build log that is kept beside the artifacts.
+"""
+
+import logging
+import os
+import shlex
+import sys
+from collections import deque
+from pathlib import Path
+
+import sh
+
+from mmdeb.errors import MmdebError
+
+log = logging.getLogger(__name__)
+logging.getLogger("sh").setLevel(logging.WARNING)  # it logs every process start at INFO
+
+OUTPUT_TAIL_LINES = 15
+
+
+class CommandFailed(MmdebError):
+    def __init__(self, message: str, remedy: str, output: str):
+        super().__init__(message, remedy)
+        self.output = output
+
+
+class Runner:
+    def __init__(self, log_path: Path | None = None, echo: bool = False):
+        self.log_path = log_path
+        self.echo = echo
+
+    def with_log(self, log_path: Path) -> "Runner":
+        return Runner(log_path, self.echo)
+
+    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> str:
+        """Run argv; return its combined output or raise MmdebError naming the log."""
+        line = shlex.join(argv)
+        log.info("$ %s", line)
+        output: list[str] = []
+        tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
+        log_file = open(self.log_path, "a", encoding="utf-8", errors="replace") if self.log_path else None
+
+        def sink(chunk: str) -> None:
+            output.append(chunk)
+            tail.append(chunk)
+            if log_file:
+                log_file.write(chunk)
+                log_file.flush()
+            if self.echo:
+                sys.stderr.write(chunk)
+
+        try:
+            if log_file:
+                log_file.write(f"$ {line}\n")
+            sh.Command(argv[0])(
+                *argv[1:],
+                _cwd=str(cwd) if cwd else None,
+                _env={**os.environ, **(env or {})},
+                _out=sink,
+                _err_to_out=True,
+                _in=None,
+                _tty_out=False,
+            )
+        except sh.CommandNotFound:
+            raise MmdebError(f"{argv[0]} is not installed", f"install it (apt-get install {argv[0]})")
+        except sh.ErrorReturnCode as exc:
+            where = f"see {self.log_path}" if self.log_path else "its output was:\n" + "".join(tail)
+            raise CommandFailed(f"command failed with exit code {exc.exit_code}: {line}", where, "".join(output))
+        finally:
+            if log_file:
+                log_file.close()
+        return "".join(output)

@@ -1,0 +1,51 @@
+"""Assemble the source tree and build the 3.0 (quilt) source package with dpkg-source."""
+
+import shutil
+from pathlib import Path
+
+from mmdeb.errors import MmdebError
+from mmdeb.render import render_debian
+from mmdeb.run import Runner
+from mmdeb.spec import PackageSpec
+from mmdeb.upstream import sha256_of
+
+
+def unpack_argv(tarball: Path, dest: Path) -> list[str]:
+    return ["tar", "--extract", f"--file={tarball}", f"--directory={dest}", "--strip-components=1"]
+
+
+def dpkg_source_build_argv(tree: str) -> list[str]:
+    return ["dpkg-source", "--build", tree]
+
+
+def dpkg_source_extract_argv(dsc: Path, dest: Path) -> list[str]:
+    return ["dpkg-source", "--extract", str(dsc), str(dest)]
+
+
+def place_orig(source: Path, target: Path, published_dir: Path) -> None:
+    """Copy an orig tarball into the work dir, refusing a second, different orig for one version."""
+    published = published_dir / target.name
+    if published.exists() and sha256_of(published) != sha256_of(source):
+        raise MmdebError(
+            f"{published} already exists with different content; one version never gets two origs",
+            "build a new upstream version, or move the old artifacts away if they were never published",
+        )
+    shutil.copyfile(source, target)
+
+
+def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: Runner, timestamp: int, reason: str) -> Path:
+    """Create the .dsc and its files in workdir; return the .dsc path."""
+    tree = workdir / spec.tree_name
+    tree.mkdir()
+    orig = workdir / spec.orig_name()
+    place_orig(spec.upstream.tarball, orig, published_dir)
+    runner.run(unpack_argv(orig, tree))
+    for component in spec.upstream.components:
+        component_orig = workdir / spec.orig_name(component.name)
+        place_orig(component.tarball, component_orig, published_dir)
+        (tree / component.name).mkdir()
+        runner.run(unpack_argv(component_orig, tree / component.name))
+    render_debian(spec, tree / "debian", timestamp, reason)
+    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
+    shutil.rmtree(tree)
+    return workdir / spec.dsc_name

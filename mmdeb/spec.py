@@ -1,0 +1,68 @@
+"""What one domain package is made of: domain, upstream, distribution and settings."""
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmdeb.domain import Domain
+from mmdeb.errors import MmdebError
+from mmdeb.upstream import DIST_RELEASES, Flavour, Upstream
+
+GROUP_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+DEFAULT_MAIL_GID = "daemon"  # as Debian's own mailman package did
+DEFAULT_CGI_GID = "www-data"
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    domain: Domain
+    upstream: Upstream
+    dist: str
+    patches_dir: Path  # holds <flavour>/series
+    mail_gid: str = DEFAULT_MAIL_GID
+    cgi_gid: str = DEFAULT_CGI_GID
+    revision: int = 1
+
+    def __post_init__(self):
+        if self.dist not in DIST_RELEASES:
+            raise MmdebError(f"unknown distribution {self.dist!r}", f"use one of {', '.join(DIST_RELEASES)}")
+        self.flavour.check_dist(self.dist)
+        for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
+            if not GROUP_NAME.match(group):
+                raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
+
+    @property
+    def flavour(self) -> Flavour:
+        return self.upstream.flavour
+
+    @property
+    def package(self) -> str:
+        return self.domain.package
+
+    @property
+    def version(self) -> str:
+        # The +debNN suffix keeps the same upstream's builds for different suites apart in one pool.
+        return f"{self.upstream.version}-{self.revision}+deb{DIST_RELEASES[self.dist]}"
+
+    @property
+    def maintainer(self) -> str:
+        name = os.environ.get("DEBFULLNAME", "mmdeb")
+        email = os.environ.get("DEBEMAIL", f"postmaster@{self.domain.name}")
+        return f"{name} <{email}>"
+
+    def orig_name(self, component: str | None = None) -> str:
+        if component:
+            return f"{self.package}_{self.upstream.version}.orig-{component}.tar.xz"
+        return f"{self.package}_{self.upstream.version}.orig.tar.{self.upstream.compression}"
+
+    @property
+    def tree_name(self) -> str:
+        return f"{self.package}-{self.upstream.version}"
+
+    @property
+    def dsc_name(self) -> str:
+        return f"{self.package}_{self.version}.dsc"
+
+    def log_name(self, arch: str) -> str:
+        return f"{self.package}_{self.version}_{arch}.build"
