@@ -1,6 +1,7 @@
 """Render debian/ from debian-templates/ and write debian/changelog with python-debian."""
 
 import shutil
+import textwrap
 from pathlib import Path
 
 import jinja2
@@ -68,7 +69,8 @@ def write_changelog(spec: PackageSpec, path: Path, timestamp: int, reason: str) 
         date=format_date(timestamp, localtime=False),
     )
     changelog.add_change("")
-    changelog.add_change(f"  * {reason}")
+    for line in textwrap.wrap(reason, width=78, initial_indent="  * ", subsequent_indent="    "):
+        changelog.add_change(line)
     changelog.add_change("")
     path.write_text(str(changelog))
 

@@ -34,6 +34,10 @@ class Flavour:
     depends_by_dist: dict[str, tuple[str, ...]] = field(default_factory=dict)
     components: tuple[str, ...] = ()
 
+    @property
+    def python_command(self) -> str:
+        return self.python.rsplit("/", 1)[-1]
+
     def depends_for(self, dist: str) -> tuple[str, ...]:
         return self.depends + self.depends_by_dist.get(dist, ())
 

@@ -54,17 +54,18 @@ class ChrootCache:
     def path(self, dist: str, arch: str) -> Path:
         key = "\n".join([*preinstalled_packages(dist), mirror()])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
-        return self.root / f"{dist}-{arch}-{digest}.tar.gz"
+        return self.root / f"{dist}-{arch}-{digest}.tar.zst"
 
     def ensure(self, dist: str, arch: str, runner: Runner) -> Path:
         require("mmdebstrap", "mmdebstrap")
+        require("zstd", "zstd")
         target = self.path(dist, arch)
         self.root.mkdir(parents=True, exist_ok=True)
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)  # parallel mmdeb runs wait for one creator
             if not target.exists():
                 print(f"==> creating the {dist} build chroot {target} (once)", flush=True)
-                partial = target.with_name(f".{target.name}.partial.tar.gz")
+                partial = target.with_name(f".{target.name}.partial.tar.zst")
                 try:
                     runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist), mirror()))
                     os.replace(partial, target)
