@@ -2,10 +2,11 @@
 
 import shutil
 import textwrap
+import time
 from pathlib import Path
 
 import jinja2
-from debian.changelog import Changelog, Version, format_date
+from debian.changelog import Changelog, Version
 from debian.deb822 import Deb822
 
 from mmdeb import TEMPLATES_DIR, __version__
@@ -66,7 +67,8 @@ def write_changelog(spec: PackageSpec, path: Path, timestamp: int, reason: str) 
         distributions=spec.dist,
         urgency="medium",
         author=spec.maintainer,
-        date=format_date(timestamp, localtime=False),
+        # RFC 5322 in UTC, written +0000 as Debian changelogs do (format_date writes -0000).
+        date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(timestamp)),
     )
     changelog.add_change("")
     for line in textwrap.wrap(reason, width=78, initial_indent="  * ", subsequent_indent="    "):

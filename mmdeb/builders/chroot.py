@@ -65,7 +65,7 @@ class ChrootCache:
             fcntl.flock(lock, fcntl.LOCK_EX)  # parallel mmdeb runs wait for one creator
             if not target.exists():
                 print(f"==> creating the {dist} build chroot {target} (once)", flush=True)
-                partial = target.with_name(f".{target.name}.partial.tar.zst")
+                partial = target.with_name(f".partial-{target.name}")
                 try:
                     runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist), mirror()))
                     os.replace(partial, target)

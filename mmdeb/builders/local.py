@@ -9,6 +9,9 @@ from mmdeb.run import CommandFailed, Runner
 from mmdeb.source import dpkg_source_extract_argv
 
 
+BINARY_ARTIFACTS = (".deb", ".changes", ".buildinfo")
+
+
 def dpkg_buildpackage_argv() -> list[str]:
     return ["dpkg-buildpackage", "--build=any", "--no-sign"]
 
@@ -29,6 +32,7 @@ class LocalBuilder(Builder):
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
         tree = result_dir / "local-build" / dsc.stem
+        tree.parent.mkdir()
         runner.run(dpkg_source_extract_argv(dsc, tree))
         try:
             runner.run(dpkg_checkbuilddeps_argv(), cwd=tree)
@@ -37,5 +41,5 @@ class LocalBuilder(Builder):
             raise MmdebError(f"this host lacks build dependencies: {unmet}", "apt-get install them, or use --builder sbuild")
         runner.run(dpkg_buildpackage_argv(), cwd=tree)
         for artifact in tree.parent.iterdir():
-            if artifact.is_file():
+            if artifact.suffix in BINARY_ARTIFACTS:
                 artifact.rename(result_dir / artifact.name)

@@ -1,0 +1,56 @@
+"""Test upstreams: the real tarball from MMDEB_UPSTREAM_TARBALL, else the generated fixture (both flavours)."""
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from fixture_upstream import PATCH_MARKER, make_fixture  # noqa: E402
+
+from mmdeb import PATCHES_DIR  # noqa: E402
+from mmdeb.upstream import FLAVOURS, flavour_for_version, inspect_tarball  # noqa: E402
+
+REAL_TARBALL = os.environ.get("MMDEB_UPSTREAM_TARBALL")
+
+
+@dataclass(frozen=True)
+class TestUpstream:
+    tarball: Path
+    flavour: str
+    patches: Path
+    real: bool
+
+    @property
+    def dist(self) -> str:
+        return FLAVOURS[self.flavour].dists[0]
+
+    def patched_file(self) -> tuple[str, str]:
+        """A file under the prefix and a line our patch series puts into it."""
+        if not self.real:
+            return "Mailman/Defaults.py", PATCH_MARKER
+        if self.flavour == "py3":
+            return "Mailman/Mailbox.py", "print(file=fileh)"
+        return "bin/msgfmt.py", "#! /usr/bin/python2.7"
+
+
+def real_flavour() -> str:
+    return os.environ.get("MMDEB_UPSTREAM_FLAVOUR") or flavour_for_version(inspect_tarball(Path(REAL_TARBALL))[0]).name
+
+
+@pytest.fixture(scope="session", params=[real_flavour()] if REAL_TARBALL else ["py3", "gnu"])
+def upstream(request, tmp_path_factory) -> TestUpstream:
+    if REAL_TARBALL:
+        return TestUpstream(Path(REAL_TARBALL).resolve(), request.param, PATCHES_DIR, True)
+    tarball, patches = make_fixture(tmp_path_factory.mktemp(f"fixture-{request.param}"), request.param)
+    return TestUpstream(tarball, request.param, patches, False)
+
+
+@pytest.fixture(scope="session")
+def fixture_py3(tmp_path_factory) -> TestUpstream:
+    """Always the fixture: for tests of mmdeb's own behaviour, whatever the real upstream is."""
+    tarball, patches = make_fixture(tmp_path_factory.mktemp("fixture-py3-only"), "py3")
+    return TestUpstream(tarball, "py3", patches, False)

@@ -1,0 +1,170 @@
+"""A small generated stand-in for a Mailman 2 tarball, for CI, which has no real one.
+
+It has what mmdeb's pipeline relies on: an autoconf-style configure that takes
+Mailman's options (and, like Mailman's, refuses to run without dnspython), a
+Makefile with `install DESTDIR=…`, and a setgid C wrapper compiled with the prefix.
+It tests the pipeline; it never stands in for Mailman.
+"""
+
+import io
+import tarfile
+from pathlib import Path
+
+FIXTURE_MTIME = 1_700_000_000
+FIXTURE_VERSIONS = {"py3": "2.2.0", "gnu": "2.1.39"}
+PATCH_MARKER = "PATCHED_BY_MMDEB_FIXTURE_SERIES = True"
+
+CONFIGURE = r"""#!/bin/sh
+# mmdeb test fixture: takes Mailman 2's configure options and substitutes them.
+set -e
+prefix=/usr/local/mailman var_prefix= python=python3 username=mailman groupname=mailman
+mail_gid=mailman cgi_gid=www-data mailhost=localhost urlhost=localhost
+for arg; do
+    case "$arg" in
+        --prefix=*) prefix=${arg#*=} ;;
+        --with-var-prefix=*) var_prefix=${arg#*=} ;;
+        --with-python=*) python=${arg#*=} ;;
+        --with-username=*) username=${arg#*=} ;;
+        --with-groupname=*) groupname=${arg#*=} ;;
+        --with-mail-gid=*) mail_gid=${arg#*=} ;;
+        --with-cgi-gid=*) cgi_gid=${arg#*=} ;;
+        --with-mailhost=*) mailhost=${arg#*=} ;;
+        --with-urlhost=*) urlhost=${arg#*=} ;;
+        --without-permcheck) ;;
+        CFLAGS=*) CFLAGS=${arg#*=} ;;
+        LDFLAGS=*) LDFLAGS=${arg#*=} ;;
+        *) echo "configure: error: unrecognized option: $arg" >&2; exit 1 ;;
+    esac
+done
+: "${var_prefix:=$prefix}"
+if ! "$python" -c 'import dns.resolver' 2>/dev/null; then
+    echo "configure: error: dnspython <2.0 not found for $python" >&2
+    exit 1
+fi
+for f in Makefile Mailman/Defaults.py bin/newlist; do
+    sed -e "s|@prefix@|$prefix|g" -e "s|@VAR_PREFIX@|$var_prefix|g" -e "s|@PYTHON@|$python|g" \
+        -e "s|@MAILMAN_USER@|$username|g" -e "s|@MAILMAN_GROUP@|$groupname|g" \
+        -e "s|@MAIL_GROUP@|$mail_gid|g" -e "s|@CGI_GROUP@|$cgi_gid|g" \
+        -e "s|@MAILHOST@|$mailhost|g" -e "s|@URLHOST@|$urlhost|g" \
+        -e "s|@CFLAGS@|$CFLAGS|g" -e "s|@LDFLAGS@|$LDFLAGS|g" "$f.in" > "$f"
+done
+chmod 755 bin/newlist
+echo "configure: prefix $prefix, python $python, mail gid $mail_gid, cgi gid $cgi_gid"
+"""
+
+MAKEFILE_IN = """\
+prefix = @prefix@
+var_prefix = @VAR_PREFIX@
+PYTHON = @PYTHON@
+DESTDIR =
+CFLAGS = @CFLAGS@
+LDFLAGS = @LDFLAGS@
+WRAPPER = $(CC) $(CFLAGS) $(LDFLAGS) -DPREFIX='"$(prefix)"'
+VAR_DIRS = logs archives/public archives/private lists locks data spam qfiles
+
+all: src/mailman src/listinfo
+
+src/mailman: src/wrapper.c
+\t$(WRAPPER) -DGROUP='"@MAIL_GROUP@"' -o $@ src/wrapper.c
+
+src/listinfo: src/wrapper.c
+\t$(WRAPPER) -DGROUP='"@CGI_GROUP@"' -o $@ src/wrapper.c
+
+install: all
+\tmkdir -p $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/mail $(DESTDIR)$(prefix)/cgi-bin
+\tmkdir -p $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
+\tfor d in $(VAR_DIRS); do mkdir -p $(DESTDIR)$(var_prefix)/$$d; chmod 2775 $(DESTDIR)$(var_prefix)/$$d; done
+\tchmod 2775 $(DESTDIR)$(prefix) $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/mail $(DESTDIR)$(prefix)/cgi-bin
+\tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
+\tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
+\tinstall -m 755 bin/newlist $(DESTDIR)$(prefix)/bin/newlist
+\tinstall -m 644 Mailman/Defaults.py Mailman/Version.py $(DESTDIR)$(prefix)/Mailman/
+\tinstall -m 755 src/mailman $(DESTDIR)$(prefix)/mail/mailman
+\tinstall -m 755 src/listinfo $(DESTDIR)$(prefix)/cgi-bin/listinfo
+\tchmod g+s $(DESTDIR)$(prefix)/mail/mailman $(DESTDIR)$(prefix)/cgi-bin/listinfo
+\t$(PYTHON) -m compileall -q $(DESTDIR)$(prefix)/Mailman
+
+doinstall: install
+
+clean:
+\trm -f src/mailman src/listinfo
+
+distclean: clean
+\trm -f Makefile Mailman/Defaults.py bin/newlist
+"""
+
+WRAPPER_C = """\
+#include <stdio.h>
+
+/* Like Mailman's wrappers: the prefix is compiled in, never taken from the caller. */
+int main(void)
+{
+    printf("prefix %s group %s\\n", PREFIX, GROUP);
+    return 0;
+}
+"""
+
+DEFAULTS_IN = """\
+# mmdeb test fixture, standing in for Mailman/Defaults.py.in
+PREFIX = '@prefix@'
+VAR_PREFIX = '@VAR_PREFIX@'
+DEFAULT_EMAIL_HOST = '@MAILHOST@'
+DEFAULT_URL_HOST = '@URLHOST@'
+MAILMAN_USER = '@MAILMAN_USER@'
+MAILMAN_GROUP = '@MAILMAN_GROUP@'
+"""
+
+NEWLIST_IN = """\
+#! @PYTHON@
+# mmdeb test fixture, standing in for bin/newlist
+import sys
+sys.path.insert(0, '@prefix@')
+from Mailman import Defaults
+print('newlist for', Defaults.DEFAULT_EMAIL_HOST)
+"""
+
+PATCH = f"""\
+Description: Mark the fixture as patched, so tests see the quilt series applied
+Forwarded: not-needed
+--- a/Mailman/Defaults.py.in
++++ b/Mailman/Defaults.py.in
+@@ -5,3 +5,4 @@
+ DEFAULT_URL_HOST = '@URLHOST@'
+ MAILMAN_USER = '@MAILMAN_USER@'
+ MAILMAN_GROUP = '@MAILMAN_GROUP@'
++{PATCH_MARKER}
+"""
+
+
+def files(version: str) -> dict[str, tuple[str, int]]:
+    return {
+        "configure": (CONFIGURE, 0o755),
+        "Makefile.in": (MAKEFILE_IN, 0o644),
+        "src/wrapper.c": (WRAPPER_C, 0o644),
+        "Mailman/Version.py": (f"# mmdeb test fixture\nVERSION = '{version}'\n", 0o644),
+        "Mailman/Defaults.py.in": (DEFAULTS_IN, 0o644),
+        "bin/newlist.in": (NEWLIST_IN, 0o644),
+        "README": ("mmdeb's test fixture; not Mailman.\n", 0o644),
+    }
+
+
+def write_tarball(target: Path, top: str, members: dict[str, tuple[str, int]]) -> Path:
+    with tarfile.open(target, "w:gz", format=tarfile.GNU_FORMAT) as tar:
+        for name, (text, mode) in sorted(members.items()):
+            data = text.encode()
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mode, info.mtime = len(data), mode, FIXTURE_MTIME
+            tar.addfile(info, io.BytesIO(data))
+    return target
+
+
+def make_fixture(directory: Path, flavour: str) -> tuple[Path, Path]:
+    """Write the fixture tarball for flavour and its patch series; return (tarball, patches_dir)."""
+    version = FIXTURE_VERSIONS[flavour]
+    directory.mkdir(parents=True, exist_ok=True)
+    tarball = write_tarball(directory / f"mailman-{version}.tar.gz", f"mailman-{version}", files(version))
+    series_dir = directory / "patches" / flavour
+    series_dir.mkdir(parents=True, exist_ok=True)
+    (series_dir / "fixture-marker.patch").write_text(PATCH)
+    (series_dir / "series").write_text("fixture-marker.patch\n")
+    return tarball, directory / "patches"

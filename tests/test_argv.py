@@ -1,0 +1,56 @@
+"""Every external command line is built by a pure function; these check the argv itself."""
+
+from pathlib import Path
+
+from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages
+from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
+from mmdeb.builders.pbuilder import pbuilder_argv
+from mmdeb.builders.sbuild import sbuild_argv
+from mmdeb.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
+
+DSC = Path("/b/mailman-lists.example.org_2.2.0-1+deb12.dsc")
+CHROOT = Path("/cache/bookworm-amd64-x.tar.zst")
+
+
+def test_sbuild_runs_unshare_mode_on_the_cached_tarball():
+    argv = sbuild_argv(DSC, "bookworm", "amd64", CHROOT, Path("/b/work"))
+    assert argv[0] == "sbuild"
+    assert "--chroot-mode=unshare" in argv
+    assert f"--chroot={CHROOT}" in argv
+    assert "--dist=bookworm" in argv
+    assert "--arch=amd64" in argv
+    assert "--build-dir=/b/work" in argv
+    assert "--no-run-lintian" in argv
+    assert argv[-1] == str(DSC)
+
+
+def test_pbuilder_builds_on_the_same_tarball():
+    argv = pbuilder_argv(DSC, "bullseye", "amd64", CHROOT, Path("/b/work"))
+    assert argv[:2] == ["pbuilder", "build"]
+    assert f"--basetgz={CHROOT}" in argv
+    assert "--distribution=bullseye" in argv
+    assert "--buildresult=/b/work" in argv
+    assert argv[-1] == str(DSC)
+
+
+def test_mmdebstrap_makes_a_buildd_tarball_with_build_dependencies():
+    argv = mmdebstrap_argv("bookworm", "amd64", CHROOT, ["debhelper", "python3-dev"], "http://mirror/debian")
+    assert argv[:2] == ["mmdebstrap", "--variant=buildd"]
+    assert "--include=debhelper,python3-dev" in argv
+    assert argv[-3:] == ["bookworm", str(CHROOT), "http://mirror/debian"]
+
+
+def test_chroot_holds_the_build_dependencies_of_the_flavours_for_its_dist():
+    assert {"debhelper", "fakeroot", "python3-dev", "python3-dnspython"} <= set(preinstalled_packages("bookworm"))
+    assert "python2.7-dev" in preinstalled_packages("bullseye")
+    assert "python2.7-dev" not in preinstalled_packages("trixie")
+
+
+def test_local_and_source_commands():
+    assert dpkg_buildpackage_argv() == ["dpkg-buildpackage", "--build=any", "--no-sign"]
+    assert dpkg_checkbuilddeps_argv() == ["dpkg-checkbuilddeps"]
+    assert dpkg_source_build_argv("tree") == ["dpkg-source", "--build", "tree"]
+    assert dpkg_source_extract_argv(DSC, Path("/t")) == ["dpkg-source", "--extract", str(DSC), "/t"]
+    assert unpack_argv(Path("/o.tar.gz"), Path("/t")) == [
+        "tar", "--extract", "--file=/o.tar.gz", "--directory=/t", "--strip-components=1",
+    ]

@@ -1,0 +1,116 @@
+"""Bad input: one clear line with the remedy, a non-zero exit, no traceback, nothing in build/."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fixture_upstream import make_fixture, write_tarball
+from mmdeb.builders.sbuild import check_subids
+from mmdeb.errors import MmdebError
+
+
+def mmdeb(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "mmdeb", *args],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
+    )
+
+
+def assert_refused(result: subprocess.CompletedProcess, out: Path, *words: str) -> None:
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("mmdeb: error: ") and "Fix: " in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    for word in words:
+        assert word in lines[0]
+    leftovers = [p for p in out.rglob("*")] if out.exists() else []
+    assert leftovers == [], leftovers
+
+
+@pytest.fixture
+def fixtures(tmp_path):
+    return {flavour: make_fixture(tmp_path / flavour, flavour)[0] for flavour in ("py3", "gnu")}
+
+
+@pytest.mark.parametrize("domain", ["../x", "exa mple.org", "", "a" * 250 + ".org"])
+def test_bad_domain(tmp_path, fixtures, domain):
+    result = mmdeb("build", domain, "--upstream", str(fixtures["py3"]), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", "domain")
+
+
+def test_missing_tarball(tmp_path):
+    result = mmdeb("build", "lists.example.org", "--upstream", str(tmp_path / "mailman-2.1.39.tgz"), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", "does not exist")
+
+
+def test_truncated_tarball(tmp_path, fixtures):
+    data = fixtures["py3"].read_bytes()
+    truncated = tmp_path / "mailman-2.2.0.tar.gz"
+    truncated.write_bytes(data[: len(data) // 2])
+    result = mmdeb("build", "lists.example.org", "--upstream", str(truncated), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", "truncated")
+
+
+def test_non_mailman_tarball(tmp_path):
+    other = write_tarball(tmp_path / "hello-1.0.tar.gz", "hello-1.0", {"README": ("hi\n", 0o644)})
+    result = mmdeb("build", "lists.example.org", "--upstream", str(other), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", "not a Mailman 2 source tarball")
+
+
+def test_catalogue_sha256_mismatch(tmp_path):
+    cached = tmp_path / "cache" / "upstream" / "mailman2-python3-b0de82ecac10b77b38e57ea472d18c6345ffd8c2.tar.gz"
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(b"tampered")
+    result = mmdeb(
+        "build", "lists.example.org", "--upstream", "mailman2-python3-b0de82e",
+        cwd=tmp_path, env={"MMDEB_CACHE": str(tmp_path / "cache")},
+    )
+    assert_refused(result, tmp_path / "build", "sha256 mismatch")
+
+
+@pytest.mark.parametrize("flavour, dist", [("gnu", "trixie"), ("py3", "bullseye")])
+def test_flavour_the_distribution_cannot_run(tmp_path, fixtures, flavour, dist):
+    result = mmdeb("build", "lists.example.org", "--upstream", str(fixtures[flavour]), "--dist", dist, cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", f"cannot run on {dist}")
+
+
+@pytest.mark.parametrize("present, missing", [([], "sbuild"), (["sbuild"], "mmdebstrap")])
+def test_builder_tools_missing(tmp_path, fixtures, present, missing):
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for tool in present:
+        (bin_dir / tool).symlink_to("/bin/true")
+    result = mmdeb("build", "lists.example.org", "--upstream", str(fixtures["py3"]), cwd=tmp_path, env={"PATH": str(bin_dir)})
+    assert_refused(result, tmp_path / "build", f"{missing} is not installed", f"apt-get install {missing}")
+
+
+def test_normalised_domain_names_the_package(tmp_path, fixtures):
+    patches = fixtures["py3"].parent / "patches"
+    result = mmdeb("source", "Listen.Bücher.example", "--upstream", str(fixtures["py3"]), "--patches", str(patches), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "build/bookworm/mailman-listen.xn--bcher-kva.example_2.2.0-1+deb12.dsc").is_file()
+    assert not [p for p in (tmp_path / "build").iterdir() if p.name.startswith(".")], "work dir left behind"
+
+
+@pytest.mark.parametrize(
+    "content",
+    ["", "someoneelse:100000:65536\n", "root:100000:1000\n"],
+    ids=["empty", "other-user", "too-small"],
+)
+def test_subid_range_missing(tmp_path, content):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subuid.write_text(content)
+    subgid.write_text("root:100000:65536\n")
+    with pytest.raises(MmdebError) as caught:
+        check_subids((subuid, subgid))
+    assert "usermod --add-subuids" in caught.value.remedy
+
+
+def test_subid_range_present(tmp_path):
+    subuid = tmp_path / "subuid"
+    subuid.write_text(f"{os.getuid()}:100000:65536\n")
+    check_subids((subuid,))

@@ -1,0 +1,80 @@
+import re
+
+from debian.changelog import Changelog
+from debian.deb822 import Deb822
+
+from mmdeb.domain import Domain
+from mmdeb.render import render_debian
+from mmdeb.spec import PackageSpec
+from mmdeb.upstream import resolve
+
+
+def rendered(tmp_path, upstream, **settings):
+    spec = PackageSpec(Domain.parse("lists.example.org"), resolve(str(upstream.tarball)), upstream.dist, upstream.patches, **settings)
+    render_debian(spec, tmp_path / "debian", 1_700_000_000, "Test build.")
+    return spec, tmp_path / "debian"
+
+
+def test_control_names_the_domain_package(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    source, binary = Deb822.iter_paragraphs((debian / "control").read_text())
+    assert source["Source"] == binary["Package"] == "mailman-lists.example.org"
+    assert "debhelper-compat (= 13)" in source["Build-Depends"]
+    for dependency in spec.flavour.depends_for(spec.dist):
+        assert dependency in binary["Depends"]
+
+
+def test_changelog_written_with_python_debian(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    changelog = Changelog((debian / "changelog").read_text())
+    assert changelog.package == "mailman-lists.example.org"
+    assert str(changelog.version) == spec.version
+    assert spec.version.startswith(f"{spec.upstream.version}-1+deb")
+    assert changelog.distributions == spec.dist
+    assert changelog.date == "Tue, 14 Nov 2023 22:13:20 +0000"
+
+
+def test_rules_configure_options(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    rules = (debian / "rules").read_text()
+    for option in (
+        "--prefix=$(PREFIX)",
+        f"--with-python={spec.flavour.python}",
+        "--with-username=list",
+        "--with-groupname=list",
+        "--with-mail-gid=daemon",
+        "--with-cgi-gid=www-data",
+        "--with-mailhost=lists.example.org",
+        "--with-urlhost=lists.example.org",
+        "--without-permcheck",
+    ):
+        assert option in rules
+    assert re.search(r"^PREFIX = /var/lib/mailmen/lists.example.org$", rules, re.M)
+    assert (debian / "rules").stat().st_mode & 0o111
+
+
+def test_mail_and_cgi_gid_configurable(tmp_path, upstream):
+    _, debian = rendered(tmp_path, upstream, mail_gid="mail", cgi_gid="apache")
+    rules = (debian / "rules").read_text()
+    assert "--with-mail-gid=mail" in rules and "--with-cgi-gid=apache" in rules
+
+
+def test_patch_series_copied(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    series_file = upstream.patches / spec.flavour.name / "series"
+    listed = [line for line in series_file.read_text().splitlines() if line and not line.startswith("#")]
+    if listed:
+        assert (debian / "patches" / "series").read_text().split() == listed
+        assert all((debian / "patches" / name).is_file() for name in listed)
+    else:
+        assert not (debian / "patches").exists()
+
+
+def test_gnu_installs_vendored_dnspython(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    rules = (debian / "rules").read_text()
+    if spec.flavour.name == "gnu":
+        assert "export PYTHONPATH := $(CURDIR)/dnspython" in rules
+        assert "cp -r dnspython/dns $(DESTDIR)$(PREFIX)/pythonlib/" in rules
+    else:
+        assert "PYTHONPATH" not in rules
