@@ -2,6 +2,7 @@
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -33,6 +34,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
         if name == "build":
             sub.add_argument("--builder", choices=["sbuild", "pbuilder", "local"], default="sbuild")
+            sub.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="domains built at once (default: one per CPU)")
     return top
 
 
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
         mail_gid=args.mail_gid,
         cgi_gid=args.cgi_gid,
         patches_dir=args.patches,
+        jobs=max(1, getattr(args, "jobs", 1)),
     )
     try:
         for artifact in run(request, Runner(echo=args.verbose)):

@@ -7,6 +7,7 @@ package's files appear in <out>/<dist>/ only once it has built.
 import os
 import shutil
 import tempfile
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,7 @@ class BuildRequest:
     mail_gid: str = DEFAULT_MAIL_GID
     cgi_gid: str = DEFAULT_CGI_GID
     patches_dir: Path = PATCHES_DIR
+    jobs: int = 1  # domains built at once; each build has its own chroot
 
 
 def progress(message: str) -> None:
@@ -76,10 +78,11 @@ def run(request: BuildRequest, runner: Runner) -> list[Path]:
     if builder:
         for dist in dict.fromkeys(spec.dist for spec in specs):
             builder.prepare(dist, arch, runner)
-    produced = []
-    for spec in specs:
-        produced += build_one(spec, builder, request.out.resolve(), arch, runner)
-    return produced
+    out = request.out.resolve()
+    with ThreadPoolExecutor(max_workers=request.jobs) as pool:
+        futures = [pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
+        wait(futures)  # let every build finish (or fail) before reporting the first failure
+    return [artifact for future in futures for artifact in future.result()]
 
 
 def build_one(spec: PackageSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:

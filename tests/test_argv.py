@@ -25,12 +25,11 @@ def test_sbuild_runs_unshare_mode_on_the_cached_tarball():
 
 
 def test_pbuilder_builds_on_the_same_tarball():
-    argv = pbuilder_argv(DSC, "bullseye", "amd64", CHROOT, Path("/b/work"))
-    assert argv[:2] == ["pbuilder", "build"]
-    assert f"--basetgz={CHROOT}" in argv
-    assert "--distribution=bullseye" in argv
-    assert "--buildresult=/b/work" in argv
-    assert argv[-1] == str(DSC)
+    argv = pbuilder_argv(DSC, "bullseye", "amd64", CHROOT, Path("/b/work"), Path("/cache/pbuilderrc"))
+    assert argv == [
+        "pbuilder", "build", "--configfile", "/cache/pbuilderrc", "--basetgz", str(CHROOT), "--distribution", "bullseye",
+        "--architecture", "amd64", "--buildresult", "/b/work", str(DSC),
+    ]
 
 
 def test_mmdebstrap_makes_a_buildd_tarball_with_build_dependencies():

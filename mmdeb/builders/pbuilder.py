@@ -1,22 +1,27 @@
 """pbuilder, on the same cached mmdebstrap tarball as sbuild."""
 
+import os
 from pathlib import Path
 
 from mmdeb.builders import Builder
 from mmdeb.builders.chroot import ChrootCache, require
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
-import os
 
 
-def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Path) -> list[str]:
+# pbuilder's default resolver needs aptitude, which the shared chroot lacks.
+PBUILDERRC = 'PBUILDERSATISFYDEPENDSCMD="/usr/lib/pbuilder/pbuilder-satisfydepends-apt"\n'
+
+
+def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Path, config: Path) -> list[str]:
+    # pbuilder takes option values only as separate words.
     return [
-        "pbuilder",
-        "build",
-        f"--basetgz={basetgz}",
-        f"--distribution={dist}",
-        f"--architecture={arch}",
-        f"--buildresult={result_dir}",
+        "pbuilder", "build",
+        "--configfile", str(config),
+        "--basetgz", str(basetgz),
+        "--distribution", dist,
+        "--architecture", arch,
+        "--buildresult", str(result_dir),
         str(dsc),
     ]
 
@@ -26,6 +31,7 @@ class PbuilderBuilder(Builder):
 
     def __init__(self, cache_root: Path):
         self.chroots = ChrootCache(cache_root / "chroots")
+        self.config = cache_root / "pbuilderrc"
 
     def check(self) -> None:
         require("pbuilder", "pbuilder")
@@ -35,6 +41,7 @@ class PbuilderBuilder(Builder):
 
     def prepare(self, dist: str, arch: str, runner: Runner) -> None:
         self.chroots.ensure(dist, arch, runner)
+        self.config.write_text(PBUILDERRC)
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
-        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir))
+        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir, self.config))

@@ -1,0 +1,123 @@
+"""Real builds in clean chroots: sbuild (unshare) and pbuilder, on the fixture or the real tarball."""
+
+import io
+import subprocess
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from mmdeb.cli import main
+
+pytestmark = pytest.mark.chroot
+
+DOMAIN = "lists.example.org"
+OTHER_DOMAIN = "lists.example.net"
+
+
+def build(upstream, out: Path, *domains: str, builder: str = "sbuild") -> Path:
+    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches)]
+    assert main([*args, "--builder", builder, "--out", str(out)]) == 0
+    return out / upstream.dist
+
+
+def deb_of(dist_dir: Path, domain: str) -> Path:
+    (deb,) = dist_dir.glob(f"mailman-{domain}_*_amd64.deb")
+    return deb
+
+
+def data_tar(deb: Path) -> tarfile.TarFile:
+    data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
+    return tarfile.open(fileobj=io.BytesIO(data))
+
+
+def prefix_of(domain: str) -> str:
+    return f"./var/lib/mailmen/{domain}"
+
+
+@pytest.fixture(scope="session")
+def built(upstream, tmp_path_factory) -> Path:
+    """lists.example.org and lists.example.net, built in one call with sbuild."""
+    return build(upstream, tmp_path_factory.mktemp(f"sbuild-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN)
+
+
+def test_sbuild_gives_source_and_binary_packages(built, upstream):
+    assert len(list(built.glob(f"mailman-{DOMAIN}_*.dsc"))) == 1
+    assert deb_of(built, DOMAIN).is_file()
+    assert list(built.glob(f"mailman-{DOMAIN}_*_amd64.build")), "build log kept beside the artifacts"
+    if upstream.flavour == "gnu":
+        assert list(built.glob(f"mailman-{DOMAIN}_*.orig-dnspython.tar.xz"))
+
+
+def test_deb_holds_the_prefixed_mailman(built):
+    with data_tar(deb_of(built, DOMAIN)) as tar:
+        members = {member.name: member for member in tar}
+        prefix = prefix_of(DOMAIN)
+        for path in ("bin/newlist", "mail/mailman", "cgi-bin/listinfo", "Mailman/Defaults.py"):
+            assert f"{prefix}/{path}" in members, path
+        for wrapper in ("mail/mailman", "cgi-bin/listinfo"):
+            member = members[f"{prefix}/{wrapper}"]
+            assert (member.uname, member.gname, member.mode) == ("root", "list", 0o2755), wrapper
+        assert f"/var/lib/mailmen/{DOMAIN}".encode() in tar.extractfile(f"{prefix}/mail/mailman").read()
+        assert f"'/var/lib/mailmen/{DOMAIN}'" in tar.extractfile(f"{prefix}/Mailman/Defaults.py").read().decode()
+        assert not [name for name in members if name.endswith((".pyc", ".pyo"))]
+
+
+def test_patch_series_applied(built, upstream):
+    path, line = upstream.patched_file()
+    with data_tar(deb_of(built, DOMAIN)) as tar:
+        text = tar.extractfile(f"{prefix_of(DOMAIN)}/{path}").read().decode("utf-8", "replace")
+    assert line in text
+
+
+def test_gnu_flavour_carries_dnspython_in_the_prefix(built, upstream):
+    if upstream.flavour != "gnu":
+        pytest.skip("only the gnu flavour vendors dnspython")
+    with data_tar(deb_of(built, DOMAIN)) as tar:
+        assert f"{prefix_of(DOMAIN)}/pythonlib/dns/resolver.py" in tar.getnames()
+
+
+def test_two_domains_share_no_file_path(built):
+    def paths(domain):
+        with data_tar(deb_of(built, domain)) as tar:
+            return {member.name for member in tar if not member.isdir()}
+
+    assert paths(DOMAIN).isdisjoint(paths(OTHER_DOMAIN))
+
+
+def test_two_domains_install_side_by_side(built, upstream, tmp_path):
+    debs = [deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)]
+    root = tmp_path / "host"
+    subprocess.run(
+        [
+            "mmdebstrap", "--variant=apt",
+            f"--customize-hook=copy-in {' '.join(map(str, debs))} /tmp",
+            '--customize-hook=chroot "$1" sh -c "apt-get install --yes /tmp/*.deb"',
+            upstream.dist, str(root),
+        ],
+        check=True, capture_output=True,
+    )
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        assert (root / prefix_of(domain) / "mail/mailman").is_file()
+        status = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f=${Status}", f"mailman-{domain}"],
+                                check=True, capture_output=True, text=True).stdout
+        assert status == "install ok installed"
+
+
+def test_rebuild_is_byte_identical(built, upstream, tmp_path):
+    again = build(upstream, tmp_path, DOMAIN)
+    assert deb_of(again, DOMAIN).read_bytes() == deb_of(built, DOMAIN).read_bytes()
+
+
+def test_pbuilder_builds_the_same_source_package(built, upstream, tmp_path):
+    with_pbuilder = build(upstream, tmp_path, DOMAIN, builder="pbuilder")
+    (dsc,) = with_pbuilder.glob("*.dsc")
+    assert dsc.read_bytes() == (built / dsc.name).read_bytes()
+    with data_tar(deb_of(with_pbuilder, DOMAIN)) as ours, data_tar(deb_of(built, DOMAIN)) as theirs:
+        assert [(m.name, m.mode, m.uname, m.gname) for m in ours] == [(m.name, m.mode, m.uname, m.gname) for m in theirs]
+
+
+def test_lintian_reports_no_errors(built):
+    artifacts = [*built.glob(f"mailman-{DOMAIN}_*.dsc"), deb_of(built, DOMAIN)]
+    result = subprocess.run(["lintian", "--fail-on", "error", *map(str, artifacts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
