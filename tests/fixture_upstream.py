@@ -17,6 +17,7 @@ PATCH_MARKER = "PATCHED_BY_MMDEB_FIXTURE_SERIES = True"
 CONFIGURE = r"""#!/bin/sh
 # mmdeb test fixture: takes Mailman 2's configure options and substitutes them.
 set -e
+configure_opts="$*"  # recorded, as Mailman's configure does in bin/mailman-config
 prefix=/usr/local/mailman var_prefix= python=python3 username=mailman groupname=mailman
 mail_gid=mailman cgi_gid=www-data mailhost=localhost urlhost=localhost
 for arg; do
@@ -46,7 +47,8 @@ for f in Makefile Mailman/Defaults.py bin/newlist; do
         -e "s|@MAILMAN_USER@|$username|g" -e "s|@MAILMAN_GROUP@|$groupname|g" \
         -e "s|@MAIL_GROUP@|$mail_gid|g" -e "s|@CGI_GROUP@|$cgi_gid|g" \
         -e "s|@MAILHOST@|$mailhost|g" -e "s|@URLHOST@|$urlhost|g" \
-        -e "s|@CFLAGS@|$CFLAGS|g" -e "s|@LDFLAGS@|$LDFLAGS|g" "$f.in" > "$f"
+        -e "s|@CFLAGS@|$CFLAGS|g" -e "s|@LDFLAGS@|$LDFLAGS|g" \
+        -e "s|@CONFIGURE_OPTS@|$configure_opts|g" "$f.in" > "$f"
 done
 chmod 755 bin/newlist
 echo "configure: prefix $prefix, python $python, mail gid $mail_gid, cgi gid $cgi_gid"
@@ -112,6 +114,7 @@ DEFAULT_EMAIL_HOST = '@MAILHOST@'
 DEFAULT_URL_HOST = '@URLHOST@'
 MAILMAN_USER = '@MAILMAN_USER@'
 MAILMAN_GROUP = '@MAILMAN_GROUP@'
+CONFIGURE_OPTS = '@CONFIGURE_OPTS@'
 """
 
 NEWLIST_IN = """\
@@ -128,10 +131,10 @@ Description: Mark the fixture as patched, so tests see the quilt series applied
 Forwarded: not-needed
 --- a/Mailman/Defaults.py.in
 +++ b/Mailman/Defaults.py.in
-@@ -5,3 +5,4 @@
- DEFAULT_URL_HOST = '@URLHOST@'
+@@ -6,3 +6,4 @@
  MAILMAN_USER = '@MAILMAN_USER@'
  MAILMAN_GROUP = '@MAILMAN_GROUP@'
+ CONFIGURE_OPTS = '@CONFIGURE_OPTS@'
 +{PATCH_MARKER}
 """
 
