@@ -15,9 +15,9 @@ def unpack_argv(tarball: Path, dest: Path) -> list[str]:
 
 
 def dpkg_source_build_argv(tree: str) -> list[str]:
-    # xz output depends on its thread count, which dpkg picks from the load; one thread
-    # keeps the .debian.tar.xz of one version identical from build to build.
-    return ["dpkg-source", "--threads-max=1", "--build", tree]
+    # dpkg's xz switches between its single- and multi-threaded encoders (different
+    # bytes) from run to run; gzip keeps the debian tarball of one version identical.
+    return ["dpkg-source", "--compression=gzip", "--build", tree]
 
 
 def dpkg_source_extract_argv(dsc: Path, dest: Path) -> list[str]:

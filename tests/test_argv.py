@@ -48,7 +48,7 @@ def test_chroot_holds_the_build_dependencies_of_the_flavours_for_its_dist():
 def test_local_and_source_commands():
     assert dpkg_buildpackage_argv() == ["dpkg-buildpackage", "--build=any", "--no-sign"]
     assert dpkg_checkbuilddeps_argv() == ["dpkg-checkbuilddeps"]
-    assert dpkg_source_build_argv("tree") == ["dpkg-source", "--threads-max=1", "--build", "tree"]
+    assert dpkg_source_build_argv("tree") == ["dpkg-source", "--compression=gzip", "--build", "tree"]
     assert dpkg_source_extract_argv(DSC, Path("/t")) == ["dpkg-source", "--extract", str(DSC), "/t"]
     assert unpack_argv(Path("/o.tar.gz"), Path("/t")) == [
         "tar", "--extract", "--file=/o.tar.gz", "--directory=/t", "--strip-components=1",
