@@ -9,6 +9,7 @@ MAX_DOMAIN_LENGTH = 253
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 PREFIX_ROOT = "/var/lib/mailmen"
 LOG_ROOT = "/var/log/mailmen"
+LOCK_ROOT = "/run/lock/mailmen"
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,15 @@ class Domain:
     @property
     def log_dir(self) -> str:
         return f"{LOG_ROOT}/{self.name}"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{LOCK_ROOT}/{self.name}"
+
+    @property
+    def ident(self) -> str:
+        """The name with only letters, digits and underscores (Exim driver names, cron.d files)."""
+        return self.name.replace(".", "_").replace("-", "_")
 
 
 def normalise(raw: str) -> str:

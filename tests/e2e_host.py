@@ -1,0 +1,114 @@
+"""A throw-away Debian host for end-to-end tests: an mmdebstrap chroot whose daemons run
+in a network namespace of their own (loopback only), so nothing reaches the outside."""
+
+import email
+import mailbox
+import os
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+HOSTNAME = "host.example"
+
+
+class Host:
+    def __init__(self, root: Path):
+        self.root = root
+        self.netns = f"mmdeb-{uuid.uuid4().hex[:8]}"
+        self.mounts: list[Path] = []
+
+    @classmethod
+    def create(cls, root: Path, dist: str, packages: list[str], debconf: str = "") -> "Host":
+        hooks = []
+        if debconf:
+            hooks.append(f"--essential-hook=printf '%s' '{debconf}' | chroot \"$1\" debconf-set-selections")
+        subprocess.run(
+            ["mmdebstrap", "--variant=apt", f"--include={','.join(packages)}", *hooks,
+             "--skip=cleanup/apt/lists", dist, str(root)],
+            check=True, capture_output=True,
+        )
+        return cls(root)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    def start(self) -> None:
+        subprocess.run(["ip", "netns", "add", self.netns], check=True)
+        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
+        for fs, target, options in (("proc", "proc", []), ("sysfs", "sys", []), ("devpts", "dev/pts", ["-o", "newinstance,ptmxmode=0666"])):
+            path = self.root / target
+            path.mkdir(exist_ok=True)
+            subprocess.run(["mount", "-t", fs, *options, fs, str(path)], check=True)
+            self.mounts.append(path)
+        (self.root / "etc/hostname").write_text(HOSTNAME + "\n")
+        (self.root / "etc/mailname").write_text(HOSTNAME + "\n")
+
+    def stop(self) -> None:
+        for pid in self.pids():
+            try:
+                os.kill(pid, 9)
+            except ProcessLookupError:
+                pass
+        time.sleep(0.5)
+        for path in reversed(self.mounts):
+            subprocess.run(["umount", "-l", str(path)], check=False)
+        self.mounts.clear()
+        subprocess.run(["ip", "netns", "del", self.netns], check=False)
+
+    def pids(self) -> list[int]:
+        """Processes whose root is this host's directory."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    if os.readlink(entry / "root") == str(self.root):
+                        found.append(int(entry.name))
+                except OSError:
+                    continue
+        return found
+
+    # -- commands ----------------------------------------------------------------
+
+    def run(self, *argv: str, user: str | None = None, input: str | None = None, check: bool = True,
+            network: bool = False) -> subprocess.CompletedProcess:
+        """Run argv inside the host; network=True runs it outside the namespace (apt)."""
+        command = ["chroot", str(self.root)]
+        if user:
+            command += ["runuser", "-u", user, "--"]
+        if not network:
+            command = ["ip", "netns", "exec", self.netns, *command]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=env)
+        if check and result.returncode:
+            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
+
+    def install(self, debs: list[Path]) -> subprocess.CompletedProcess:
+        target = self.root / "tmp/debs"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for deb in debs:
+            shutil.copy(deb, target)
+        names = [f"/tmp/debs/{deb.name}" for deb in debs]
+        return self.run("apt-get", "install", "--yes", "--no-install-recommends", *names, network=True)
+
+    # -- mail --------------------------------------------------------------------
+
+    def send(self, sender: str, recipient: str, subject: str, body: str = "", user: str | None = None) -> None:
+        message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{uuid.uuid4()}@{HOSTNAME}>\n\n{body}\n"
+        self.run("/usr/sbin/sendmail", "-f", sender, recipient, input=message, user=user)
+
+    def mailbox(self, user: str) -> list[email.message.Message]:
+        path = self.root / "var/mail" / user
+        return list(mailbox.mbox(str(path))) if path.exists() else []
+
+    def wait_for_mail(self, user: str, predicate, timeout: float = 90) -> email.message.Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.mailbox(user):
+                if predicate(message):
+                    return message
+            time.sleep(1)
+        subjects = [m["Subject"] for m in self.mailbox(user)]
+        raise AssertionError(f"no matching mail for {user} within {timeout}s; mailbox has {subjects}")
