@@ -31,6 +31,7 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", type=Path, default=Path("build"), help="output directory (default: build/)")
         sub.add_argument("--mail-gid", default=DEFAULT_MAIL_GID, help="group the MTA runs the mail wrapper as")
         sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
+        sub.add_argument("--revision", type=int, default=1, help="Debian revision (default 1)")
         sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
         if name == "build":
             sub.add_argument("--builder", choices=["sbuild", "pbuilder", "local"], default="sbuild")
@@ -52,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         cgi_gid=args.cgi_gid,
         patches_dir=args.patches,
         jobs=max(1, getattr(args, "jobs", 1)),
+        revision=args.revision,
     )
     try:
         for artifact in run(request, Runner(echo=args.verbose)):

@@ -33,6 +33,7 @@ class BuildRequest:
     cgi_gid: str = DEFAULT_CGI_GID
     patches_dir: Path = PATCHES_DIR
     jobs: int = 1  # domains built at once; each build has its own chroot
+    revision: int = 1
 
 
 def progress(message: str) -> None:
@@ -55,7 +56,7 @@ def plan(request: BuildRequest) -> list[PackageSpec]:
     upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
     dist = request.dist or upstream.flavour.dists[0]
     return [
-        PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid)
+        PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid, request.revision)
         for domain in dict.fromkeys(domains)
     ]
 

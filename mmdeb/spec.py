@@ -28,6 +28,8 @@ class PackageSpec:
         if self.dist not in DIST_RELEASES:
             raise MmdebError(f"unknown distribution {self.dist!r}", f"use one of {', '.join(DIST_RELEASES)}")
         self.flavour.check_dist(self.dist)
+        if self.revision < 1:
+            raise MmdebError(f"revision {self.revision} is not a positive number", "give --revision 1 or higher")
         for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
             if not GROUP_NAME.match(group):
                 raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from fixture_upstream import PATCH_MARKER, make_fixture  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
+from mmdeb.cli import main  # noqa: E402
 from mmdeb.upstream import FLAVOURS, flavour_for_version, inspect_tarball  # noqa: E402
 
 REAL_TARBALL = os.environ.get("MMDEB_UPSTREAM_TARBALL")
@@ -54,3 +55,24 @@ def fixture_py3(tmp_path_factory) -> TestUpstream:
     """Always the fixture: for tests of mmdeb's own behaviour, whatever the real upstream is."""
     tarball, patches = make_fixture(tmp_path_factory.mktemp("fixture-py3-only"), "py3")
     return TestUpstream(tarball, "py3", patches, False)
+
+
+DOMAIN = "lists.example.org"
+OTHER_DOMAIN = "lists.example.net"
+
+
+def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1) -> Path:
+    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches)]
+    assert main([*args, "--builder", builder, "--out", str(out), "--revision", str(revision)]) == 0
+    return out / upstream.dist
+
+
+def deb_of(dist_dir: Path, domain: str, revision: int = 1) -> Path:
+    (deb,) = dist_dir.glob(f"mailman-{domain}_*-{revision}+*_amd64.deb")
+    return deb
+
+
+@pytest.fixture(scope="session")
+def built(upstream, tmp_path_factory) -> Path:
+    """lists.example.org and lists.example.net, built in one call with sbuild."""
+    return build(upstream, tmp_path_factory.mktemp(f"sbuild-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN)

@@ -25,8 +25,7 @@ class Host:
         if debconf:
             hooks.append(f"--essential-hook=printf '%s' '{debconf}' | chroot \"$1\" debconf-set-selections")
         subprocess.run(
-            ["mmdebstrap", "--variant=apt", f"--include={','.join(packages)}", *hooks,
-             "--skip=cleanup/apt/lists", dist, str(root)],
+            ["mmdebstrap", "--variant=apt", f"--include={','.join(packages)}", *hooks, dist, str(root)],
             check=True, capture_output=True,
         )
         return cls(root)
@@ -70,28 +69,32 @@ class Host:
 
     # -- commands ----------------------------------------------------------------
 
-    def run(self, *argv: str, user: str | None = None, input: str | None = None, check: bool = True,
-            network: bool = False) -> subprocess.CompletedProcess:
-        """Run argv inside the host; network=True runs it outside the namespace (apt)."""
-        command = ["chroot", str(self.root)]
+    def run(self, *argv: str, user: str | None = None, input: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        """Run argv inside the host and its network namespace."""
+        command = ["ip", "netns", "exec", self.netns, "chroot", str(self.root)]
         if user:
             command += ["runuser", "-u", user, "--"]
-        if not network:
-            command = ["ip", "netns", "exec", self.netns, *command]
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
         result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=env)
         if check and result.returncode:
             raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
 
-    def install(self, debs: list[Path]) -> subprocess.CompletedProcess:
+    def allow_service_starts(self) -> None:
+        """Let maintainer scripts start services; they only ever run inside the namespace."""
+        policy = self.root / "usr/sbin/policy-rc.d"
+        policy.write_text("#!/bin/sh\nexit 0\n")
+        policy.chmod(0o755)
+
+    def install_offline(self, debs: list[Path]) -> subprocess.CompletedProcess:
+        """dpkg -i inside the namespace: the dependencies must already be in the host."""
         target = self.root / "tmp/debs"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
         for deb in debs:
             shutil.copy(deb, target)
-        names = [f"/tmp/debs/{deb.name}" for deb in debs]
-        return self.run("apt-get", "install", "--yes", "--no-install-recommends", *names, network=True)
+        return self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
 
     # -- mail --------------------------------------------------------------------
 

@@ -7,24 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from mmdeb.cli import main
+from conftest import DOMAIN, OTHER_DOMAIN, build, deb_of
 from mmdeb.upstream import sha256_of
 
 pytestmark = pytest.mark.chroot
-
-DOMAIN = "lists.example.org"
-OTHER_DOMAIN = "lists.example.net"
-
-
-def build(upstream, out: Path, *domains: str, builder: str = "sbuild") -> Path:
-    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches)]
-    assert main([*args, "--builder", builder, "--out", str(out)]) == 0
-    return out / upstream.dist
-
-
-def deb_of(dist_dir: Path, domain: str) -> Path:
-    (deb,) = dist_dir.glob(f"mailman-{domain}_*_amd64.deb")
-    return deb
 
 
 def data_tar(deb: Path) -> tarfile.TarFile:
@@ -34,12 +20,6 @@ def data_tar(deb: Path) -> tarfile.TarFile:
 
 def prefix_of(domain: str) -> str:
     return f"./var/lib/mailmen/{domain}"
-
-
-@pytest.fixture(scope="session")
-def built(upstream, tmp_path_factory) -> Path:
-    """lists.example.org and lists.example.net, built in one call with sbuild."""
-    return build(upstream, tmp_path_factory.mktemp(f"sbuild-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN)
 
 
 def test_sbuild_gives_source_and_binary_packages(built, upstream):

@@ -1,0 +1,196 @@
+"""End to end, on real Mailman: two domains with a `users` list each, real Postfix and Apache,
+in a fresh mmdebstrap chroot whose daemons run in their own network namespace.
+
+Needs the real upstream tarball (the fixture is no Mailman), root and the Debian mirror.
+"""
+
+import re
+import shutil
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of
+from e2e_host import HOSTNAME, Host
+from mmdeb import PROJECT_ROOT
+from mmdeb.upstream import FLAVOURS
+
+pytestmark = [
+    pytest.mark.chroot,
+    pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
+]
+
+POSTFIX_DEBCONF = (
+    "postfix postfix/main_mailer_type select Local only\n"
+    f"postfix postfix/mailname string {HOSTNAME}\n"
+)
+USERS = ("alice", "bob", "carol")
+ARTIFACTS = PROJECT_ROOT / "build" / "test-artifacts"
+
+
+def prefix(domain: str) -> str:
+    return f"/var/lib/mailmen/{domain}"
+
+
+def address(user: str) -> str:
+    return f"{user}@{HOSTNAME}"
+
+
+def members(host: Host, domain: str, listname: str = "users") -> list[str]:
+    return host.run(f"{prefix(domain)}/bin/list_members", listname).stdout.split()
+
+
+def wait_until(condition, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := condition():
+            return result
+        time.sleep(1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def confirm_by_reply(host: Host, user: str, seen: set[str]) -> None:
+    """Answer the next confirmation request in user's mailbox, as a mail reader's reply would."""
+    request = host.wait_for_mail(user, lambda m: (m["Subject"] or "").startswith("confirm ") and m["Subject"] not in seen)
+    seen.add(request["Subject"])
+    host.send(address(user), request["Reply-To"], f"Re: {request['Subject']}", user=user)
+
+
+def runner_pids(host: Host, domain: str) -> list[int]:
+    pid_file = host.root / prefix(domain).lstrip("/") / "data/master-qrunner.pid"
+    return [int(pid_file.read_text())] if pid_file.exists() else []
+
+
+@pytest.fixture(scope="module")
+def host(built, upstream, tmp_path_factory):
+    runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
+    root = tmp_path_factory.mktemp("e2e") / "host"
+    machine = Host.create(root, upstream.dist, ["postfix", "apache2", "procps", "curl", *runtime], POSTFIX_DEBCONF)
+    machine.allow_service_starts()
+    machine.start()
+    try:
+        machine.run("postconf", "-e", f"myhostname = {HOSTNAME}")
+        for user in USERS:
+            machine.run("useradd", "--create-home", user)
+        machine.run("postfix", "start")
+        machine.run("apache2ctl", "start")
+        installed = machine.install_offline([deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
+        machine.install_log = installed.stdout + installed.stderr
+        for domain in (DOMAIN, OTHER_DOMAIN):
+            machine.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
+        yield machine
+    finally:
+        machine.stop()
+
+
+def test_install_starts_each_domains_runners(host):
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        pids = wait_until(lambda: runner_pids(host, domain), what=f"{domain}'s qrunners")
+        assert Path(f"/proc/{pids[0]}").exists()
+        assert (host.root / f"etc/mailmen/{domain}/site-list-password").stat().st_mode & 0o777 == 0o600
+        assert (host.root / prefix(domain).lstrip("/") / "lists/mailman").is_dir(), "site list created"
+    assert "Postfix delivers mail for lists.example.org" in host.install_log
+
+
+def test_alias_database_owned_by_the_mail_gid_user(host):
+    result = host.run("stat", "-c", "%U:%G", f"{prefix(DOMAIN)}/data/aliases.db")
+    assert result.stdout.strip() == "daemon:list"
+
+
+def test_join_by_mail(host):
+    seen: set[str] = set()
+    host.send(address("alice"), f"users-join@{DOMAIN}", "join", user="alice")
+    confirm_by_reply(host, "alice", seen)
+    host.wait_for_mail("alice", lambda m: "Welcome" in (m["Subject"] or ""))
+    assert members(host, DOMAIN) == [address("alice")]
+    assert members(host, OTHER_DOMAIN) == []
+
+
+def test_post_reaches_every_subscriber_of_that_domain_only(host):
+    host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")
+    host.run(f"{prefix(OTHER_DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("carol") + "\n")
+    token = uuid.uuid4().hex
+    host.send(address("alice"), f"users@{DOMAIN}", f"post {token}", body=f"body {token}", user="alice")
+    for user in ("alice", "bob"):
+        post = host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""))
+        assert f"body {token}" in post.get_payload(decode=True).decode()
+    time.sleep(5)  # give a wrongly routed copy time to arrive
+    assert not [m for m in host.mailbox("carol") if token in m.as_string()]
+
+
+def test_leave_by_mail(host):
+    seen = {m["Subject"] for m in host.mailbox("alice")}
+    host.send(address("alice"), f"users-leave@{DOMAIN}", "leave", user="alice")
+    confirm_by_reply(host, "alice", seen)
+    wait_until(lambda: address("alice") not in members(host, DOMAIN), what="alice to leave")
+    assert members(host, DOMAIN) == [address("bob")]
+
+
+def test_listinfo_shows_only_the_domains_own_lists(host):
+    host.run(f"{prefix(OTHER_DOMAIN)}/bin/newlist", "-q", "netonly", address("bob"), "listpassword")
+    listed = {}
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        page = host.run("curl", "-sf", "-H", f"Host: {domain}", "http://127.0.0.1/mailman/listinfo").stdout
+        listed[domain] = set(re.findall(r'href="listinfo/([^"]+)"', page))
+    assert "users" in listed[DOMAIN] and "netonly" not in listed[DOMAIN]
+    assert {"users", "netonly"} <= listed[OTHER_DOMAIN]
+
+
+def test_listinfo_screenshot(host):
+    chromium = shutil.which("chromium")
+    if not chromium:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        shot = ARTIFACTS / f"listinfo-{domain}.png"
+        shot.unlink(missing_ok=True)
+        subprocess.run(
+            ["ip", "netns", "exec", host.netns, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", f"--user-data-dir={host.root}/tmp/chromium-{domain}",
+             f"--host-resolver-rules=MAP {domain} 127.0.0.1", f"--screenshot={shot}", "--window-size=1000,700",
+             f"http://{domain}/mailman/listinfo"],
+            check=True, capture_output=True, timeout=120,
+        )
+        assert shot.stat().st_size > 1000
+
+
+def test_check_perms_finds_no_problem(host):
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        assert "No problems found" in host.run(f"{prefix(domain)}/bin/check_perms").stdout
+
+
+def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, tmp_path_factory):
+    newer = build(upstream, tmp_path_factory.mktemp("upgrade"), DOMAIN, revision=2)
+    conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
+    conffile.write_text(conffile.read_text() + "# kept across upgrades\n")
+    host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+    wait_until(lambda: not runner_pids(host, DOMAIN), what="runners to stop")
+    tokens = [uuid.uuid4().hex for _ in range(3)]
+    for token in tokens:
+        host.send(address("bob"), f"users@{DOMAIN}", f"queued {token}", body=token, user="bob")
+    queue = host.root / prefix(DOMAIN).lstrip("/") / "qfiles/in"
+    wait_until(lambda: len(list(queue.glob("*.pck"))) == 3, what="three posts in qfiles/in")
+
+    host.install_offline([deb_of(newer, DOMAIN, revision=2)])
+
+    for token in tokens:
+        host.wait_for_mail("bob", lambda m: token in (m["Subject"] or ""))
+    assert "# kept across upgrades" in conffile.read_text()
+    assert members(host, DOMAIN) == [address("bob")]
+    assert runner_pids(host, DOMAIN), "runners started again after the upgrade"
+
+
+def test_remove_keeps_lists_and_purge_keeps_archives(host):
+    lists = host.root / prefix(OTHER_DOMAIN).lstrip("/") / "lists"
+    host.run("dpkg", "--remove", f"mailman-{OTHER_DOMAIN}")
+    assert (lists / "users").is_dir() and (lists / "netonly").is_dir()
+    assert OTHER_DOMAIN not in host.run("postconf", "-h", "virtual_alias_domains").stdout
+    purge = host.run("dpkg", "--purge", f"mailman-{OTHER_DOMAIN}")
+    assert (lists / "users").is_dir()
+    assert not (host.root / f"etc/mailmen/{OTHER_DOMAIN}").exists()
+    assert not (host.root / f"var/log/mailmen/{OTHER_DOMAIN}").exists()
+    assert f"kept in {prefix(OTHER_DOMAIN)}" in purge.stdout + purge.stderr
