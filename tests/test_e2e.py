@@ -23,10 +23,20 @@ pytestmark = [
     pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
 ]
 
-POSTFIX_DEBCONF = (
-    "postfix postfix/main_mailer_type select Local only\n"
-    f"postfix postfix/mailname string {HOSTNAME}\n"
-)
+MTA_DEBCONF = {
+    "postfix": (
+        "postfix postfix/main_mailer_type select Local only\n"
+        f"postfix postfix/mailname string {HOSTNAME}\n"
+    ),
+    "exim4-daemon-light": (
+        "exim4-config exim4/dc_eximconfig_configtype select local delivery only; not on a network\n"
+        f"exim4-config exim4/mailname string {HOSTNAME}\n"
+        f"exim4-config exim4/dc_other_hostnames string {HOSTNAME}\n"
+        "exim4-config exim4/dc_local_interfaces string 127.0.0.1 ; ::1\n"
+        "exim4-config exim4/use_split_config boolean true\n"
+    ),
+}
+MTA_START = {"postfix": ["postfix", "start"], "exim4-daemon-light": ["/etc/init.d/exim4", "start"]}
 USERS = ("alice", "bob", "carol")
 ARTIFACTS = PROJECT_ROOT / "build" / "test-artifacts"
 
@@ -60,22 +70,27 @@ def confirm_by_reply(host: Host, user: str, seen: set[str]) -> None:
 
 
 def runner_pids(host: Host, domain: str) -> list[int]:
+    """The live master qrunner of domain (mailmanctl stop may leave its pid file behind)."""
     pid_file = host.root / prefix(domain).lstrip("/") / "data/master-qrunner.pid"
-    return [int(pid_file.read_text())] if pid_file.exists() else []
+    pid = int(pid_file.read_text()) if pid_file.exists() else 0
+    return [pid] if pid and Path(f"/proc/{pid}").exists() else []
 
 
-@pytest.fixture(scope="module")
-def host(built, upstream, tmp_path_factory):
+@pytest.fixture(scope="module", params=list(MTA_DEBCONF))
+def host(request, built, upstream, tmp_path_factory):
+    mta = request.param
     runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
-    root = tmp_path_factory.mktemp("e2e") / "host"
-    machine = Host.create(root, upstream.dist, ["postfix", "apache2", "procps", "curl", *runtime], POSTFIX_DEBCONF)
+    root = tmp_path_factory.mktemp(f"e2e-{mta}") / "host"
+    machine = Host.create(root, upstream.dist, [mta, "apache2", "procps", "curl", *runtime], MTA_DEBCONF[mta])
+    machine.mta = mta
     machine.allow_service_starts()
     machine.start()
     try:
-        machine.run("postconf", "-e", f"myhostname = {HOSTNAME}")
+        if mta == "postfix":
+            machine.run("postconf", "-e", f"myhostname = {HOSTNAME}")
         for user in USERS:
             machine.run("useradd", "--create-home", user)
-        machine.run("postfix", "start")
+        machine.run(*MTA_START[mta])
         machine.run("apache2ctl", "start")
         installed = machine.install_offline([deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
         machine.install_log = installed.stdout + installed.stderr
@@ -88,14 +103,16 @@ def host(built, upstream, tmp_path_factory):
 
 def test_install_starts_each_domains_runners(host):
     for domain in (DOMAIN, OTHER_DOMAIN):
-        pids = wait_until(lambda: runner_pids(host, domain), what=f"{domain}'s qrunners")
-        assert Path(f"/proc/{pids[0]}").exists()
+        wait_until(lambda: runner_pids(host, domain), what=f"{domain}'s qrunners")
         assert (host.root / f"etc/mailmen/{domain}/site-list-password").stat().st_mode & 0o777 == 0o600
         assert (host.root / prefix(domain).lstrip("/") / "lists/mailman").is_dir(), "site list created"
-    assert "Postfix delivers mail for lists.example.org" in host.install_log
+    mta_name = "Postfix" if host.mta == "postfix" else "Exim"
+    assert f"{mta_name} delivers mail for lists.example.org" in host.install_log
 
 
 def test_alias_database_owned_by_the_mail_gid_user(host):
+    if host.mta != "postfix":
+        pytest.skip("Exim routes by directory lookup, without alias maps")
     result = host.run("stat", "-c", "%U:%G", f"{prefix(DOMAIN)}/data/aliases.db")
     assert result.stdout.strip() == "daemon:list"
 
@@ -139,13 +156,20 @@ def test_listinfo_shows_only_the_domains_own_lists(host):
     assert {"users", "netonly"} <= listed[OTHER_DOMAIN]
 
 
+def test_unknown_list_address_refused_at_smtp_time(host):
+    result = host.run("curl", "-s", "--url", "smtp://127.0.0.1", "--mail-from", address("alice"),
+                      "--mail-rcpt", f"nosuchlist@{DOMAIN}", "-T", "/etc/hostname", check=False)
+    assert result.returncode != 0
+    assert "550" in result.stdout + result.stderr
+
+
 def test_listinfo_screenshot(host):
     chromium = shutil.which("chromium")
     if not chromium:
         pytest.skip("chromium is not installed (apt-get install chromium)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for domain in (DOMAIN, OTHER_DOMAIN):
-        shot = ARTIFACTS / f"listinfo-{domain}.png"
+        shot = ARTIFACTS / f"listinfo-{domain}-{host.mta}.png"
         shot.unlink(missing_ok=True)
         subprocess.run(
             ["ip", "netns", "exec", host.netns, chromium, "--headless", "--no-sandbox", "--disable-gpu",
@@ -188,7 +212,10 @@ def test_remove_keeps_lists_and_purge_keeps_archives(host):
     lists = host.root / prefix(OTHER_DOMAIN).lstrip("/") / "lists"
     host.run("dpkg", "--remove", f"mailman-{OTHER_DOMAIN}")
     assert (lists / "users").is_dir() and (lists / "netonly").is_dir()
-    assert OTHER_DOMAIN not in host.run("postconf", "-h", "virtual_alias_domains").stdout
+    if host.mta == "postfix":
+        assert OTHER_DOMAIN not in host.run("postconf", "-h", "virtual_alias_domains").stdout
+    else:
+        assert OTHER_DOMAIN not in (host.root / "etc/exim4/update-exim4.conf.conf").read_text()
     purge = host.run("dpkg", "--purge", f"mailman-{OTHER_DOMAIN}")
     assert (lists / "users").is_dir()
     assert not (host.root / f"etc/mailmen/{OTHER_DOMAIN}").exists()
