@@ -38,4 +38,4 @@ def test_site_list_failure_is_reported_without_failing_configure(bare_host, buil
     result = bare_host.run("dpkg-reconfigure", "--frontend=noninteractive", package, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'could not create the site list "mailman"' in result.stdout + result.stderr
-    assert f"newlist mailman" in result.stdout + result.stderr
+    assert "newlist mailman" in result.stdout + result.stderr

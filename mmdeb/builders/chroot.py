@@ -6,6 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
+from mmdeb.builders import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
 from mmdeb.upstream import FLAVOURS
@@ -72,3 +73,13 @@ class ChrootCache:
                 finally:
                     partial.unlink(missing_ok=True)
         return target
+
+
+class ChrootBuilder(Builder):
+    """A builder that runs in the cached mmdebstrap tarball of the dist."""
+
+    def __init__(self, cache_root: Path):
+        self.chroots = ChrootCache(cache_root / "chroots")
+
+    def prepare(self, dist: str, arch: str, runner: Runner) -> None:
+        self.chroots.ensure(dist, arch, runner)

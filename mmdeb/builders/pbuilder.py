@@ -3,8 +3,7 @@
 import os
 from pathlib import Path
 
-from mmdeb.builders import Builder
-from mmdeb.builders.chroot import ChrootCache, require
+from mmdeb.builders.chroot import ChrootBuilder, require
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
 
@@ -26,11 +25,11 @@ def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Pa
     ]
 
 
-class PbuilderBuilder(Builder):
+class PbuilderBuilder(ChrootBuilder):
     name = "pbuilder"
 
     def __init__(self, cache_root: Path):
-        self.chroots = ChrootCache(cache_root / "chroots")
+        super().__init__(cache_root)
         self.config = cache_root / "pbuilderrc"
 
     def check(self) -> None:
@@ -40,7 +39,7 @@ class PbuilderBuilder(Builder):
             raise MmdebError("pbuilder needs root", "run mmdeb as root, or use --builder sbuild")
 
     def prepare(self, dist: str, arch: str, runner: Runner) -> None:
-        self.chroots.ensure(dist, arch, runner)
+        super().prepare(dist, arch, runner)
         self.config.write_text(PBUILDERRC)
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:

@@ -4,8 +4,7 @@ import getpass
 import os
 from pathlib import Path
 
-from mmdeb.builders import Builder
-from mmdeb.builders.chroot import ChrootCache, require
+from mmdeb.builders.chroot import ChrootBuilder, require
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
 
@@ -57,20 +56,14 @@ def check_subids(files: tuple[Path, ...] = SUBID_FILES) -> None:
             )
 
 
-class SbuildBuilder(Builder):
+class SbuildBuilder(ChrootBuilder):
     name = "sbuild"
-
-    def __init__(self, cache_root: Path):
-        self.chroots = ChrootCache(cache_root / "chroots")
 
     def check(self) -> None:
         require("sbuild", "sbuild")
         require("mmdebstrap", "mmdebstrap")
         require("newuidmap", "uidmap")
         check_subids()
-
-    def prepare(self, dist: str, arch: str, runner: Runner) -> None:
-        self.chroots.ensure(dist, arch, runner)
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
         runner.run(sbuild_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir), cwd=result_dir)

@@ -1,0 +1,35 @@
+"""piuparts: install, upgrade from the previous revision, and purge of a domain package."""
+
+import subprocess
+
+import pytest
+
+from conftest import DOMAIN, build, deb_of
+
+pytestmark = pytest.mark.chroot
+
+
+def test_piuparts_install_upgrade_purge(built, upstream, tmp_path):
+    base = tmp_path / "base.tar.gz"
+    subprocess.run(["mmdebstrap", "--variant=minbase", upstream.dist, str(base)], check=True, capture_output=True)
+    # The previous revision comes from a local repository, so piuparts can install it with apt.
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / deb_of(built, DOMAIN).name).write_bytes(deb_of(built, DOMAIN).read_bytes())
+    packages = subprocess.run(["dpkg-scanpackages", "."], cwd=repo, check=True, capture_output=True).stdout
+    (repo / "Packages").write_bytes(packages)
+    newer = deb_of(build(upstream, tmp_path / "newer", DOMAIN, revision=2), DOMAIN, revision=2)
+    prefix = f"/var/lib/mailmen/{DOMAIN}".replace(".", r"\.")
+    result = subprocess.run(
+        [
+            "piuparts", f"--basetgz={base}", f"--distribution={upstream.dist}",
+            f"--bindmount={repo}", f"--extra-repo=deb [trusted=yes] file://{repo} ./",
+            # Purge keeps list data on purpose (lists, archives, data, queues).
+            f"--ignore-regex=^{prefix}/(lists|archives|data|qfiles)(/.*)?$",
+            f"--ignore-regex=^{prefix}/$", "--ignore-regex=^/var/lib/mailmen/$",
+            str(newer),
+        ],
+        capture_output=True, text=True,
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    assert "PASS: Installation, upgrade and purging tests." in result.stdout
