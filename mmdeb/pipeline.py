@@ -15,7 +15,7 @@ from mmdeb import PATCHES_DIR, __version__
 from mmdeb.builders import Builder, get_builder
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.run import Runner
+from mmdeb.run import Runner, require
 from mmdeb.source import build_source
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
 from mmdeb.upstream import cache_dir, load_catalogue, resolve
@@ -75,6 +75,8 @@ def run(request: BuildRequest, runner: Runner) -> list[Path]:
     builder = get_builder(request.builder, cache_dir()) if request.builder else None
     if builder:
         builder.check()
+    require("dpkg-source", "dpkg-dev")
+    require("debconf-updatepo", "po-debconf")
     arch = host_arch(runner)
     if builder:
         for dist in dict.fromkeys(spec.dist for spec in specs):

@@ -7,6 +7,7 @@ build log that is kept beside the artifacts.
 import logging
 import os
 import shlex
+import shutil
 import sys
 from collections import deque
 from pathlib import Path
@@ -19,6 +20,12 @@ log = logging.getLogger(__name__)
 logging.getLogger("sh").setLevel(logging.WARNING)  # it logs every process start at INFO
 
 OUTPUT_TAIL_LINES = 15
+
+
+def require(program: str, package: str) -> None:
+    """Fail early, naming the package, if program is not on PATH."""
+    if not shutil.which(program):
+        raise MmdebError(f"{program} is not installed", f"apt-get install {package}")
 
 
 class CommandFailed(MmdebError):

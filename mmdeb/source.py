@@ -1,6 +1,8 @@
 """Assemble the source tree and build the 3.0 (quilt) source package with dpkg-source."""
 
+import re
 import shutil
+import time
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
@@ -22,6 +24,18 @@ def dpkg_source_build_argv(tree: str) -> list[str]:
 
 def dpkg_source_extract_argv(dsc: Path, dest: Path) -> list[str]:
     return ["dpkg-source", "--extract", str(dsc), str(dest)]
+
+
+def debconf_updatepo_argv() -> list[str]:
+    return ["debconf-updatepo"]
+
+
+def write_templates_pot(tree: Path, runner: Runner, timestamp: int) -> None:
+    """Generate debian/po/templates.pot, dated by the changelog rather than the clock."""
+    runner.run(debconf_updatepo_argv(), cwd=tree)
+    pot = tree / "debian/po/templates.pot"
+    date = time.strftime("%Y-%m-%d %H:%M+0000", time.gmtime(timestamp))
+    pot.write_text(re.sub(r'^"POT-Creation-Date: .*\\n"$', f'"POT-Creation-Date: {date}\\\\n"', pot.read_text(), flags=re.M))
 
 
 def place_orig(source: Path, target: Path, published_dir: Path) -> None:
@@ -48,6 +62,7 @@ def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: 
         (tree / component.name).mkdir()
         runner.run(unpack_argv(component_orig, tree / component.name))
     render_debian(spec, tree / "debian", timestamp, reason)
+    write_templates_pot(tree, runner, timestamp)
     runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
     shutil.rmtree(tree)
     return workdir / spec.dsc_name

@@ -3,12 +3,10 @@
 import fcntl
 import hashlib
 import os
-import shutil
 from pathlib import Path
 
 from mmdeb.builders import Builder
-from mmdeb.errors import MmdebError
-from mmdeb.run import Runner
+from mmdeb.run import Runner, require
 from mmdeb.upstream import FLAVOURS
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -20,7 +18,7 @@ def mirror() -> str:
 
 def preinstalled_packages(dist: str) -> list[str]:
     """Build dependencies of every flavour that runs on dist, so warm builds download nothing."""
-    packages = {"debhelper", "fakeroot"}
+    packages = {"debhelper", "fakeroot", "po-debconf"}
     for flavour in FLAVOURS.values():
         if dist in flavour.dists:
             packages.update(flavour.build_depends)
@@ -39,11 +37,6 @@ def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], mirr
         str(target),
         mirror_url,
     ]
-
-
-def require(program: str, package: str) -> None:
-    if not shutil.which(program):
-        raise MmdebError(f"{program} is not installed", f"apt-get install {package}")
 
 
 class ChrootCache:

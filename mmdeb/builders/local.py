@@ -3,9 +3,8 @@
 from pathlib import Path
 
 from mmdeb.builders import Builder
-from mmdeb.builders.chroot import require
 from mmdeb.errors import MmdebError
-from mmdeb.run import CommandFailed, Runner
+from mmdeb.run import CommandFailed, Runner, require
 from mmdeb.source import dpkg_source_extract_argv
 
 

@@ -3,9 +3,9 @@
 import os
 from pathlib import Path
 
-from mmdeb.builders.chroot import ChrootBuilder, require
+from mmdeb.builders.chroot import ChrootBuilder
 from mmdeb.errors import MmdebError
-from mmdeb.run import Runner
+from mmdeb.run import Runner, require
 
 
 # pbuilder's default resolver needs aptitude, which the shared chroot lacks.

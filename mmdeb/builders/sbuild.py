@@ -4,9 +4,9 @@ import getpass
 import os
 from pathlib import Path
 
-from mmdeb.builders.chroot import ChrootBuilder, require
+from mmdeb.builders.chroot import ChrootBuilder
 from mmdeb.errors import MmdebError
-from mmdeb.run import Runner
+from mmdeb.run import Runner, require
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 SUBID_RANGE = 65536
