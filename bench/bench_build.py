@@ -2,7 +2,7 @@
 """Time `mmdeb build` for one domain cold (no cached chroot) and warm, and the marginal time
 per extra domain when N domains are built in one call (sequentially and with --jobs).
 
-    MMDEB_UPSTREAM_TARBALL=/path/mailman-2.2.0.tar.gz bench/bench_build.py --domains 4
+    MMDEB_UPSTREAM_TARBALL=/path/mailman-2.2.0.tar.gz bench/bench_build.py --domains 3
 
 Writes bench/results/build-<flavour>-<date>.json and prints a summary. Uses a fresh cache
 directory, so the user's cached chroots are neither used nor touched.
@@ -45,7 +45,7 @@ def timed_build(tarball: Path, domains: list[str], out: Path, env: dict, builder
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--domains", type=int, default=4, help="N for the N-domain runs")
+    parser.add_argument("--domains", type=int, default=3, help="N for the N-domain runs")
     parser.add_argument("--builder", default="sbuild")
     args = parser.parse_args()
     tarball = Path(os.environ["MMDEB_UPSTREAM_TARBALL"]).resolve()
