@@ -157,7 +157,8 @@ def test_listinfo_shows_only_the_domains_own_lists(host):
 
 
 def test_unknown_list_address_refused_at_smtp_time(host):
-    result = host.run("curl", "-sS", "--url", "smtp://127.0.0.1", "--mail-from", address("alice"),
+    # From 127.0.0.2: outside Exim's relay_from_hosts, as a remote sender would be.
+    result = host.run("curl", "-sS", "--interface", "127.0.0.2", "--url", "smtp://127.0.0.1", "--mail-from", address("alice"),
                       "--mail-rcpt", f"nosuchlist@{DOMAIN}", "-T", "/etc/hostname", check=False)
     assert result.returncode != 0
     assert "550" in result.stdout + result.stderr

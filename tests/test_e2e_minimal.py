@@ -39,3 +39,4 @@ def test_site_list_failure_is_reported_without_failing_configure(bare_host, buil
     assert result.returncode == 0, result.stdout + result.stderr
     assert 'could not create the site list "mailman"' in result.stdout + result.stderr
     assert "newlist mailman" in result.stdout + result.stderr
+    assert "not started: its site list is missing" in result.stdout + result.stderr
