@@ -1,4 +1,4 @@
-"""Command line: parses arguments, runs the pipeline, turns MmdebError into one line and exit 1."""
+"""Command line: parses arguments, calls the pipeline, turns MmdebError into one line and exit 1."""
 
 import argparse
 import logging
@@ -7,58 +7,195 @@ import sys
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__
+from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.pipeline import BuildRequest, run
+from mmdeb.pipeline import BuildRequest, build, default_upstream, run
+from mmdeb.rebuild import URGENCIES, plan
+from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
+from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
+from mmdeb.upstream import DIST_RELEASES, FLAVOURS, resolve
+
+BUILDERS = ["sbuild", "pbuilder", "local"]
+
+
+def add_build_options(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--builder", choices=BUILDERS, default="sbuild")
+    sub.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="domains built at once (default: one per CPU)")
+    sub.add_argument("--out", type=Path, default=Path("build"), help="output directory (default: build/)")
+    sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
+
+
+def add_domain_settings(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--upstream", metavar="TARBALL|NAME", help="a Mailman tarball or a catalogue name")
+    sub.add_argument("--flavour", choices=sorted(FLAVOURS), help="default: guessed from the tarball")
+    sub.add_argument("--dist", choices=list(DIST_RELEASES), help="default: the flavour's first distribution")
+    sub.add_argument("--mail-gid", default=DEFAULT_MAIL_GID, help="group the MTA runs the mail wrapper as")
+    sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
 
 
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mmdeb", description="Per-domain Debian packages of GNU Mailman 2.")
     top.add_argument("--version", action="version", version=f"mmdeb {__version__}")
     top.add_argument("-v", "--verbose", action="store_true", help="show every command and its output")
+    top.add_argument("--state", type=Path, default=DEFAULT_STATE, help="the state file (default: ./mmdeb.toml)")
     commands = top.add_subparsers(dest="command", required=True)
-    for name, help_text in (
-        ("build", "build source and binary packages for each domain"),
-        ("source", "build the source package only"),
-    ):
+
+    for name, help_text in (("build", "build source and binary packages for each domain"),
+                            ("source", "build the source package only")):
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("domains", nargs="+", metavar="DOMAIN")
-        sub.add_argument("--upstream", metavar="TARBALL|NAME", help="a Mailman tarball or a catalogue name")
-        sub.add_argument("--flavour", choices=sorted(FLAVOURS), help="default: guessed from the tarball")
-        sub.add_argument("--dist", choices=list(DIST_RELEASES), help="default: the flavour's first distribution")
-        sub.add_argument("--out", type=Path, default=Path("build"), help="output directory (default: build/)")
-        sub.add_argument("--mail-gid", default=DEFAULT_MAIL_GID, help="group the MTA runs the mail wrapper as")
-        sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
+        add_domain_settings(sub)
         sub.add_argument("--revision", type=int, default=1, help="Debian revision (default 1)")
-        sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
-        if name == "build":
-            sub.add_argument("--builder", choices=["sbuild", "pbuilder", "local"], default="sbuild")
-            sub.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="domains built at once (default: one per CPU)")
+        add_build_options(sub)
+        sub.set_defaults(handler=cmd_build, source_only=name == "source")
+
+    domains = commands.add_parser("domains", help="the domains recorded in the state file")
+    actions = domains.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="record domains and their settings")
+    add.add_argument("domains", nargs="+", metavar="DOMAIN")
+    add_domain_settings(add)
+    add.add_argument("--site-list-owner", default="", help="debconf's default owner (default: postmaster@DOMAIN)")
+    add.set_defaults(handler=cmd_domains_add)
+    actions.add_parser("list", help="list the domains").set_defaults(handler=cmd_domains_list)
+    remove = actions.add_parser("remove", help="forget domains (their packages stay)")
+    remove.add_argument("domains", nargs="+", metavar="DOMAIN")
+    remove.set_defaults(handler=cmd_domains_remove)
+
+    status = commands.add_parser("status", help="versions and pending rebuilds")
+    status.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
+    status.set_defaults(handler=cmd_status)
+
+    rebuild = commands.add_parser("rebuild", help="rebuild the domains whose inputs changed")
+    rebuild.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: every domain")
+    rebuild.add_argument("--dist", choices=list(DIST_RELEASES), help="move the domains to this distribution")
+    rebuild.add_argument("--urgency", choices=URGENCIES, default="medium")
+    rebuild.add_argument("--dry-run", action="store_true", help="print the plan only")
+    add_build_options(rebuild)
+    rebuild.set_defaults(handler=cmd_rebuild)
+
+    publish = commands.add_parser("publish", help="put built packages into the signed apt repository")
+    publish.add_argument("--repo", type=Path, default=Path("repo"), help="repository directory (default: repo/)")
+    publish.add_argument("--out", type=Path, default=Path("build"), help="where the packages were built")
+    publish.set_defaults(handler=cmd_publish)
     return top
+
+
+def print_artifacts(artifacts: list[Path]) -> None:
+    for artifact in artifacts:
+        if artifact.suffix in (".dsc", ".deb"):
+            print(artifact)
+
+
+def cmd_build(args, runner: Runner) -> None:
+    request = BuildRequest(
+        domains=args.domains, upstream=args.upstream, flavour=args.flavour, dist=args.dist,
+        builder=None if args.source_only else args.builder, out=args.out, mail_gid=args.mail_gid,
+        cgi_gid=args.cgi_gid, patches_dir=args.patches, jobs=max(1, args.jobs), revision=args.revision,
+    )
+    print_artifacts(run(request, runner))
+
+
+def cmd_domains_add(args, runner: Runner) -> None:
+    upstream_name = args.upstream or default_upstream(args.flavour)
+    upstream = resolve(upstream_name, args.flavour)
+    with locked(args.state) as state:
+        for raw in args.domains:
+            domain = Domain.parse(raw)
+            if domain.name in state.domains:
+                raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
+            dist = args.dist or upstream.flavour.dists[0]
+            # Validates dist, groups and owner exactly as a build would.
+            PackageSpec(domain, upstream, dist, PATCHES_DIR, args.mail_gid, args.cgi_gid, 1, args.site_list_owner)
+            upstream_ref = upstream_name if "/" not in upstream_name else str(Path(upstream_name).resolve())
+            state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist, args.mail_gid,
+                                                     args.cgi_gid, args.site_list_owner)
+            print(f"added {domain.name} ({upstream.flavour.name} on {dist})")
+        state.save()
+
+
+def cmd_domains_list(args, runner: Runner) -> None:
+    state = State.load(args.state)
+    for name, domain in sorted(state.domains.items()):
+        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.upstream}\tbuilt {domain.built or '-'}")
+
+
+def cmd_domains_remove(args, runner: Runner) -> None:
+    with locked(args.state) as state:
+        for raw in args.domains:
+            name = Domain.parse(raw).name
+            state.get(name)
+            del state.domains[name]
+            print(f"removed {name} from {args.state}; its packages and build/ files are untouched")
+        state.save()
+
+
+def cmd_status(args, runner: Runner) -> None:
+    state = State.load(args.state)
+    print("DOMAIN\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD")
+    for name, domain in sorted(state.domains.items()):
+        pending = plan(name, domain, "medium", args.patches)
+        upstream = pending.spec.upstream.version if pending else domain.built.rsplit("-", 1)[0]
+        why = "pending: " + "; ".join(pending.reasons) if pending else "up to date"
+        print(f"{name}\t{domain.built or '-'}\t{domain.published or '-'}\t{upstream}\t{why}")
+
+
+def cmd_rebuild(args, runner: Runner) -> None:
+    with locked(args.state) as state:
+        names = [Domain.parse(raw).name for raw in args.domains] or sorted(state.domains)
+        if not names:
+            raise MmdebError(f"{args.state} records no domain", "add one with: mmdeb domains add DOMAIN")
+        for name in names:
+            if args.dist:
+                state.get(name).dist = args.dist
+        rebuilds = [item for name in names if (item := plan(name, state.get(name), args.urgency, args.patches))]
+        for item in rebuilds:
+            print(f"rebuild {item.name} as {item.spec.version}: {'; '.join(item.reasons)}")
+        if not rebuilds:
+            print("nothing to rebuild: every domain is up to date")
+        if args.dry_run or not rebuilds:
+            return
+        print_artifacts(build([item.spec for item in rebuilds], args.builder, args.out, max(1, args.jobs), runner))
+        for item in rebuilds:
+            domain = state.get(item.name)
+            domain.built, domain.inputs, domain.changelog = item.spec.version, item.inputs, list(item.spec.changelog)
+        state.save()
+
+
+def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
+    files = [out / dist / f"{package}_{version}.dsc", *sorted((out / dist).glob(f"{package}*_{version}_*.deb"))]
+    if len(files) < 2 or not files[0].exists():
+        raise MmdebError(f"the built files of {package} {version} are not in {out / dist}",
+                         f"rebuild it (mmdeb rebuild --out {out}) or give --out")
+    return files
+
+
+def cmd_publish(args, runner: Runner) -> None:
+    with locked(args.state) as state:
+        pending = {name: domain for name, domain in sorted(state.domains.items())
+                   if domain.built and domain.built != domain.published}
+        if not pending:
+            print("nothing to publish: every built version is published")
+            return
+        packages: dict[str, list[Path]] = {}
+        for name, domain in pending.items():
+            packages.setdefault(domain.dist, []).extend(built_files(args.out, f"mailman-{name}", domain.dist, domain.built))
+        current = Repository(args.repo, runner).publish(packages)
+        for name, domain in pending.items():
+            domain.published = domain.built
+            print(f"published mailman-{name} {domain.built} to {domain.dist}")
+        state.save()
+    print(f"\nCopy {current / KEYRING} to /usr/share/keyrings/ on each list host, and add this")
+    print("to /etc/apt/sources.list.d/mmdeb.sources (serve the directory over HTTP for remote hosts):\n")
+    print(sources_stanza(args.repo.resolve() / "current", sorted(packages)))
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
-    request = BuildRequest(
-        domains=args.domains,
-        upstream=args.upstream,
-        flavour=args.flavour,
-        dist=args.dist,
-        builder=getattr(args, "builder", None),
-        out=args.out,
-        mail_gid=args.mail_gid,
-        cgi_gid=args.cgi_gid,
-        patches_dir=args.patches,
-        jobs=max(1, getattr(args, "jobs", 1)),
-        revision=args.revision,
-    )
     try:
-        for artifact in run(request, Runner(echo=args.verbose)):
-            if artifact.suffix in (".dsc", ".deb"):
-                print(artifact)
+        args.handler(args, Runner(echo=args.verbose))
     except MmdebError as exc:
         print(f"mmdeb: error: {exc}", file=sys.stderr)
         return 1

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__
@@ -17,7 +17,7 @@ from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 from mmdeb.source import build_source
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, PackageSpec
 from mmdeb.upstream import cache_dir, load_catalogue, resolve
 
 
@@ -55,15 +55,19 @@ def plan(request: BuildRequest) -> list[PackageSpec]:
     domains = [Domain.parse(raw) for raw in request.domains]
     upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
     dist = request.dist or upstream.flavour.dists[0]
-    return [
-        PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid, request.revision)
-        for domain in dict.fromkeys(domains)
-    ]
+    specs = []
+    for domain in dict.fromkeys(domains):
+        spec = PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid, request.revision)
+        specs.append(replace(spec, changelog=(first_entry(spec),)))
+    return specs
 
 
-def changelog_timestamp(spec: PackageSpec) -> int:
-    """SOURCE_DATE_EPOCH if given, else a date taken from the input, so equal inputs build equal packages."""
-    return int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)
+def first_entry(spec: PackageSpec) -> ChangelogEntry:
+    """The entry of a build without history. Its date is SOURCE_DATE_EPOCH if given, else
+    taken from the input, so equal inputs build equal packages."""
+    reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {spec.domain.name}, built by mmdeb {__version__}."
+    timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)
+    return ChangelogEntry(spec.version, spec.dist, "medium", timestamp, reason)
 
 
 def host_arch(runner: Runner) -> str:
@@ -71,8 +75,12 @@ def host_arch(runner: Runner) -> str:
 
 
 def run(request: BuildRequest, runner: Runner) -> list[Path]:
-    specs = plan(request)
-    builder = get_builder(request.builder, cache_dir()) if request.builder else None
+    return build(plan(request), request.builder, request.out, request.jobs, runner)
+
+
+def build(specs: list[PackageSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
+    """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
+    builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")
@@ -81,8 +89,8 @@ def run(request: BuildRequest, runner: Runner) -> list[Path]:
     if builder:
         for dist in dict.fromkeys(spec.dist for spec in specs):
             builder.prepare(dist, arch, runner)
-    out = request.out.resolve()
-    with ThreadPoolExecutor(max_workers=request.jobs) as pool:
+    out = out.resolve()
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
         wait(futures)  # let every build finish (or fail) before reporting the first failure
     return [artifact for future in futures for artifact in future.result()]
@@ -95,10 +103,9 @@ def build_one(spec: PackageSpec, builder: Builder | None, out: Path, arch: str, 
     log_path = dist_dir / spec.log_name(arch)  # written in place, so it survives a failure
     log_path.unlink(missing_ok=True)
     log_runner = runner.with_log(log_path)
-    reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {spec.domain.name}, built by mmdeb {__version__}."
     try:
         progress(f"{spec.package} {spec.version}: source package")
-        dsc = build_source(spec, workdir, dist_dir, log_runner, changelog_timestamp(spec), reason)
+        dsc = build_source(spec, workdir, dist_dir, log_runner)
         if builder:
             progress(f"{spec.package} {spec.version}: binary packages with {builder.name} for {spec.dist}/{arch}")
             builder.build(dsc, spec.dist, arch, workdir, log_runner)

@@ -26,8 +26,8 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
 
 
-def render_debian(spec: PackageSpec, debian_dir: Path, timestamp: int, reason: str) -> None:
-    """Write debian/ for spec; the changelog entry carries timestamp and reason."""
+def render_debian(spec: PackageSpec, debian_dir: Path) -> None:
+    """Write debian/ for spec, with its changelog."""
     env = environment()
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE}
     for name in env.list_templates():
@@ -39,7 +39,7 @@ def render_debian(spec: PackageSpec, debian_dir: Path, timestamp: int, reason: s
             shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
         target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
     copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
-    write_changelog(spec, debian_dir / "changelog", timestamp, reason)
+    write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)
 
 
@@ -59,21 +59,22 @@ def copy_patches(series_dir: Path, target: Path) -> None:
     shutil.copyfile(series, target / "series")
 
 
-def write_changelog(spec: PackageSpec, path: Path, timestamp: int, reason: str) -> None:
+def write_changelog(spec: PackageSpec, path: Path) -> None:
     changelog = Changelog()
-    changelog.new_block(
-        package=spec.package,
-        version=Version(spec.version),
-        distributions=spec.dist,
-        urgency="medium",
-        author=spec.maintainer,
-        # RFC 5322 in UTC, written +0000 as Debian changelogs do (format_date writes -0000).
-        date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(timestamp)),
-    )
-    changelog.add_change("")
-    for line in textwrap.wrap(reason, width=78, initial_indent="  * ", subsequent_indent="    "):
-        changelog.add_change(line)
-    changelog.add_change("")
+    for entry in reversed(spec.changelog):  # new_block() prepends
+        changelog.new_block(
+            package=spec.package,
+            version=Version(entry.version),
+            distributions=entry.dist,
+            urgency=entry.urgency,
+            author=spec.maintainer,
+            # RFC 5322 in UTC, written +0000 as Debian changelogs do (format_date writes -0000).
+            date=time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime(entry.timestamp)),
+        )
+        changelog.add_change("")
+        for line in textwrap.wrap(entry.reason, width=78, initial_indent="  * ", subsequent_indent="    "):
+            changelog.add_change(line)
+        changelog.add_change("")
     path.write_text(str(changelog))
 
 

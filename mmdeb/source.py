@@ -49,7 +49,7 @@ def place_orig(source: Path, target: Path, published_dir: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: Runner, timestamp: int, reason: str) -> Path:
+def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: Runner) -> Path:
     """Create the .dsc and its files in workdir; return the .dsc path."""
     tree = workdir / spec.tree_name
     tree.mkdir()
@@ -61,8 +61,8 @@ def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: 
         place_orig(component.tarball, component_orig, published_dir)
         (tree / component.name).mkdir()
         runner.run(unpack_argv(component_orig, tree / component.name))
-    render_debian(spec, tree / "debian", timestamp, reason)
-    write_templates_pot(tree, runner, timestamp)
+    render_debian(spec, tree / "debian")
+    write_templates_pot(tree, runner, spec.changelog[0].timestamp)
     runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
     shutil.rmtree(tree)
     return workdir / spec.dsc_name

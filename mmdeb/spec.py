@@ -10,8 +10,18 @@ from mmdeb.errors import MmdebError
 from mmdeb.upstream import DIST_RELEASES, Flavour, Upstream
 
 GROUP_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEFAULT_MAIL_GID = "daemon"  # as Debian's own mailman package did
 DEFAULT_CGI_GID = "www-data"
+
+
+@dataclass(frozen=True)
+class ChangelogEntry:
+    version: str
+    dist: str
+    urgency: str
+    timestamp: int
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -23,6 +33,8 @@ class PackageSpec:
     mail_gid: str = DEFAULT_MAIL_GID
     cgi_gid: str = DEFAULT_CGI_GID
     revision: int = 1
+    site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
+    changelog: tuple[ChangelogEntry, ...] = ()  # newest first, starting with this version
 
     def __post_init__(self):
         if self.dist not in DIST_RELEASES:
@@ -33,6 +45,10 @@ class PackageSpec:
         for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
             if not GROUP_NAME.match(group):
                 raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
+        if self.site_list_owner and not EMAIL.match(self.site_list_owner):
+            raise MmdebError(f"site list owner {self.site_list_owner!r} is not a mail address", "give an address such as postmaster@lists.example.org")
+        if self.changelog and self.changelog[0].version != self.version:
+            raise MmdebError(f"the newest changelog entry is {self.changelog[0].version}, not {self.version}", "report this as a bug in mmdeb")
 
     @property
     def flavour(self) -> Flavour:
@@ -46,6 +62,10 @@ class PackageSpec:
     def version(self) -> str:
         # The +debNN suffix keeps the same upstream's builds for different suites apart in one pool.
         return f"{self.upstream.version}-{self.revision}+deb{DIST_RELEASES[self.dist]}"
+
+    @property
+    def owner(self) -> str:
+        return self.site_list_owner or f"postmaster@{self.domain.name}"
 
     @property
     def maintainer(self) -> str:

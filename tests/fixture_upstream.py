@@ -161,9 +161,9 @@ def write_tarball(target: Path, top: str, members: dict[str, tuple[str, int]]) -
     return target
 
 
-def make_fixture(directory: Path, flavour: str) -> tuple[Path, Path]:
+def make_fixture(directory: Path, flavour: str, version: str | None = None) -> tuple[Path, Path]:
     """Write the fixture tarball for flavour and its patch series; return (tarball, patches_dir)."""
-    version = FIXTURE_VERSIONS[flavour]
+    version = version or FIXTURE_VERSIONS[flavour]
     directory.mkdir(parents=True, exist_ok=True)
     tarball = write_tarball(directory / f"mailman-{version}.tar.gz", f"mailman-{version}", files(version))
     series_dir = directory / "patches" / flavour

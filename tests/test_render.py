@@ -1,17 +1,19 @@
 import re
+from dataclasses import replace
 
 from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
 from mmdeb.domain import Domain
 from mmdeb.render import render_debian
-from mmdeb.spec import PackageSpec
+from mmdeb.spec import ChangelogEntry, PackageSpec
 from mmdeb.upstream import resolve
 
 
 def rendered(tmp_path, upstream, **settings):
     spec = PackageSpec(Domain.parse("lists.example.org"), resolve(str(upstream.tarball)), upstream.dist, upstream.patches, **settings)
-    render_debian(spec, tmp_path / "debian", 1_700_000_000, "Test build.")
+    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
+    render_debian(spec, tmp_path / "debian")
     return spec, tmp_path / "debian"
 
 

@@ -1,0 +1,150 @@
+"""The local signed apt repository: reprepro, one suite per distribution, atomic publishes.
+
+Layout under the repository directory R:
+  R/current -> snapshots/N   the published tree: serve R/current (or use file:R/current)
+  R/snapshots/N/             conf/, db/, dists/, pool/, mmdeb-archive-keyring.gpg
+  R/gnupg/                   the private signing key; never inside a published tree
+A publish copies the current snapshot (pool files hard-linked), runs reprepro on the copy
+and only then points `current` at it, so a failure leaves the published state as it was.
+"""
+
+import fcntl
+import os
+import shutil
+import socket
+from contextlib import contextmanager
+from pathlib import Path
+
+from mmdeb.errors import MmdebError
+from mmdeb.run import CommandFailed, Runner, require
+from mmdeb.upstream import DIST_RELEASES
+
+KEYRING = "mmdeb-archive-keyring.gpg"
+COMPONENT = "main"
+
+
+def gpg_generate_key_argv(gnupghome: Path, uid: str) -> list[str]:
+    return ["gpg", "--homedir", str(gnupghome), "--batch", "--passphrase", "",
+            "--quick-generate-key", uid, "ed25519", "sign", "never"]
+
+
+def gpg_list_secret_keys_argv(gnupghome: Path) -> list[str]:
+    return ["gpg", "--homedir", str(gnupghome), "--batch", "--with-colons", "--list-secret-keys"]
+
+
+def gpg_export_argv(gnupghome: Path, fingerprint: str, target: Path) -> list[str]:
+    return ["gpg", "--homedir", str(gnupghome), "--batch", "--yes", "--output", str(target), "--export", fingerprint]
+
+
+def reprepro_argv(basedir: Path, *command: str) -> list[str]:
+    return ["reprepro", "--basedir", str(basedir), "--waitforlock", "60", "--silent", *command]
+
+
+def distributions_conf(fingerprint: str) -> str:
+    stanzas = [
+        f"Origin: mmdeb\nLabel: mmdeb\nCodename: {dist}\nArchitectures: amd64 source\n"
+        f"Components: {COMPONENT}\nDescription: Mailman per domain, built by mmdeb\nSignWith: {fingerprint}\n"
+        for dist in DIST_RELEASES
+    ]
+    return "\n".join(stanzas)
+
+
+def link_pool_copy_rest(source: str, target: str) -> None:
+    """Pool files never change once added, so snapshots share them; reprepro rewrites
+    its database in place, so each snapshot needs its own copy of everything else."""
+    if "/pool/" in source:
+        os.link(source, target)
+    else:
+        shutil.copy2(source, target)
+
+
+class Repository:
+    def __init__(self, root: Path, runner: Runner):
+        self.root = root.resolve()
+        self.runner = runner
+        self.gnupghome = self.root / "gnupg"
+
+    @property
+    def current(self) -> Path:
+        return self.root / "current"
+
+    @contextmanager
+    def lock(self):
+        """Concurrent publishes wait for each other instead of racing on `current`."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
+    def fingerprint(self) -> str:
+        """The signing key; created on first use, refused if a published repository lost it."""
+        require("gpg", "gnupg")
+        env = {"GNUPGHOME": str(self.gnupghome)}
+        if not self.gnupghome.exists():
+            if self.current.exists():
+                raise MmdebError(
+                    f"the signing key of {self.root} is missing ({self.gnupghome})",
+                    "restore that directory from backup; a new key would make every host refuse the repository",
+                )
+            self.gnupghome.mkdir(mode=0o700, parents=True)
+            self.runner.run(gpg_generate_key_argv(self.gnupghome, f"mmdeb repository on {socket.getfqdn()}"), env=env)
+        listing = self.runner.run(gpg_list_secret_keys_argv(self.gnupghome), env=env)
+        fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
+        if not fingerprints:
+            raise MmdebError(f"{self.gnupghome} holds no secret key", "restore the repository's signing key from backup")
+        return fingerprints[0]
+
+    def publish(self, packages: dict[str, list[Path]]) -> Path:
+        """Add {dist: [.dsc and .deb files]} to a copy of the repository, then make it current."""
+        require("reprepro", "reprepro")
+        with self.lock():
+            fingerprint = self.fingerprint()
+            snapshots = self.root / "snapshots"
+            snapshots.mkdir(exist_ok=True)
+            numbers = [int(p.name) for p in snapshots.iterdir() if p.name.isdigit()]
+            staging = snapshots / str(max(numbers, default=0) + 1)
+            if self.current.exists():
+                shutil.copytree(self.current.resolve(), staging, copy_function=link_pool_copy_rest, symlinks=True)
+            try:
+                self.fill(staging, fingerprint, packages)
+            except (MmdebError, OSError) as exc:
+                shutil.rmtree(staging, ignore_errors=True)
+                if isinstance(exc, MmdebError):
+                    raise
+                raise MmdebError(f"publishing to {self.root} failed ({exc}); the published repository is unchanged",
+                                 f"make {self.root} writable and publish again")
+            previous = self.current.resolve() if self.current.exists() else None
+            link = self.root / ".current.new"
+            link.unlink(missing_ok=True)
+            link.symlink_to(staging.relative_to(self.root))
+            os.replace(link, self.current)
+            for old in snapshots.iterdir():  # keep the new snapshot and the one before it
+                if old not in (staging, previous):
+                    shutil.rmtree(old, ignore_errors=True)
+            return self.current
+
+    def fill(self, tree: Path, fingerprint: str, packages: dict[str, list[Path]]) -> None:
+        (tree / "conf").mkdir(parents=True, exist_ok=True)
+        (tree / "conf/distributions").write_text(distributions_conf(fingerprint))
+        env = {"GNUPGHOME": str(self.gnupghome)}
+        try:
+            for dist, files in packages.items():
+                for dsc in (f for f in files if f.suffix == ".dsc"):
+                    self.runner.run(reprepro_argv(tree, "includedsc", dist, str(dsc)), env=env)
+                for deb in (f for f in files if f.suffix == ".deb"):
+                    self.runner.run(reprepro_argv(tree, "includedeb", dist, str(deb)), env=env)
+            self.runner.run(reprepro_argv(tree, "export"), env=env)
+        except CommandFailed as exc:
+            raise MmdebError(f"reprepro failed; the published repository is unchanged ({exc.output.strip().splitlines()[-1:]})",
+                             "see the message above, fix it and publish again")
+        self.runner.run(gpg_export_argv(self.gnupghome, fingerprint, tree / KEYRING), env=env)
+
+
+def sources_stanza(repository: Path, dists: list[str]) -> str:
+    return (
+        "Types: deb\n"
+        f"URIs: file:{repository}\n"
+        f"Suites: {' '.join(dists)}\n"
+        f"Components: {COMPONENT}\n"
+        f"Signed-By: /usr/share/keyrings/{KEYRING}\n"
+    )

@@ -1,0 +1,137 @@
+"""`mmdeb publish`: a signed reprepro repository that apt accepts, published atomically."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from mmdeb.cli import main
+from mmdeb.repo import KEYRING
+
+ORG, NET = "lists.example.org", "lists.example.net"
+
+
+@pytest.fixture
+def built_project(tmp_path, fixture_py3):
+    state = tmp_path / "mmdeb.toml"
+    common = ["--state", str(state)]
+    assert main([*common, "domains", "add", ORG, NET, "--upstream", str(fixture_py3.tarball)]) == 0
+    assert main([*common, "rebuild", "--builder", "local", "--patches", str(fixture_py3.patches),
+                 "--out", str(tmp_path / "build")]) == 0
+    return tmp_path, state
+
+
+def publish(project, *extra: str) -> int:
+    tmp_path, state = project
+    return main(["--state", str(state), "publish", "--repo", str(tmp_path / "repo"), "--out", str(tmp_path / "build"), *extra])
+
+
+def apt_update(tmp_path, repo) -> subprocess.CompletedProcess:
+    """apt-get update against the repository, in a private apt root, trusting only its keyring."""
+    root = tmp_path / "aptroot"
+    shutil.rmtree(root, ignore_errors=True)
+    for sub in ("etc/apt/sources.list.d", "etc/apt/preferences.d", "var/lib/apt/lists/partial",
+                "var/cache/apt/archives/partial", "var/lib/dpkg"):
+        (root / sub).mkdir(parents=True)
+    (root / "var/lib/dpkg/status").write_text("")
+    keyring = tmp_path / KEYRING
+    shutil.copy(repo / "current" / KEYRING, keyring)
+    (root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
+        f"Types: deb\nURIs: file:{repo}/current\nSuites: bookworm\nComponents: main\nSigned-By: {keyring}\n")
+    options = ["-o", f"Dir={root}", "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
+               "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1"]
+    update = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True)
+    if update.returncode == 0:
+        policy = subprocess.run(["apt-cache", *options, "policy", f"mailman-{ORG}"], capture_output=True, text=True)
+        update.stdout += policy.stdout
+    return update
+
+
+def test_publish_signs_a_repository_apt_accepts(built_project, capsys):
+    tmp_path, _ = built_project
+    assert publish(built_project) == 0
+    out = capsys.readouterr().out
+    assert "Signed-By: /usr/share/keyrings/mmdeb-archive-keyring.gpg" in out and "Suites: bookworm" in out
+    repo = tmp_path / "repo"
+    current = (repo / "current").resolve()
+    assert (current / "dists/bookworm/InRelease").is_file()
+    assert not list(current.rglob("private-keys-v1.d")), "the private key stays outside the published tree"
+    result = apt_update(tmp_path, repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Candidate: 2.2.0-1+deb12" in result.stdout
+
+
+def test_tampered_or_unsigned_repository_refused(built_project):
+    tmp_path, _ = built_project
+    assert publish(built_project) == 0
+    repo = tmp_path / "repo"
+    release = (repo / "current").resolve() / "dists/bookworm/InRelease"
+    release.write_text(release.read_text().replace("Origin: mmdeb", "Origin: evil"))
+    tampered = apt_update(tmp_path, repo)
+    assert tampered.returncode != 0 or "W:" in tampered.stderr or "Err" in tampered.stdout
+    assert "Candidate: 2.2.0-1+deb12" not in tampered.stdout
+    release.unlink()
+    ((repo / "current").resolve() / "dists/bookworm/Release.gpg").unlink()
+    unsigned = apt_update(tmp_path, repo)
+    assert "is not signed" in unsigned.stdout + unsigned.stderr
+    assert "Candidate: 2.2.0-1+deb12" not in unsigned.stdout
+
+
+def test_publishing_again_has_nothing_to_do(built_project, capsys):
+    assert publish(built_project) == 0
+    assert publish(built_project) == 0
+    assert "nothing to publish" in capsys.readouterr().out
+
+
+def test_missing_signing_key_is_refused_and_nothing_changes(built_project, capsys):
+    tmp_path, state = built_project
+    assert publish(built_project) == 0
+    repo = tmp_path / "repo"
+    before = os.readlink(repo / "current")
+    shutil.rmtree(repo / "gnupg")
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb12"', 'published = ""'))
+    capsys.readouterr()
+    assert publish(built_project) == 1
+    assert "signing key" in capsys.readouterr().err
+    assert os.readlink(repo / "current") == before
+
+
+def test_unwritable_repository_leaves_the_published_state(built_project, capsys):
+    tmp_path, state = built_project
+    assert publish(built_project) == 0
+    repo = tmp_path / "repo"
+    before = os.readlink(repo / "current")
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb12"', 'published = ""'))
+    snapshots = repo / "snapshots"
+    subprocess.run(["mount", "--bind", str(snapshots), str(snapshots)], check=True)
+    try:
+        subprocess.run(["mount", "-o", "remount,bind,ro", str(snapshots)], check=True)
+        assert publish(built_project) == 1
+    finally:
+        subprocess.run(["umount", str(snapshots)], check=True)
+    err = capsys.readouterr().err
+    assert "the published repository is unchanged" in err and len(err.splitlines()) == 1
+    assert os.readlink(repo / "current") == before
+    result = apt_update(tmp_path, repo)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_concurrent_publishes_wait_for_each_other(tmp_path, fixture_py3):
+    repo = tmp_path / "repo"
+    commands = []
+    for domain in (ORG, NET):
+        state = tmp_path / f"{domain}.toml"
+        out = tmp_path / f"build-{domain}"
+        assert main(["--state", str(state), "domains", "add", domain, "--upstream", str(fixture_py3.tarball)]) == 0
+        assert main(["--state", str(state), "rebuild", "--builder", "local", "--patches", str(fixture_py3.patches),
+                     "--out", str(out)]) == 0
+        commands.append([sys.executable, "-m", "mmdeb", "--state", str(state), "publish", "--repo", str(repo), "--out", str(out)])
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for command in commands]
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, out + err
+    listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "bookworm"],
+                             capture_output=True, text=True, check=True).stdout
+    assert f"mailman-{ORG}" in listing and f"mailman-{NET}" in listing

@@ -1,0 +1,139 @@
+"""The state file, `mmdeb domains`, `mmdeb status` and `mmdeb rebuild` (local builder, fixture)."""
+
+import shutil
+import subprocess
+import tomllib
+
+import pytest
+from debian.changelog import Changelog
+from debian.deb822 import Dsc
+
+from fixture_upstream import PATCH_MARKER, make_fixture
+from mmdeb.cli import main
+from mmdeb.state import State
+
+ORG, NET = "lists.example.org", "lists.example.net"
+SECURITY_FIX = f"""\
+Description: A new fix on top of the fixture's series
+--- a/Mailman/Defaults.py.in
++++ b/Mailman/Defaults.py.in
+@@ -7,3 +7,4 @@
+ MAILMAN_GROUP = '@MAILMAN_GROUP@'
+ CONFIGURE_OPTS = '@CONFIGURE_OPTS@'
+ {PATCH_MARKER}
++SECURITY_FIX = True
+"""
+
+
+@pytest.fixture
+def project(tmp_path, fixture_py3):
+    """A working directory with a state file naming two domains and its own patches/."""
+    patches = tmp_path / "patches"
+    shutil.copytree(fixture_py3.patches, patches)
+    state = tmp_path / "mmdeb.toml"
+    assert main(["--state", str(state), "domains", "add", ORG, NET, "--upstream", str(fixture_py3.tarball)]) == 0
+    return tmp_path, state, patches
+
+
+def rebuild(project, *args: str) -> int:
+    tmp_path, state, patches = project
+    return main(["--state", str(state), "rebuild", *args, "--builder", "local", "--patches", str(patches),
+                 "--out", str(tmp_path / "build")])
+
+
+def built_versions(state) -> dict[str, str]:
+    return {name: table.get("built", "") for name, table in tomllib.loads(state.read_text())["domains"].items()}
+
+
+def changelog_of(project, domain: str, version: str) -> Changelog:
+    tmp_path, _, _ = project
+    dsc = tmp_path / "build/bookworm" / f"mailman-{domain}_{version}.dsc"
+    assert dsc.is_file()
+    with open(dsc) as fh:
+        assert Dsc(fh)["Version"] == version
+    tree = tmp_path / "unpacked"
+    shutil.rmtree(tree, ignore_errors=True)
+    subprocess.run(["dpkg-source", "--extract", str(dsc), str(tree)], check=True, capture_output=True)
+    return Changelog((tree / "debian/changelog").read_text())
+
+
+def test_domains_add_list_remove(project, capsys):
+    _, state, _ = project
+    assert set(built_versions(state)) == {ORG, NET}
+    assert main(["--state", str(state), "domains", "list"]) == 0
+    assert ORG in capsys.readouterr().out
+    assert main(["--state", str(state), "domains", "remove", NET]) == 0
+    assert set(built_versions(state)) == {ORG}
+    assert (state.parent / "mmdeb.toml.bak").exists()
+
+
+def test_adding_a_domain_twice_is_refused(project, fixture_py3, capsys):
+    _, state, _ = project
+    assert main(["--state", str(state), "domains", "add", ORG, "--upstream", str(fixture_py3.tarball)]) == 1
+    assert "already a domain" in capsys.readouterr().err
+
+
+def test_corrupted_state_file_is_reported(tmp_path, capsys):
+    state = tmp_path / "mmdeb.toml"
+    state.write_text("[domains\nbroken = ")
+    assert main(["--state", str(state), "status"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mmdeb: error: the state file") and "corrupted" in err and len(err.splitlines()) == 1
+
+
+def test_dry_run_prints_the_plan_and_builds_nothing(project, capsys):
+    tmp_path, state, _ = project
+    assert rebuild(project, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert f"rebuild {ORG} as 2.2.0-1+deb12: first build" in out
+    assert not (tmp_path / "build").exists()
+    assert built_versions(state) == {ORG: "", NET: ""}
+
+
+def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
+    tmp_path, state, patches = project
+    assert rebuild(project) == 0
+    assert built_versions(state) == {ORG: "2.2.0-1+deb12", NET: "2.2.0-1+deb12"}
+
+    assert rebuild(project) == 0
+    assert "nothing to rebuild" in capsys.readouterr().out
+
+    assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
+    assert "up to date" in capsys.readouterr().out
+    (patches / "py3/security-fix.patch").write_text(SECURITY_FIX)
+    with open(patches / "py3/series", "a") as series:
+        series.write("security-fix.patch\n")
+    assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
+    assert "pending: changed patches in patches/py3" in capsys.readouterr().out
+
+    assert rebuild(project) == 0
+    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}
+    changelog = changelog_of(project, ORG, "2.2.0-2+deb12")
+    assert [str(block.version) for block in changelog] == ["2.2.0-2+deb12", "2.2.0-1+deb12"]
+    assert "changed patches in patches/py3" in " ".join(str(changelog).split())
+
+
+def edit_state(path, domain: str, **settings) -> None:
+    state = State.load(path)
+    for key, value in settings.items():
+        setattr(state.domains[domain], key, value)
+    state.save()
+
+
+def test_settings_change_rebuilds_only_that_domain(project):
+    _, state, _ = project
+    assert rebuild(project) == 0
+    edit_state(state, NET, mail_gid="mail")
+    assert rebuild(project) == 0
+    assert built_versions(state) == {ORG: "2.2.0-1+deb12", NET: "2.2.0-2+deb12"}
+
+
+def test_new_upstream_starts_again_at_revision_one(project, tmp_path):
+    _, state, _ = project
+    assert rebuild(project, ORG) == 0
+    newer = make_fixture(tmp_path / "newer", "py3", version="2.2.1")[0]
+    edit_state(state, ORG, upstream=str(newer))
+    assert rebuild(project, ORG) == 0
+    assert built_versions(state)[ORG] == "2.2.1-1+deb12"
+    changelog = changelog_of(project, ORG, "2.2.1-1+deb12")
+    assert "new upstream release 2.2.1" in " ".join(str(changelog).split())
