@@ -103,9 +103,9 @@ class Repository:
             snapshots.mkdir(exist_ok=True)
             numbers = [int(p.name) for p in snapshots.iterdir() if p.name.isdigit()]
             staging = snapshots / str(max(numbers, default=0) + 1)
-            if self.current.exists():
-                shutil.copytree(self.current.resolve(), staging, copy_function=link_pool_copy_rest, symlinks=True)
             try:
+                if self.current.exists():
+                    shutil.copytree(self.current.resolve(), staging, copy_function=link_pool_copy_rest, symlinks=True)
                 self.fill(staging, fingerprint, packages)
             except (MmdebError, OSError) as exc:
                 shutil.rmtree(staging, ignore_errors=True)

@@ -137,3 +137,12 @@ def test_new_upstream_starts_again_at_revision_one(project, tmp_path):
     assert built_versions(state)[ORG] == "2.2.1-1+deb12"
     changelog = changelog_of(project, ORG, "2.2.1-1+deb12")
     assert "new upstream release 2.2.1" in " ".join(str(changelog).split())
+
+
+def test_missing_upstream_tarball_is_reported(project, tmp_path, capsys):
+    _, state, _ = project
+    edit_state(state, ORG, upstream=str(tmp_path / "gone/mailman-2.2.0.tar.gz"))
+    assert rebuild(project) == 1
+    err = capsys.readouterr().err
+    assert "does not exist" in err and len(err.splitlines()) == 1
+    assert built_versions(state) == {ORG: "", NET: ""}
