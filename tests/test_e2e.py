@@ -183,6 +183,17 @@ def test_listinfo_screenshot(host):
         assert shot.stat().st_size > 1000
 
 
+def test_cron_jobs_run_as_list(host):
+    ident = DOMAIN.replace(".", "_")
+    jobs = [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
+            if line and not line.startswith(("#", "PATH="))]
+    assert {job[1] for job in jobs} == {"list"}
+    assert len(jobs) == 6
+    for _schedule, user, command in jobs:
+        result = host.run("sh", "-c", command, user=user, check=False)
+        assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+
+
 def test_check_perms_finds_no_problem(host):
     for domain in (DOMAIN, OTHER_DOMAIN):
         assert "No problems found" in host.run(f"{prefix(domain)}/bin/check_perms").stdout
