@@ -28,7 +28,7 @@ def test_pbuilder_builds_on_the_same_tarball():
     argv = pbuilder_argv(DSC, "bullseye", "amd64", CHROOT, Path("/b/work"), Path("/cache/pbuilderrc"))
     assert argv == [
         "pbuilder", "build", "--configfile", "/cache/pbuilderrc", "--basetgz", str(CHROOT), "--distribution", "bullseye",
-        "--architecture", "amd64", "--buildresult", "/b/work", str(DSC),
+        "--architecture", "amd64", "--buildresult", "/b/work", "--binary-arch", str(DSC),
     ]
 
 

@@ -21,6 +21,7 @@ def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Pa
         "--distribution", dist,
         "--architecture", arch,
         "--buildresult", str(result_dir),
+        "--binary-arch",  # else pbuilder rebuilds the source package, with its own compression
         str(dsc),
     ]
 
