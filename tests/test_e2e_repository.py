@@ -54,10 +54,11 @@ def test_patch_rebuild_publish_upgrade(upstream, tmp_path):
     runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
     host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], POSTFIX_DEBCONF)
     host.allow_service_starts()
-    shutil.copytree(repo, host.root / "srv/repo", symlinks=True)
+    # The host sees only the published tree, as a web server would serve it.
+    shutil.copytree((repo / "current").resolve(), host.root / "srv/repo")
     shutil.copy(repo / "current" / KEYRING, host.root / "usr/share/keyrings" / KEYRING)
     (host.root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
-        f"Types: deb\nURIs: file:/srv/repo/current\nSuites: {upstream.dist}\nComponents: main\n"
+        f"Types: deb\nURIs: file:/srv/repo\nSuites: {upstream.dist}\nComponents: main\n"
         f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
     host.start()
     try:
@@ -86,7 +87,7 @@ def test_patch_rebuild_publish_upgrade(upstream, tmp_path):
         assert main([*mmdeb, "rebuild", "--patches", str(patches), "--out", str(out)]) == 0
         assert main([*mmdeb, "publish", "--repo", str(repo), "--out", str(out)]) == 0
         shutil.rmtree(host.root / "srv/repo")
-        shutil.copytree(repo, host.root / "srv/repo", symlinks=True)
+        shutil.copytree((repo / "current").resolve(), host.root / "srv/repo")
 
         host.run("apt-get", "-o", "APT::Sandbox::User=root", "update")
         host.run("apt-get", "upgrade", "--yes")
