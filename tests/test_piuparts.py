@@ -5,13 +5,15 @@ import subprocess
 import pytest
 
 from conftest import DOMAIN, build, deb_of
+from mmdeb.builders.chroot import mirror
 
 pytestmark = pytest.mark.chroot
 
 
 def test_piuparts_install_upgrade_purge(built, upstream, tmp_path):
     base = tmp_path / "base.tar.gz"
-    subprocess.run(["mmdebstrap", "--variant=minbase", upstream.dist, str(base)], check=True, capture_output=True)
+    # Only the release itself (no -security/-updates), as piuparts' own sources.list has.
+    subprocess.run(["mmdebstrap", "--variant=minbase", upstream.dist, str(base), mirror()], check=True, capture_output=True)
     # The previous revision comes from a local repository, so piuparts can install it with apt.
     repo = tmp_path / "repo"
     repo.mkdir()
@@ -22,7 +24,7 @@ def test_piuparts_install_upgrade_purge(built, upstream, tmp_path):
     prefix = f"/var/lib/mailmen/{DOMAIN}".replace(".", r"\.")
     result = subprocess.run(
         [
-            "piuparts", f"--basetgz={base}", f"--distribution={upstream.dist}",
+            "piuparts", f"--basetgz={base}", f"--distribution={upstream.dist}", f"--mirror={mirror()}",
             f"--bindmount={repo}", f"--extra-repo=deb [trusted=yes] file://{repo} ./",
             # Purge keeps list data on purpose (lists, archives, data, queues).
             f"--ignore-regex=^{prefix}/(lists|archives|data|qfiles)(/.*)?$",
