@@ -15,7 +15,7 @@ from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS, resolve
+from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
 
 BUILDERS = ["sbuild", "pbuilder", "local"]
 
@@ -108,7 +108,8 @@ def cmd_domains_add(args, runner: Runner) -> None:
             dist = args.dist or upstream.flavour.dists[0]
             # Validates dist, groups and owner exactly as a build would.
             PackageSpec(domain, upstream, dist, PATCHES_DIR, args.mail_gid, args.cgi_gid, 1, args.site_list_owner)
-            upstream_ref = upstream_name if "/" not in upstream_name else str(Path(upstream_name).resolve())
+            # A catalogue name stays a name; a tarball is recorded by absolute path.
+            upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
             state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist, args.mail_gid,
                                                      args.cgi_gid, args.site_list_owner)
             print(f"added {domain.name} ({upstream.flavour.name} on {dist})")

@@ -67,6 +67,13 @@ def test_domains_add_list_remove(project, capsys):
     assert (state.parent / "mmdeb.toml.bak").exists()
 
 
+def test_a_tarball_is_recorded_by_absolute_path(tmp_path, fixture_py3, monkeypatch):
+    monkeypatch.chdir(fixture_py3.tarball.parent)
+    state = tmp_path / "mmdeb.toml"
+    assert main(["--state", str(state), "domains", "add", ORG, "--upstream", fixture_py3.tarball.name]) == 0
+    assert State.load(state).domains[ORG].upstream == str(fixture_py3.tarball)
+
+
 def test_adding_a_domain_twice_is_refused(project, fixture_py3, capsys):
     _, state, _ = project
     assert main(["--state", str(state), "domains", "add", ORG, "--upstream", str(fixture_py3.tarball)]) == 1
