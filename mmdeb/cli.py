@@ -10,7 +10,7 @@ from mmdeb import PATCHES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.pipeline import BuildRequest, build, default_upstream, run
-from mmdeb.rebuild import URGENCIES, plan
+from mmdeb.rebuild import URGENCIES, plan, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
@@ -137,7 +137,7 @@ def cmd_status(args, runner: Runner) -> None:
     print("DOMAIN\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD")
     for name, domain in sorted(state.domains.items()):
         pending = plan(name, domain, "medium", args.patches)
-        upstream = pending.spec.upstream.version if pending else domain.built.rsplit("-", 1)[0]
+        upstream = pending.spec.upstream.version if pending else split_version(domain.built)[0]
         why = "pending: " + "; ".join(pending.reasons) if pending else "up to date"
         print(f"{name}\t{domain.built or '-'}\t{domain.published or '-'}\t{upstream}\t{why}")
 

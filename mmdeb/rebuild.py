@@ -60,10 +60,17 @@ class Rebuild:
     reasons: tuple[str, ...]
 
 
+def split_version(version: str) -> tuple[str, int]:
+    """'2.2.0-3+deb12' -> ('2.2.0', 3)."""
+    upstream, debian = version.rsplit("-", 1)
+    return upstream, int(debian.split("+")[0])
+
+
 def next_revision(domain: DomainState, upstream: Upstream) -> int:
-    if not domain.built or domain.built.rsplit("-", 1)[0] != upstream.version:
+    if not domain.built:
         return 1
-    return int(domain.built.rsplit("-", 1)[1].split("+")[0]) + 1
+    built_upstream, revision = split_version(domain.built)
+    return revision + 1 if built_upstream == upstream.version else 1
 
 
 def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCHES_DIR) -> Rebuild | None:

@@ -11,6 +11,23 @@ import uuid
 from pathlib import Path
 
 HOSTNAME = "host.example"
+MTA_DEBCONF = {
+    "postfix": (
+        "postfix postfix/main_mailer_type select Local only\n"
+        f"postfix postfix/mailname string {HOSTNAME}\n"
+    ),
+    "exim4-daemon-light": (
+        "exim4-config exim4/dc_eximconfig_configtype select local delivery only; not on a network\n"
+        f"exim4-config exim4/mailname string {HOSTNAME}\n"
+        f"exim4-config exim4/dc_other_hostnames string {HOSTNAME}\n"
+        "exim4-config exim4/dc_local_interfaces string 127.0.0.1 ; ::1\n"
+        "exim4-config exim4/use_split_config boolean true\n"
+    ),
+}
+
+
+def prefix(domain: str) -> str:
+    return f"/var/lib/mailmen/{domain}"
 
 
 class Host:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of
-from e2e_host import HOSTNAME, Host
+from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PROJECT_ROOT
 from mmdeb.upstream import FLAVOURS
 
@@ -23,26 +23,9 @@ pytestmark = [
     pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
 ]
 
-MTA_DEBCONF = {
-    "postfix": (
-        "postfix postfix/main_mailer_type select Local only\n"
-        f"postfix postfix/mailname string {HOSTNAME}\n"
-    ),
-    "exim4-daemon-light": (
-        "exim4-config exim4/dc_eximconfig_configtype select local delivery only; not on a network\n"
-        f"exim4-config exim4/mailname string {HOSTNAME}\n"
-        f"exim4-config exim4/dc_other_hostnames string {HOSTNAME}\n"
-        "exim4-config exim4/dc_local_interfaces string 127.0.0.1 ; ::1\n"
-        "exim4-config exim4/use_split_config boolean true\n"
-    ),
-}
 MTA_START = {"postfix": ["postfix", "start"], "exim4-daemon-light": ["/etc/init.d/exim4", "start"]}
 USERS = ("alice", "bob", "carol")
 ARTIFACTS = PROJECT_ROOT / "build" / "test-artifacts"
-
-
-def prefix(domain: str) -> str:
-    return f"/var/lib/mailmen/{domain}"
 
 
 def address(user: str) -> str:

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
-from e2e_host import HOSTNAME, Host
+from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
 from mmdeb.repo import KEYRING
 from mmdeb.upstream import FLAVOURS
@@ -18,10 +18,6 @@ pytestmark = [
     pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
 ]
 
-POSTFIX_DEBCONF = (
-    "postfix postfix/main_mailer_type select Local only\n"
-    f"postfix postfix/mailname string {HOSTNAME}\n"
-)
 FIX_MARKER = "MMDEB_E2E_SECURITY_FIX = True"
 
 
@@ -38,10 +34,6 @@ def security_fix() -> str:
     )
 
 
-def prefix(domain: str) -> str:
-    return f"/var/lib/mailmen/{domain}"
-
-
 def test_patch_rebuild_publish_upgrade(upstream, tmp_path):
     patches = tmp_path / "patches"
     shutil.copytree(upstream.patches, patches)
@@ -52,7 +44,7 @@ def test_patch_rebuild_publish_upgrade(upstream, tmp_path):
     assert main([*mmdeb, "publish", "--repo", str(repo), "--out", str(out)]) == 0
 
     runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
-    host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], POSTFIX_DEBCONF)
+    host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     # The host sees only the published tree, as a web server would serve it.
     shutil.copytree((repo / "current").resolve(), host.root / "srv/repo")
