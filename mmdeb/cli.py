@@ -10,10 +10,10 @@ from mmdeb import PATCHES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.pipeline import BuildRequest, build, default_upstream, run
-from mmdeb.rebuild import URGENCIES, plan, split_version
+from mmdeb.rebuild import URGENCIES, plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, PackageSpec
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
 
@@ -33,6 +33,8 @@ def add_domain_settings(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--dist", choices=list(DIST_RELEASES), help="default: the flavour's first distribution")
     sub.add_argument("--mail-gid", default=DEFAULT_MAIL_GID, help="group the MTA runs the mail wrapper as")
     sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
+    sub.add_argument("--mode", choices=MODES, default="prefix",
+                     help="prefix: a whole Mailman per domain; shared: one core package, thin domain packages")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -70,6 +72,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild = commands.add_parser("rebuild", help="rebuild the domains whose inputs changed")
     rebuild.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: every domain")
     rebuild.add_argument("--dist", choices=list(DIST_RELEASES), help="move the domains to this distribution")
+    rebuild.add_argument("--mode", choices=MODES, help="switch the domains to this mode")
     rebuild.add_argument("--urgency", choices=URGENCIES, default="medium")
     rebuild.add_argument("--dry-run", action="store_true", help="print the plan only")
     add_build_options(rebuild)
@@ -93,6 +96,7 @@ def cmd_build(args, runner: Runner) -> None:
         domains=args.domains, upstream=args.upstream, flavour=args.flavour, dist=args.dist,
         builder=None if args.source_only else args.builder, out=args.out, mail_gid=args.mail_gid,
         cgi_gid=args.cgi_gid, patches_dir=args.patches, jobs=max(1, args.jobs), revision=args.revision,
+        mode=args.mode,
     )
     print_artifacts(run(request, runner))
 
@@ -107,19 +111,19 @@ def cmd_domains_add(args, runner: Runner) -> None:
                 raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
             dist = args.dist or upstream.flavour.dists[0]
             # Validates dist, groups and owner exactly as a build would.
-            PackageSpec(domain, upstream, dist, PATCHES_DIR, args.mail_gid, args.cgi_gid, 1, args.site_list_owner)
+            PackageSpec(domain, upstream, dist, PATCHES_DIR, args.mail_gid, args.cgi_gid, 1, args.site_list_owner, mode=args.mode)
             # A catalogue name stays a name; a tarball is recorded by absolute path.
             upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
             state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist, args.mail_gid,
-                                                     args.cgi_gid, args.site_list_owner)
-            print(f"added {domain.name} ({upstream.flavour.name} on {dist})")
+                                                     args.cgi_gid, args.site_list_owner, args.mode)
+            print(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode)")
         state.save()
 
 
 def cmd_domains_list(args, runner: Runner) -> None:
     state = State.load(args.state)
     for name, domain in sorted(state.domains.items()):
-        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.upstream}\tbuilt {domain.built or '-'}")
+        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.mode}\t{domain.upstream}\tbuilt {domain.built or '-'}")
 
 
 def cmd_domains_remove(args, runner: Runner) -> None:
@@ -134,12 +138,13 @@ def cmd_domains_remove(args, runner: Runner) -> None:
 
 def cmd_status(args, runner: Runner) -> None:
     state = State.load(args.state)
-    print("DOMAIN\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD")
-    for name, domain in sorted(state.domains.items()):
-        pending = plan(name, domain, "medium", args.patches)
-        upstream = pending.spec.upstream.version if pending else split_version(domain.built)[0]
-        why = "pending: " + "; ".join(pending.reasons) if pending else "up to date"
-        print(f"{name}\t{domain.built or '-'}\t{domain.published or '-'}\t{upstream}\t{why}")
+    pending = {(item.spec.package, item.spec.dist): item for item in plan_all(state, sorted(state.domains), "medium", args.patches)}
+    print("PACKAGE\tDIST\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD")
+    for package, dist, record in state.packages():
+        item = pending.get((package, dist))
+        upstream = item.spec.upstream.version if item else split_version(record.built)[0] if record.built else "-"
+        why = "pending: " + "; ".join(item.reasons) if item else "up to date"
+        print(f"{package}\t{dist}\t{record.built or '-'}\t{record.published or '-'}\t{upstream}\t{why}")
 
 
 def cmd_rebuild(args, runner: Runner) -> None:
@@ -148,19 +153,19 @@ def cmd_rebuild(args, runner: Runner) -> None:
         if not names:
             raise MmdebError(f"{args.state} records no domain", "add one with: mmdeb domains add DOMAIN")
         for name in names:
-            if args.dist:
-                state.get(name).dist = args.dist
-        rebuilds = [item for name in names if (item := plan(name, state.get(name), args.urgency, args.patches))]
+            domain = state.get(name)
+            domain.dist = args.dist or domain.dist
+            domain.mode = args.mode or domain.mode
+        rebuilds = plan_all(state, names, args.urgency, args.patches)
         for item in rebuilds:
-            print(f"rebuild {item.name} as {item.spec.version}: {'; '.join(item.reasons)}")
+            print(f"rebuild {item.spec.package} as {item.spec.version}: {'; '.join(item.reasons)}")
         if not rebuilds:
-            print("nothing to rebuild: every domain is up to date")
+            print("nothing to rebuild: every package is up to date")
         if args.dry_run or not rebuilds:
             return
         print_artifacts(build([item.spec for item in rebuilds], args.builder, args.out, max(1, args.jobs), runner))
         for item in rebuilds:
-            domain = state.get(item.name)
-            domain.built, domain.inputs, domain.changelog = item.spec.version, item.inputs, list(item.spec.changelog)
+            item.record_build()
         state.save()
 
 
@@ -174,18 +179,18 @@ def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
 
 def cmd_publish(args, runner: Runner) -> None:
     with locked(args.state) as state:
-        pending = {name: domain for name, domain in sorted(state.domains.items())
-                   if domain.built and domain.built != domain.published}
+        pending = [(package, dist, record) for package, dist, record in state.packages()
+                   if record.built and record.built != record.published]
         if not pending:
             print("nothing to publish: every built version is published")
             return
         packages: dict[str, list[Path]] = {}
-        for name, domain in pending.items():
-            packages.setdefault(domain.dist, []).extend(built_files(args.out, f"mailman-{name}", domain.dist, domain.built))
+        for package, dist, record in pending:
+            packages.setdefault(dist, []).extend(built_files(args.out, package, dist, record.built))
         current = Repository(args.repo, runner).publish(packages)
-        for name, domain in pending.items():
-            domain.published = domain.built
-            print(f"published mailman-{name} {domain.built} to {domain.dist}")
+        for package, dist, record in pending:
+            record.published = record.built
+            print(f"published {package} {record.built} to {dist}")
         state.save()
     print(f"\nCopy {current / KEYRING} to /usr/share/keyrings/ on each list host, and add this")
     print("to /etc/apt/sources.list.d/mmdeb.sources (serve the directory over HTTP for remote hosts):\n")

@@ -17,7 +17,7 @@ from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 from mmdeb.source import build_source
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, PackageSpec
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.upstream import cache_dir, load_catalogue, resolve
 
 
@@ -34,6 +34,7 @@ class BuildRequest:
     patches_dir: Path = PATCHES_DIR
     jobs: int = 1  # domains built at once; each build has its own chroot
     revision: int = 1
+    mode: str = "prefix"  # "shared": also the flavour's core package, and thin domain packages
 
 
 def progress(message: str) -> None:
@@ -48,24 +49,29 @@ def default_upstream(flavour: str | None) -> str:
     return name
 
 
-def plan(request: BuildRequest) -> list[PackageSpec]:
-    """Validate the whole request and return one spec per domain."""
+def plan(request: BuildRequest) -> list[PackageSpec | CoreSpec]:
+    """Validate the whole request and return one spec per domain (and the core, in shared mode)."""
     if not request.domains:
         raise MmdebError("no domain given", "name at least one domain, e.g. mmdeb build lists.example.org")
     domains = [Domain.parse(raw) for raw in request.domains]
     upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
     dist = request.dist or upstream.flavour.dists[0]
-    specs = []
+    specs: list[PackageSpec | CoreSpec] = []
+    if request.mode == "shared":
+        core = CoreSpec(upstream, dist, request.patches_dir, request.revision)
+        specs.append(replace(core, changelog=(first_entry(core),)))
     for domain in dict.fromkeys(domains):
-        spec = PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid, request.revision)
+        spec = PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid,
+                           request.revision, mode=request.mode)
         specs.append(replace(spec, changelog=(first_entry(spec),)))
     return specs
 
 
-def first_entry(spec: PackageSpec) -> ChangelogEntry:
+def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
     """The entry of a build without history. Its date is SOURCE_DATE_EPOCH if given, else
     taken from the input, so equal inputs build equal packages."""
-    reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {spec.domain.name}, built by mmdeb {__version__}."
+    built_for = "shared-mode domains" if spec.kind == "core" else spec.domain.name
+    reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {built_for}, built by mmdeb {__version__}."
     timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)
     return ChangelogEntry(spec.version, spec.dist, "medium", timestamp, reason)
 
@@ -78,7 +84,7 @@ def run(request: BuildRequest, runner: Runner) -> list[Path]:
     return build(plan(request), request.builder, request.out, request.jobs, runner)
 
 
-def build(specs: list[PackageSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
+def build(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
     """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
     builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
@@ -96,7 +102,7 @@ def build(specs: list[PackageSpec], builder_name: str | None, out: Path, jobs: i
     return [artifact for future in futures for artifact in future.result()]
 
 
-def build_one(spec: PackageSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
+def build_one(spec: PackageSpec | CoreSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
     dist_dir = out / spec.dist
     dist_dir.mkdir(parents=True, exist_ok=True)
     workdir = Path(tempfile.mkdtemp(prefix=f".{spec.package}-", dir=out))

@@ -1,23 +1,37 @@
-"""What changed since each domain's last build, and the next Debian revision for it.
+"""What changed since each package's last build, and the next Debian revision for it.
 
 Version policy: a new upstream version starts again at Debian revision 1; the same
 upstream with anything else changed (patches, debian-templates, the domain's settings,
 mmdeb itself) gets the next revision. Every rebuild gets a new version, so a version is
 never built twice from different inputs.
+
+In shared mode a domain package holds only what configure and the wrappers make of the
+source, so patches that touch only the core's code (see CORE_ONLY) rebuild the core alone.
 """
 
 import hashlib
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
 from mmdeb.domain import Domain
-from mmdeb.spec import ChangelogEntry, PackageSpec
-from mmdeb.state import DomainState
+from mmdeb.errors import MmdebError
+from mmdeb.render import environment, templates_for
+from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.state import DomainState, PackageState, State
 from mmdeb.upstream import Upstream, resolve, sha256_of
+
+# Source files whose changes reach only the core package: Python code, scripts, templates
+# and translations. Makefiles, configure, the wrappers' C code, Defaults.py.in, paths.py.in
+# and Mailman/__init__.py.in also shape each shared-mode domain package.
+CORE_ONLY = re.compile(
+    r"^(?!.*Makefile)(?!Mailman/(Defaults\.py|__init__\.py|mm_cfg\.py\.dist)\.in$)"
+    r"(Mailman|bin|cron|scripts|templates|messages|tests)/(?!crontab)"
+)
 
 URGENCIES = ("low", "medium", "high", "critical", "emergency")
 
@@ -30,15 +44,62 @@ def digest_tree(root: Path) -> str:
     return digest.hexdigest()
 
 
+def patched_paths(patch: str) -> set[str]:
+    """The source paths a quilt patch touches, without their a/ b/ (or tree) component."""
+    paths = set()
+    for line in patch.splitlines():
+        if line.startswith(("--- ", "+++ ")):
+            path = line[4:].split("\t")[0].strip()
+            if path != "/dev/null" and "/" in path:
+                paths.add(path.split("/", 1)[1])
+    return paths
+
+
+def reaches_domains(patch: str) -> bool:
+    return any(not CORE_ONLY.match(path) for path in patched_paths(patch))
+
+
+def digest_patches(series_dir: Path, domain_part_only: bool) -> str:
+    """sha256 over the series' patches in order; only those that reach a shared-mode domain package if asked."""
+    series = series_dir / "series"
+    if not series.exists():
+        return ""
+    digest = hashlib.sha256()
+    for line in series.read_text().splitlines():
+        name = line.split("#")[0].strip()
+        if not name:
+            continue
+        patch = (series_dir / name).read_text() if (series_dir / name).is_file() else ""
+        if not domain_part_only or reaches_domains(patch):
+            digest.update(name.encode() + b"\0" + patch.encode() + b"\0")
+    return digest.hexdigest()
+
+
+def digest_templates(kind: str) -> str:
+    """sha256 over the debian-templates a domain package (or the core) is rendered from."""
+    digest = hashlib.sha256()
+    for name in sorted(templates_for(kind, environment().list_templates())):
+        digest.update(name.encode() + b"\0" + (TEMPLATES_DIR / name).read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def inputs_of(domain: DomainState, upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     """Everything a domain package is made from, each as one comparable string."""
-    series_dir = patches_dir / upstream.flavour.name
-    settings = {key: getattr(domain, key) for key in ("dist", "mail_gid", "cgi_gid", "site_list_owner")}
+    settings = {key: getattr(domain, key) for key in ("dist", "mail_gid", "cgi_gid", "site_list_owner", "mode")}
     return {
         "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
-        "patches": digest_tree(series_dir) if series_dir.exists() else "",
-        "templates": digest_tree(TEMPLATES_DIR),
+        "patches": digest_patches(patches_dir / upstream.flavour.name, domain.mode == "shared"),
+        "templates": digest_templates("domain"),
         "settings": json.dumps(settings, sort_keys=True),
+        "mmdeb": __version__,
+    }
+
+
+def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:
+    return {
+        "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
+        "patches": digest_patches(patches_dir / upstream.flavour.name, False),
+        "templates": digest_templates("core"),
         "mmdeb": __version__,
     }
 
@@ -47,7 +108,7 @@ REASONS = {
     "upstream": "new upstream release {version}",
     "patches": "changed patches in patches/{flavour}",
     "templates": "changed debian-templates",
-    "settings": "changed domain settings",
+    "settings": "changed domain settings ({settings})",
     "mmdeb": "mmdeb {mmdeb}",
 }
 
@@ -55,9 +116,13 @@ REASONS = {
 @dataclass(frozen=True)
 class Rebuild:
     name: str
-    spec: PackageSpec
+    spec: PackageSpec | CoreSpec
     inputs: dict[str, str]
     reasons: tuple[str, ...]
+    record: PackageState  # where the build is recorded
+
+    def record_build(self) -> None:
+        self.record.built, self.record.inputs, self.record.changelog = self.spec.version, self.inputs, list(self.spec.changelog)
 
 
 def split_version(version: str) -> tuple[str, int]:
@@ -66,26 +131,78 @@ def split_version(version: str) -> tuple[str, int]:
     return upstream, int(debian.split("+")[0])
 
 
-def next_revision(domain: DomainState, upstream: Upstream) -> int:
-    if not domain.built:
+def next_revision(record: PackageState, upstream: Upstream) -> int:
+    if not record.built:
         return 1
-    built_upstream, revision = split_version(domain.built)
+    built_upstream, revision = split_version(record.built)
     return revision + 1 if built_upstream == upstream.version else 1
+
+
+def changed_reasons(record: PackageState, inputs: dict[str, str], upstream: Upstream) -> tuple[str, ...]:
+    """Why record needs a rebuild for inputs; empty if it does not."""
+    changed = [key for key in inputs if inputs[key] != record.inputs.get(key)]
+    if not record.built:
+        return ("first build",)
+    old_settings = json.loads(record.inputs.get("settings") or "{}")
+    context = {
+        "version": upstream.version, "flavour": upstream.flavour.name, "mmdeb": __version__,
+        "settings": ", ".join(f"{key} {value}" for key, value in json.loads(inputs.get("settings", "{}")).items()
+                              if old_settings.get(key) != value),
+    }
+    return tuple(REASONS[key].format(**context) for key in changed)
+
+
+def with_entry(spec, record: PackageState, urgency: str, reason: str):
+    """spec with a new changelog entry for reason on top of record's history."""
+    timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
+    entry = ChangelogEntry(spec.version, spec.dist, urgency, timestamp, reason)
+    history = tuple(old for old in record.changelog if old.version != spec.version)
+    return replace(spec, changelog=(entry, *history))
 
 
 def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCHES_DIR) -> Rebuild | None:
     """The rebuild this domain needs, or None if nothing it is made from changed."""
     upstream = resolve(domain.upstream, domain.flavour)
     inputs = inputs_of(domain, upstream, patches_dir)
-    changed = [key for key in inputs if inputs[key] != domain.inputs.get(key)]
-    if domain.built and not changed:
+    reasons = changed_reasons(domain, inputs, upstream)
+    if not reasons:
         return None
-    context = {"version": upstream.version, "flavour": upstream.flavour.name, "mmdeb": __version__}
-    reasons = tuple(REASONS[key].format(**context) for key in changed) if domain.built else ("first build",)
     spec = PackageSpec(Domain.parse(name), upstream, domain.dist, patches_dir, domain.mail_gid, domain.cgi_gid,
-                       next_revision(domain, upstream), domain.site_list_owner)
-    reason = f"Rebuild of Mailman {upstream.version} for {name}: {'; '.join(reasons)}."
-    timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
-    entry = ChangelogEntry(spec.version, spec.dist, urgency, timestamp, reason)
-    history = tuple(old for old in domain.changelog if old.version != spec.version)
-    return Rebuild(name, replace(spec, changelog=(entry, *history)), inputs, reasons)
+                       next_revision(domain, upstream), domain.site_list_owner, mode=domain.mode)
+    reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.mode} mode): {'; '.join(reasons)}."
+    return Rebuild(name, with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
+
+
+def core_upstream(domains: dict[str, DomainState], flavour: str, dist: str) -> str:
+    """The one upstream of the shared-mode domains of flavour on dist."""
+    upstreams = {domain.upstream for domain in domains.values()
+                 if domain.mode == "shared" and (domain.flavour, domain.dist) == (flavour, dist)}
+    if len(upstreams) != 1:
+        raise MmdebError(f"the shared-mode {flavour} domains on {dist} use different upstreams ({', '.join(sorted(upstreams))})",
+                         "give them one upstream: they share one core package")
+    return upstreams.pop()
+
+
+def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, urgency: str,
+              patches_dir: Path = PATCHES_DIR) -> Rebuild | None:
+    """The rebuild the core package of flavour on dist needs, or None."""
+    upstream = resolve(upstream_ref, flavour)
+    inputs = core_inputs(upstream, patches_dir)
+    reasons = changed_reasons(core, inputs, upstream)
+    if not reasons:
+        return None
+    spec = CoreSpec(upstream, dist, patches_dir, next_revision(core, upstream))
+    reason = f"Rebuild of the shared Mailman {upstream.version} core: {'; '.join(reasons)}."
+    return Rebuild(spec.package, with_entry(spec, core, urgency, reason), inputs, reasons, core)
+
+
+def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path = PATCHES_DIR) -> list[Rebuild]:
+    """The rebuilds of the named domains and of the core packages their shared-mode ones use."""
+    rebuilds = [item for name in names if (item := plan(name, state.get(name), urgency, patches_dir))]
+    cores = dict.fromkeys((domain.flavour, domain.dist) for name in names
+                          if (domain := state.get(name)).mode == "shared")
+    for flavour, dist in cores:
+        upstream_ref = core_upstream(state.domains, flavour, dist)
+        if item := plan_core(state.core(flavour, dist), upstream_ref, flavour, dist, urgency, patches_dir):
+            rebuilds.insert(0, item)
+    return rebuilds

@@ -11,10 +11,12 @@ from debian.deb822 import Deb822
 
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
-from mmdeb.spec import PackageSpec
+from mmdeb.spec import CoreSpec, PackageSpec
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain"}
+CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
+CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
@@ -26,12 +28,19 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
     )
 
 
-def render_debian(spec: PackageSpec, debian_dir: Path) -> None:
+def templates_for(kind: str, names: list[str]) -> dict[str, str]:
+    """Template name -> path under debian/, for a domain package or the core package."""
+    if kind == "core":
+        return {name: name.removeprefix(CORE_DIR) for name in names if name.startswith(CORE_DIR) or name in CORE_SHARED}
+    return {name: name for name in names if not name.startswith(CORE_DIR)}
+
+
+def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Write debian/ for spec, with its changelog."""
     env = environment()
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE}
-    for name in env.list_templates():
-        target = debian_dir / name.removesuffix(".j2").replace("PACKAGE", spec.package)
+    for name, relative in templates_for(spec.kind, env.list_templates()).items():
+        target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)
         target.parent.mkdir(parents=True, exist_ok=True)
         if name.endswith(".j2"):
             target.write_text(env.get_template(name).render(context))
@@ -59,7 +68,7 @@ def copy_patches(series_dir: Path, target: Path) -> None:
     shutil.copyfile(series, target / "series")
 
 
-def write_changelog(spec: PackageSpec, path: Path) -> None:
+def write_changelog(spec: PackageSpec | CoreSpec, path: Path) -> None:
     changelog = Changelog()
     for entry in reversed(spec.changelog):  # new_block() prepends
         changelog.new_block(
@@ -78,7 +87,7 @@ def write_changelog(spec: PackageSpec, path: Path) -> None:
     path.write_text(str(changelog))
 
 
-def check_rendered(spec: PackageSpec, debian_dir: Path) -> None:
+def check_rendered(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Re-parse what was rendered, so a template mistake fails here and not in a chroot."""
     with open(debian_dir / "control") as fh:
         paragraphs = list(Deb822.iter_paragraphs(fh))

@@ -8,7 +8,7 @@ from pathlib import Path
 from mmdeb.errors import MmdebError
 from mmdeb.render import render_debian
 from mmdeb.run import Runner
-from mmdeb.spec import PackageSpec
+from mmdeb.spec import CoreSpec, PackageSpec
 from mmdeb.upstream import sha256_of
 
 
@@ -49,7 +49,7 @@ def place_orig(source: Path, target: Path, published_dir: Path) -> None:
     shutil.copyfile(source, target)
 
 
-def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: Runner) -> Path:
+def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Path, runner: Runner) -> Path:
     """Create the .dsc and its files in workdir; return the .dsc path."""
     tree = workdir / spec.tree_name
     tree.mkdir()
@@ -62,7 +62,8 @@ def build_source(spec: PackageSpec, workdir: Path, published_dir: Path, runner: 
         (tree / component.name).mkdir()
         runner.run(unpack_argv(component_orig, tree / component.name))
     render_debian(spec, tree / "debian")
-    write_templates_pot(tree, runner, spec.changelog[0].timestamp)
+    if (tree / "debian/po").is_dir():  # the core package asks no debconf questions
+        write_templates_pot(tree, runner, spec.changelog[0].timestamp)
     runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
     shutil.rmtree(tree)
     return workdir / spec.dsc_name

@@ -24,39 +24,20 @@ class ChangelogEntry:
     reason: str
 
 
-@dataclass(frozen=True)
-class PackageSpec:
-    domain: Domain
-    upstream: Upstream
-    dist: str
-    patches_dir: Path  # holds <flavour>/series
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
-    revision: int = 1
-    site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
-    changelog: tuple[ChangelogEntry, ...] = ()  # newest first, starting with this version
+MODES = ("prefix", "shared")
 
-    def __post_init__(self):
-        if self.dist not in DIST_RELEASES:
-            raise MmdebError(f"unknown distribution {self.dist!r}", f"use one of {', '.join(DIST_RELEASES)}")
-        self.flavour.check_dist(self.dist)
-        if self.revision < 1:
-            raise MmdebError(f"revision {self.revision} is not a positive number", "give --revision 1 or higher")
-        for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
-            if not GROUP_NAME.match(group):
-                raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
-        if self.site_list_owner and not EMAIL.match(self.site_list_owner):
-            raise MmdebError(f"site list owner {self.site_list_owner!r} is not a mail address", "give an address such as postmaster@lists.example.org")
-        if self.changelog and self.changelog[0].version != self.version:
-            raise MmdebError(f"the newest changelog entry is {self.changelog[0].version}, not {self.version}", "report this as a bug in mmdeb")
+
+class SourceNames:
+    """The version and file names of a source package, from package, upstream, revision and dist."""
+
+    package: str
+    upstream: Upstream
+    revision: int
+    dist: str
 
     @property
     def flavour(self) -> Flavour:
         return self.upstream.flavour
-
-    @property
-    def package(self) -> str:
-        return self.domain.package
 
     @property
     def version(self) -> str:
@@ -64,13 +45,9 @@ class PackageSpec:
         return f"{self.upstream.version}-{self.revision}+deb{DIST_RELEASES[self.dist]}"
 
     @property
-    def owner(self) -> str:
-        return self.site_list_owner or f"postmaster@{self.domain.name}"
-
-    @property
     def maintainer(self) -> str:
         name = os.environ.get("DEBFULLNAME", "mmdeb")
-        email = os.environ.get("DEBEMAIL", f"postmaster@{self.domain.name}")
+        email = os.environ.get("DEBEMAIL", f"postmaster@{self.mail_domain}")
         return f"{name} <{email}>"
 
     def orig_name(self, component: str | None = None) -> str:
@@ -88,3 +65,81 @@ class PackageSpec:
 
     def log_name(self, arch: str) -> str:
         return f"{self.package}_{self.version}_{arch}.build"
+
+    def check_common(self) -> None:
+        if self.dist not in DIST_RELEASES:
+            raise MmdebError(f"unknown distribution {self.dist!r}", f"use one of {', '.join(DIST_RELEASES)}")
+        self.flavour.check_dist(self.dist)
+        if self.revision < 1:
+            raise MmdebError(f"revision {self.revision} is not a positive number", "give --revision 1 or higher")
+        if self.changelog and self.changelog[0].version != self.version:
+            raise MmdebError(f"the newest changelog entry is {self.changelog[0].version}, not {self.version}", "report this as a bug in mmdeb")
+
+
+@dataclass(frozen=True)
+class CoreSpec(SourceNames):
+    """Shared-core mode: the one package per flavour and dist that holds Mailman's code."""
+
+    upstream: Upstream
+    dist: str
+    patches_dir: Path
+    revision: int = 1
+    changelog: tuple[ChangelogEntry, ...] = ()
+    kind = "core"
+    mail_domain = "localhost"
+
+    def __post_init__(self):
+        self.check_common()
+
+    @property
+    def package(self) -> str:
+        return self.flavour.core_package
+
+    @property
+    def prefix(self) -> str:
+        return self.flavour.core_prefix
+
+
+@dataclass(frozen=True)
+class PackageSpec(SourceNames):
+    domain: Domain
+    upstream: Upstream
+    dist: str
+    patches_dir: Path  # holds <flavour>/series
+    mail_gid: str = DEFAULT_MAIL_GID
+    cgi_gid: str = DEFAULT_CGI_GID
+    revision: int = 1
+    site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
+    changelog: tuple[ChangelogEntry, ...] = ()  # newest first, starting with this version
+    mode: str = "prefix"  # or "shared": the code comes from the flavour's core package
+    kind = "domain"
+
+    def __post_init__(self):
+        self.check_common()
+        if self.mode not in MODES:
+            raise MmdebError(f"unknown mode {self.mode!r}", f"use --mode {' or --mode '.join(MODES)}")
+        for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
+            if not GROUP_NAME.match(group):
+                raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
+        if self.site_list_owner and not EMAIL.match(self.site_list_owner):
+            raise MmdebError(f"site list owner {self.site_list_owner!r} is not a mail address", "give an address such as postmaster@lists.example.org")
+
+    @property
+    def package(self) -> str:
+        return self.domain.package
+
+    @property
+    def mail_domain(self) -> str:
+        return self.domain.name
+
+    @property
+    def prefix(self) -> str:
+        return self.domain.prefix
+
+    @property
+    def shared(self) -> bool:
+        return self.mode == "shared"
+
+    @property
+    def owner(self) -> str:
+        return self.site_list_owner or f"postmaster@{self.domain.name}"

@@ -16,25 +16,22 @@ import tomli_w
 
 from mmdeb.errors import MmdebError
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry
+from mmdeb.upstream import FLAVOURS
 
 DEFAULT_STATE = Path("mmdeb.toml")
 
 
-@dataclass
-class DomainState:
-    upstream: str  # a catalogue name or a tarball path
-    flavour: str
-    dist: str
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
-    site_list_owner: str = ""
+@dataclass(kw_only=True)
+class PackageState:
+    """What was last built and published of one source package, and from what."""
+
     built: str = ""  # the version last built
     published: str = ""  # the version last published
     inputs: dict[str, str] = field(default_factory=dict)  # what the last build was made from
     changelog: list[ChangelogEntry] = field(default_factory=list)  # newest first
 
     @classmethod
-    def from_toml(cls, table: dict) -> "DomainState":
+    def from_toml(cls, table: dict):
         entries = [ChangelogEntry(**entry) for entry in table.get("changelog", [])]
         return cls(**{**table, "changelog": entries})
 
@@ -44,9 +41,25 @@ class DomainState:
 
 
 @dataclass
+class DomainState(PackageState):
+    upstream: str  # a catalogue name or a tarball path
+    flavour: str
+    dist: str
+    mail_gid: str = DEFAULT_MAIL_GID
+    cgi_gid: str = DEFAULT_CGI_GID
+    site_list_owner: str = ""
+    mode: str = "prefix"  # or "shared": the code comes from the core package of flavour and dist
+
+
+def core_key(flavour: str, dist: str) -> str:
+    return f"{flavour}-{dist}"
+
+
+@dataclass
 class State:
     path: Path
     domains: dict[str, DomainState] = field(default_factory=dict)
+    cores: dict[str, PackageState] = field(default_factory=dict)  # by core_key(flavour, dist)
 
     @classmethod
     def load(cls, path: Path = DEFAULT_STATE) -> "State":
@@ -55,16 +68,20 @@ class State:
         try:
             data = tomllib.loads(path.read_text())
             domains = {name: DomainState.from_toml(table) for name, table in data.get("domains", {}).items()}
+            cores = {key: PackageState.from_toml(table) for key, table in data.get("cores", {}).items()}
         except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
             backup = path.with_name(path.name + ".bak")
             raise MmdebError(
                 f"the state file {path} is corrupted ({exc})",
                 f"repair it, or restore the previous version from {backup}" if backup.exists() else "repair it",
             )
-        return cls(path, domains)
+        return cls(path, domains, cores)
 
     def save(self) -> None:
-        text = tomli_w.dumps({"domains": {name: self.domains[name].to_toml() for name in sorted(self.domains)}})
+        text = tomli_w.dumps({
+            "domains": {name: self.domains[name].to_toml() for name in sorted(self.domains)},
+            "cores": {key: self.cores[key].to_toml() for key in sorted(self.cores)},
+        })
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text("# Written by mmdeb; `mmdeb domains` and `mmdeb rebuild` maintain it.\n" + text)
         if self.path.exists():
@@ -75,6 +92,17 @@ class State:
         if name not in self.domains:
             raise MmdebError(f"{name} is not a domain of {self.path}", f"add it with: mmdeb domains add {name}")
         return self.domains[name]
+
+    def packages(self) -> list[tuple[str, str, PackageState]]:
+        """Every recorded source package as (name, dist, record)."""
+        packages = [(f"mailman-{name}", domain.dist, domain) for name, domain in self.domains.items()]
+        for key, core in self.cores.items():
+            flavour, dist = key.split("-", 1)
+            packages.append((FLAVOURS[flavour].core_package, dist, core))
+        return sorted(packages, key=lambda item: item[:2])
+
+    def core(self, flavour: str, dist: str) -> PackageState:
+        return self.cores.setdefault(core_key(flavour, dist), PackageState())
 
 
 @contextmanager

@@ -38,6 +38,14 @@ class Flavour:
     def python_command(self) -> str:
         return self.python.rsplit("/", 1)[-1]
 
+    @property
+    def core_package(self) -> str:
+        return f"mailmen-core-{self.name}"
+
+    @property
+    def core_prefix(self) -> str:
+        return f"/usr/lib/mailmen/{self.name}"
+
     def depends_for(self, dist: str) -> tuple[str, ...]:
         return self.depends + self.depends_by_dist.get(dist, ())
 

@@ -61,8 +61,8 @@ DOMAIN = "lists.example.org"
 OTHER_DOMAIN = "lists.example.net"
 
 
-def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1) -> Path:
-    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches)]
+def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1, mode: str = "prefix") -> Path:
+    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches), "--mode", mode]
     assert main([*args, "--builder", builder, "--out", str(out), "--revision", str(revision)]) == 0
     return out / upstream.dist
 
@@ -72,7 +72,18 @@ def deb_of(dist_dir: Path, domain: str, revision: int = 1) -> Path:
     return deb
 
 
+def core_deb_of(dist_dir: Path, revision: int = 1) -> Path:
+    (deb,) = dist_dir.glob(f"mailmen-core-*_*-{revision}+*_all.deb")
+    return deb
+
+
 @pytest.fixture(scope="session")
 def built(upstream, tmp_path_factory) -> Path:
     """lists.example.org and lists.example.net, built in one call with sbuild."""
     return build(upstream, tmp_path_factory.mktemp(f"sbuild-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN)
+
+
+@pytest.fixture(scope="session")
+def built_shared(upstream, tmp_path_factory) -> Path:
+    """The core package and thin lists.example.org and lists.example.net packages (shared mode)."""
+    return build(upstream, tmp_path_factory.mktemp(f"shared-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN, mode="shared")

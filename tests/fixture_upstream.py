@@ -42,7 +42,7 @@ if ! "$python" -c 'import dns.resolver' 2>/dev/null; then
     echo "configure: error: dnspython <2.0 not found for $python" >&2
     exit 1
 fi
-for f in Makefile Mailman/Defaults.py bin/newlist; do
+for f in Makefile Mailman/Defaults.py bin/newlist misc/paths.py; do
     sed -e "s|@prefix@|$prefix|g" -e "s|@VAR_PREFIX@|$var_prefix|g" -e "s|@PYTHON@|$python|g" \
         -e "s|@MAILMAN_USER@|$username|g" -e "s|@MAILMAN_GROUP@|$groupname|g" \
         -e "s|@MAIL_GROUP@|$mail_gid|g" -e "s|@CGI_GROUP@|$cgi_gid|g" \
@@ -79,8 +79,13 @@ install: all
 \tchmod 2775 $(DESTDIR)$(prefix) $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/mail $(DESTDIR)$(prefix)/cgi-bin
 \tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
 \tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
+\tmkdir -p $(DESTDIR)$(prefix)/scripts $(DESTDIR)$(prefix)/templates/en
 \tinstall -m 755 bin/newlist $(DESTDIR)$(prefix)/bin/newlist
-\tinstall -m 644 Mailman/Defaults.py Mailman/Version.py $(DESTDIR)$(prefix)/Mailman/
+\tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/bin/paths.py
+\tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/scripts/paths.py
+\tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
+\tinstall -m 644 templates/en/listinfo.html $(DESTDIR)$(prefix)/templates/en/listinfo.html
+\tinstall -m 644 Mailman/__init__.py Mailman/Defaults.py Mailman/Version.py Mailman/Utils.py $(DESTDIR)$(prefix)/Mailman/
 \tinstall -m 755 src/mailman $(DESTDIR)$(prefix)/mail/mailman
 \tinstall -m 755 src/listinfo $(DESTDIR)$(prefix)/cgi-bin/listinfo
 \tchmod g+s $(DESTDIR)$(prefix)/mail/mailman $(DESTDIR)$(prefix)/cgi-bin/listinfo
@@ -92,7 +97,7 @@ clean:
 \trm -f src/mailman src/listinfo
 
 distclean: clean
-\trm -f Makefile Mailman/Defaults.py bin/newlist
+\trm -f Makefile Mailman/Defaults.py bin/newlist misc/paths.py
 """
 
 WRAPPER_C = """\
@@ -120,10 +125,33 @@ CONFIGURE_OPTS = '@CONFIGURE_OPTS@'
 NEWLIST_IN = """\
 #! @PYTHON@
 # mmdeb test fixture, standing in for bin/newlist
+import paths
+from Mailman import Utils
+print('newlist for', Utils.whoami())
+"""
+
+PATHS_IN = """\
+# mmdeb test fixture, standing in for misc/paths.py.in
 import sys
-sys.path.insert(0, '@prefix@')
+prefix = '@prefix@'
+sys.path.insert(0, prefix)
+"""
+
+# Code that a shared core holds, reading the Defaults of the domain that runs it.
+UTILS = """\
+# mmdeb test fixture, standing in for Mailman/Utils.py
 from Mailman import Defaults
-print('newlist for', Defaults.DEFAULT_EMAIL_HOST)
+
+
+def whoami():
+    return Defaults.DEFAULT_EMAIL_HOST
+"""
+
+DRIVER = """\
+# mmdeb test fixture, standing in for scripts/driver (run by the wrappers, no #! line)
+import paths
+from Mailman import Utils
+print('driver for', Utils.whoami())
 """
 
 PATCH = f"""\
@@ -147,6 +175,11 @@ def files(version: str) -> dict[str, tuple[str, int]]:
         "Mailman/Version.py": (f"# mmdeb test fixture\nVERSION = '{version}'\n", 0o644),
         "Mailman/Defaults.py.in": (DEFAULTS_IN, 0o644),
         "bin/newlist.in": (NEWLIST_IN, 0o644),
+        "misc/paths.py.in": (PATHS_IN, 0o644),
+        "Mailman/__init__.py": ("# mmdeb test fixture\n", 0o644),
+        "Mailman/Utils.py": (UTILS, 0o644),
+        "scripts/driver": (DRIVER, 0o644),
+        "templates/en/listinfo.html": ("<html>mmdeb test fixture</html>\n", 0o644),
         "README": ("mmdeb's test fixture; not Mailman.\n", 0o644),
     }
 

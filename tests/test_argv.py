@@ -28,7 +28,7 @@ def test_pbuilder_builds_on_the_same_tarball():
     argv = pbuilder_argv(DSC, "bullseye", "amd64", CHROOT, Path("/b/work"), Path("/cache/pbuilderrc"))
     assert argv == [
         "pbuilder", "build", "--configfile", "/cache/pbuilderrc", "--basetgz", str(CHROOT), "--distribution", "bullseye",
-        "--architecture", "amd64", "--buildresult", "/b/work", "--binary-arch", str(DSC),
+        "--architecture", "amd64", "--buildresult", "/b/work", "--debbuildopts", "--build=binary", str(DSC),
     ]
 
 
@@ -46,7 +46,7 @@ def test_chroot_holds_the_build_dependencies_of_the_flavours_for_its_dist():
 
 
 def test_local_and_source_commands():
-    assert dpkg_buildpackage_argv() == ["dpkg-buildpackage", "--build=any", "--no-sign"]
+    assert dpkg_buildpackage_argv() == ["dpkg-buildpackage", "--build=binary", "--no-sign"]
     assert dpkg_checkbuilddeps_argv() == ["dpkg-checkbuilddeps"]
     assert dpkg_source_build_argv("tree") == ["dpkg-source", "--compression=gzip", "--build", "tree"]
     assert dpkg_source_extract_argv(DSC, Path("/t")) == ["dpkg-source", "--extract", str(DSC), "/t"]

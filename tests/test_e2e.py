@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of
+from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PROJECT_ROOT
 from mmdeb.upstream import FLAVOURS
@@ -59,13 +59,15 @@ def runner_pids(host: Host, domain: str) -> list[int]:
     return [pid] if pid and Path(f"/proc/{pid}").exists() else []
 
 
-@pytest.fixture(scope="module", params=list(MTA_DEBCONF))
-def host(request, built, upstream, tmp_path_factory):
-    mta = request.param
+# Shared mode is run through Postfix: its MTA integration is the same as prefix mode's.
+@pytest.fixture(scope="module", params=[("postfix", "prefix"), ("exim4-daemon-light", "prefix"), ("postfix", "shared")],
+                ids=lambda param: "-".join(param))
+def host(request, upstream, tmp_path_factory):
+    mta, mode = request.param
     runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
-    root = tmp_path_factory.mktemp(f"e2e-{mta}") / "host"
+    root = tmp_path_factory.mktemp(f"e2e-{mta}-{mode}") / "host"
     machine = Host.create(root, upstream.dist, [mta, "apache2", "procps", "curl", *runtime], MTA_DEBCONF[mta])
-    machine.mta = mta
+    machine.mta, machine.mode = mta, mode
     machine.allow_service_starts()
     machine.start()
     try:
@@ -75,7 +77,9 @@ def host(request, built, upstream, tmp_path_factory):
             machine.run("useradd", "--create-home", user)
         machine.run(*MTA_START[mta])
         machine.run("apache2ctl", "start")
-        installed = machine.install_offline([deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
+        built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
+        core = [core_deb_of(built)] if mode == "shared" else []
+        installed = machine.install_offline([*core, deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
         machine.install_log = installed.stdout + installed.stderr
         for domain in (DOMAIN, OTHER_DOMAIN):
             machine.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
@@ -182,8 +186,59 @@ def test_check_perms_finds_no_problem(host):
         assert "No problems found" in host.run(f"{prefix(domain)}/bin/check_perms").stdout
 
 
+EVIL = "/tmp/evil"
+PAYLOAD = "open('/tmp/pwned', 'a').write('{name}\\n')\n"  # no import: it must run even as encodings
+
+
+def plant_attacker_code(host: Host, python: str) -> dict[str, str]:
+    """Modules and scripts under EVIL that a wrapper would run if it trusted its caller; the
+    environment that points Python and Mailman at them."""
+    stdlib = host.run(python, "-c", "import sys; print('lib/python%d.%d' % sys.version_info[:2])").stdout.strip()
+    modules = ["sitecustomize.py", "usercustomize.py", "paths.py", "startup.py", "Mailman/__init__.py",
+               "Mailman/mm_cfg.py", "Mailman/Utils.py", "scripts/post", "scripts/driver", "mail/mailman",
+               "cgi-bin/listinfo", f"{stdlib}/encodings/__init__.py", f"{stdlib}/os.py", f"{stdlib}/site.py"]
+    for module in modules:
+        path = host.root / EVIL.lstrip("/") / module
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(PAYLOAD.format(name=module))
+        path.chmod(0o755)
+    return {
+        "PYTHONPATH": EVIL, "PYTHONHOME": EVIL, "PYTHONSTARTUP": f"{EVIL}/startup.py", "PYTHONINSPECT": "1",
+        "PYTHONUSERBASE": EVIL, "MAILMAN_PREFIX": EVIL, "MAILMAN_VAR_PREFIX": EVIL,
+        "MAILMAN_HOME": EVIL, "MAILMAN_CONFIG": f"{EVIL}/Mailman/mm_cfg.py", "MAILMAN_CORE": EVIL, "PATH": f"{EVIL}:/usr/bin:/bin",
+    }
+
+
+def run_as_attacker(host: Host, group: str, env: dict[str, str], argv0: str, *argv: str, input: str = ""):
+    """argv as user mallory with real gid group (the wrapper's caller check passes), env only, and argv[0] faked."""
+    variables = [f"{key}={value}" for key, value in env.items()]
+    return host.run("setpriv", "--reuid=mallory", f"--regid={group}", "--clear-groups", "env", "-i", *variables,
+                    "bash", "-c", 'exec -a "$0" "$@"', argv0, *argv, input=input, check=False)
+
+
+def test_wrappers_run_no_attacker_code(host, upstream):
+    """The setgid wrappers, called by a local user of the right group with Python and Mailman
+    variables and argv[0] pointing at the attacker's code, run only this domain's Mailman."""
+    host.run("useradd", "--no-create-home", "mallory")
+    env = plant_attacker_code(host, FLAVOURS[upstream.flavour].python)
+    marker = host.root / "tmp/pwned"
+    marker.unlink(missing_ok=True)
+    cgi_env = {**env, "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/mailman/listinfo", "HTTP_HOST": DOMAIN,
+               "SERVER_NAME": DOMAIN, "QUERY_STRING": "", "PATH_INFO": ""}
+    page = run_as_attacker(host, "www-data", cgi_env, f"{EVIL}/scripts/driver", f"{prefix(DOMAIN)}/cgi-bin/listinfo")
+    post = f"From: mallory@{HOSTNAME}\nTo: users@{DOMAIN}\nSubject: attack\n\nhello\n"
+    accepted = run_as_attacker(host, "daemon", env, f"{EVIL}/mail/mailman", f"{prefix(DOMAIN)}/mail/mailman",
+                               "post", "users", input=post)
+    traversal = run_as_attacker(host, "daemon", env, "mailman", f"{prefix(DOMAIN)}/mail/mailman",
+                                "../../../tmp/evil/scripts/post", "users", input=post)
+    assert not marker.exists(), f"attacker code ran: {marker.read_text()}"
+    assert 'href="listinfo/users"' in page.stdout, page.stdout + page.stderr  # the real listinfo ran
+    assert accepted.returncode == 0, accepted.stdout + accepted.stderr
+    assert traversal.returncode != 0
+
+
 def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, tmp_path_factory):
-    newer = build(upstream, tmp_path_factory.mktemp("upgrade"), DOMAIN, revision=2)
+    newer = build(upstream, tmp_path_factory.mktemp("upgrade"), DOMAIN, revision=2, mode=host.mode)
     conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
     conffile.write_text(conffile.read_text() + "# kept across upgrades\n")
     host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")

@@ -10,6 +10,7 @@ from debian.deb822 import Dsc
 
 from fixture_upstream import PATCH_MARKER, make_fixture
 from mmdeb.cli import main
+from mmdeb.rebuild import CORE_ONLY, patched_paths, reaches_domains
 from mmdeb.state import State
 
 ORG, NET = "lists.example.org", "lists.example.net"
@@ -92,7 +93,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(project, capsys):
     tmp_path, state, _ = project
     assert rebuild(project, "--dry-run") == 0
     out = capsys.readouterr().out
-    assert f"rebuild {ORG} as 2.2.0-1+deb12: first build" in out
+    assert f"rebuild mailman-{ORG} as 2.2.0-1+deb12: first build" in out
     assert not (tmp_path / "build").exists()
     assert built_versions(state) == {ORG: "", NET: ""}
 
@@ -153,3 +154,65 @@ def test_missing_upstream_tarball_is_reported(project, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "does not exist" in err and len(err.splitlines()) == 1
     assert built_versions(state) == {ORG: "", NET: ""}
+
+
+CORE_FIX = """\
+Description: A fix to the code only, which shared-mode domain packages do not carry
+--- a/Mailman/Utils.py
++++ b/Mailman/Utils.py
+@@ -4,3 +4,4 @@
+ 
+ def whoami():
+     return Defaults.DEFAULT_EMAIL_HOST
++CORE_FIX = True
+"""
+
+
+def add_patch(patches, name: str, text: str) -> None:
+    (patches / "py3" / name).write_text(text)
+    with open(patches / "py3/series", "a") as series:
+        series.write(f"{name}\n")
+
+
+def core_version(state) -> str:
+    return tomllib.loads(state.read_text())["cores"]["py3-bookworm"]["built"]
+
+
+def test_mode_switches_and_core_only_patches(project, capsys):
+    _, state, patches = project
+    assert rebuild(project) == 0
+    capsys.readouterr()
+
+    assert rebuild(project, "--mode", "shared") == 0
+    out = capsys.readouterr().out
+    assert "rebuild mailmen-core-py3 as 2.2.0-1+deb12: first build" in out
+    assert f"rebuild mailman-{ORG} as 2.2.0-2+deb12: changed domain settings (mode shared)" in out
+    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}
+
+    add_patch(patches, "core-fix.patch", CORE_FIX)
+    assert rebuild(project) == 0
+    assert core_version(state) == "2.2.0-2+deb12"
+    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}, "domains untouched"
+
+    add_patch(patches, "security-fix.patch", SECURITY_FIX)  # Defaults.py.in: in every domain package
+    assert rebuild(project) == 0
+    assert core_version(state) == "2.2.0-3+deb12"
+    assert built_versions(state) == {ORG: "2.2.0-3+deb12", NET: "2.2.0-3+deb12"}
+
+    assert rebuild(project, NET, "--mode", "prefix") == 0
+    assert built_versions(state) == {ORG: "2.2.0-3+deb12", NET: "2.2.0-4+deb12"}
+    assert core_version(state) == "2.2.0-3+deb12"
+    capsys.readouterr()
+    assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
+    assert "mailmen-core-py3\tbookworm\t2.2.0-3+deb12\t-\t2.2.0\tup to date" in capsys.readouterr().out
+
+
+def test_patches_are_sorted_into_core_only_and_domain_reaching():
+    assert not reaches_domains(CORE_FIX)
+    assert reaches_domains(SECURITY_FIX)
+    assert patched_paths("--- mailman-2.2.0.orig/src/common.c\n+++ mailman-2.2.0/src/common.c\n") == {"src/common.c"}
+    for path in ("Mailman/Cgi/admin.py", "bin/newlist", "scripts/driver", "templates/en/x.html", "messages/de/x.po"):
+        assert CORE_ONLY.match(path), path
+    for path in ("src/common.c", "configure", "Mailman/Defaults.py.in", "Mailman/__init__.py.in",
+                 "misc/paths.py.in", "bin/Makefile.in", "cron/crontab.in"):
+        assert not CORE_ONLY.match(path), path

@@ -12,7 +12,7 @@ BINARY_ARTIFACTS = (".deb", ".changes", ".buildinfo")
 
 
 def dpkg_buildpackage_argv() -> list[str]:
-    return ["dpkg-buildpackage", "--build=any", "--no-sign"]
+    return ["dpkg-buildpackage", "--build=binary", "--no-sign"]
 
 
 def dpkg_checkbuilddeps_argv() -> list[str]:

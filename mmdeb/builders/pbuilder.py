@@ -21,7 +21,9 @@ def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Pa
         "--distribution", dist,
         "--architecture", arch,
         "--buildresult", str(result_dir),
-        "--binary-arch",  # else pbuilder rebuilds the source package, with its own compression
+        # Binaries only (any and all: the shared core is Architecture: all); else pbuilder
+        # rebuilds the source package, with its own compression.
+        "--debbuildopts", "--build=binary",
         str(dsc),
     ]
 

@@ -20,7 +20,7 @@ def sbuild_argv(dsc: Path, dist: str, arch: str, chroot: Path, build_dir: Path) 
         f"--dist={dist}",
         f"--arch={arch}",
         "--arch-any",
-        "--no-arch-all",
+        "--arch-all",  # the shared core is Architecture: all
         "--no-source",
         f"--build-dir={build_dir}",
         "--nolog",  # mmdeb keeps the whole output in its own build log

@@ -1,7 +1,8 @@
-# Mailman MTA hook for Postfix, installed by mmdeb for {{ spec.domain.name }}.
+# Mailman MTA hook for Postfix, installed by mmdeb (in the domain package, or in
+# the shared core).
 #
-# list[-suffix]@{{ spec.domain.name }} maps (virtual-mailman) to the local alias
-# {{ spec.domain.name }}-list[-suffix] (aliases), so lists of the same name in two
+# list[-suffix]@DOMAIN maps (virtual-mailman) to the local alias
+# DOMAIN-list[-suffix] (aliases), so lists of the same name in two
 # domains never meet in Postfix's one alias namespace. Both maps are rewritten for
 # every list on each create and remove. postalias rewrites aliases.db in place, so
 # it keeps the owner postinst gave it: Postfix runs the pipe with that owner's uid
@@ -15,8 +16,9 @@ import subprocess
 from Mailman import mm_cfg
 from Mailman import Utils
 
-DOMAIN = '{{ spec.domain.name }}'
-PREFIX = '{{ spec.domain.prefix }}'
+# Every domain's prefix is /var/lib/mailmen/DOMAIN; the shared core serves them all.
+PREFIX = mm_cfg.PREFIX
+DOMAIN = os.path.basename(PREFIX.rstrip('/'))
 SUFFIXES = ('', 'admin', 'bounces', 'confirm', 'join', 'leave', 'owner',
             'request', 'subscribe', 'unsubscribe')
 ALIASES = os.path.join(mm_cfg.DATA_DIR, 'aliases')
