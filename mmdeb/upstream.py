@@ -116,6 +116,11 @@ def load_catalogue(path: Path | None = None) -> dict:
     return catalogue
 
 
+def unknown_upstream(name: str, catalogue: dict) -> MmdebError:
+    known = ", ".join(sorted(catalogue.get("upstream", {}))) or "none"
+    return MmdebError(f"unknown upstream {name!r}", f"give a tarball path or one of the catalogue names: {known}")
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -249,9 +254,14 @@ def resolve(spec: str, flavour_name: str | None = None, cache: Path | None = Non
     elif "/" in spec or any(spec.endswith(suffix) for suffix in TARBALL_SUFFIXES):
         tarball = Path(spec).resolve()
     else:
-        known = ", ".join(sorted(catalogue.get("upstream", {}))) or "none"
-        raise MmdebError(f"unknown upstream {spec!r}", f"give a tarball path or one of the catalogue names: {known}")
+        raise unknown_upstream(spec, catalogue)
     version, newest_mtime = inspect_tarball(tarball)
+    if entry and entry.get("version", version) != version:
+        # `mmdeb upstream check` compares releases with the catalogue's version, so it must be true.
+        raise MmdebError(
+            f"the catalogue says {spec} is version {entry['version']}, but {tarball.name} is Mailman {version}",
+            f"correct version = \"{version}\" for {spec} in the catalogue",
+        )
     guessed = flavour_for_version(version)
     if flavour_name and flavour_name != guessed.name:
         raise MmdebError(

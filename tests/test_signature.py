@@ -102,6 +102,7 @@ def catalogue_for(tarball: Path, signer: Signer, directory: Path, version: str) 
     catalogue.write_text(f"""
 [upstream.fixture]
 flavour = "py3"
+version = "{version}"
 url = "{tarball.as_uri()}"
 filename = "{tarball.name}"
 sha256 = "{sha256_of(tarball)}"
@@ -118,6 +119,13 @@ def test_resolve_verifies_a_catalogue_upstream(tmp_path, signer, fixture_py3, mo
     upstream = resolve("fixture", cache=tmp_path / "cache")
     assert upstream.version == "2.2.0"
     assert (tmp_path / "cache" / "upstream" / (fixture_py3.tarball.name + ".sig")).exists()
+
+
+def test_resolve_refuses_a_catalogue_version_that_is_not_the_tarballs(tmp_path, signer, fixture_py3, monkeypatch):
+    tarball = shutil.copy(fixture_py3.tarball, tmp_path / fixture_py3.tarball.name)
+    monkeypatch.setenv("MMDEB_CATALOGUE", str(catalogue_for(Path(tarball), signer, tmp_path / "cat", "2.2.1")))
+    with pytest.raises(MmdebError, match="the catalogue says fixture is version 2.2.1"):
+        resolve("fixture", cache=tmp_path / "cache")
 
 
 def test_build_with_a_bad_signature_stops_with_one_line(tmp_path, signer, fixture_py3):
