@@ -16,6 +16,7 @@ from mmdeb.run import Runner
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
+from mmdeb.watch import check
 
 BUILDERS = ["sbuild", "pbuilder", "local"]
 
@@ -82,6 +83,13 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--repo", type=Path, default=Path("repo"), help="repository directory (default: repo/)")
     publish.add_argument("--out", type=Path, default=Path("build"), help="where the packages were built")
     publish.set_defaults(handler=cmd_publish)
+
+    upstream = commands.add_parser("upstream", help="the upstreams of the catalogue")
+    upstream_actions = upstream.add_subparsers(dest="action", required=True)
+    upstream_check = upstream_actions.add_parser(
+        "check", help="report newer upstream releases (exit 0 when every upstream could be checked)")
+    upstream_check.add_argument("name", nargs="?", metavar="NAME", help="default: every upstream in the catalogue")
+    upstream_check.set_defaults(handler=cmd_upstream_check)
     return top
 
 
@@ -195,6 +203,11 @@ def cmd_publish(args, runner: Runner) -> None:
     print(f"\nCopy {current / KEYRING} to /usr/share/keyrings/ on each list host, and add this")
     print("to /etc/apt/sources.list.d/mmdeb.sources (serve the directory over HTTP for remote hosts):\n")
     print(sources_stanza(args.repo.resolve() / "current", sorted(packages)))
+
+
+def cmd_upstream_check(args, runner: Runner) -> None:
+    for line in check(load_catalogue(), args.name):
+        print(line, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:

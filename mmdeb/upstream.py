@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
+from mmdeb.run import CommandFailed, Runner
 
 CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TARBALL_SUFFIXES = {".tar.gz": "gz", ".tgz": "gz", ".tar.xz": "xz", ".tar.bz2": "bz2"}
@@ -112,9 +113,20 @@ def cache_dir() -> Path:
     return Path(root)
 
 
-def load_catalogue(path: Path = CATALOGUE) -> dict:
+def load_catalogue(path: Path | None = None) -> dict:
+    """The catalogue ($MMDEB_CATALOGUE or the packaged one); signing_key paths become absolute."""
+    path = Path(path or os.environ.get("MMDEB_CATALOGUE") or CATALOGUE).absolute()
     with open(path, "rb") as fh:
-        return tomllib.load(fh)
+        catalogue = tomllib.load(fh)
+    for entry in [*catalogue.get("upstream", {}).values(), *catalogue.get("component", {}).values()]:
+        if "signing_key" in entry:
+            entry["signing_key"] = str(path.parent / entry["signing_key"])
+    return catalogue
+
+
+def unknown_upstream(name: str, catalogue: dict) -> MmdebError:
+    known = ", ".join(sorted(catalogue.get("upstream", {}))) or "none"
+    return MmdebError(f"unknown upstream {name!r}", f"give a tarball path or one of the catalogue names: {known}")
 
 
 def sha256_of(path: Path) -> str:
@@ -125,28 +137,56 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch_verified(entry: dict, what: str, cache: Path) -> Path:
-    """Return the cached file of a catalogue entry, downloading it if absent; verify its sha256."""
+def download(url: str, target: Path, what: str) -> None:
+    """Download url to target atomically; offline, say where the file can be placed by hand."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".download-", delete=False) as tmp:
+        try:
+            with urllib.request.urlopen(url, timeout=60) as response:
+                shutil.copyfileobj(response, tmp)
+        except OSError as exc:
+            os.unlink(tmp.name)
+            raise MmdebError(
+                f"cannot download {what} from {url} ({exc})",
+                f"download it by other means and put it at {target}",
+            )
+    os.replace(tmp.name, target)
+
+
+def gpgv_argv(keyring: Path, signature: Path, data: Path) -> list[str]:
+    # gpgv looks for a keyring name without a slash in ~/.gnupg; an absolute path keeps it out.
+    return ["gpgv", "--keyring", str(Path(keyring).absolute()), str(signature), str(data)]
+
+
+def verify_signature(keyring: Path, signature: Path, data: Path, what: str, runner: Runner) -> None:
+    try:
+        runner.run(gpgv_argv(keyring, signature, data))
+    except CommandFailed as exc:
+        reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else exc.message
+        raise MmdebError(
+            f"OpenPGP signature check failed for {what} ({data} with {signature}, key {keyring}): {reason}",
+            f"do not use {data.name}; delete {data} and {signature} and try again; "
+            "if it persists the download is not the signed release",
+        )
+
+
+def fetch_verified(entry: dict, what: str, cache: Path, runner: Runner | None = None) -> Path:
+    """Return the cached file of a catalogue entry, downloading it if absent; verify its sha256,
+    and its detached OpenPGP signature when the entry names a signing key."""
     target = cache / entry["filename"]
     if not target.exists():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=cache, prefix=".download-", delete=False) as tmp:
-            try:
-                with urllib.request.urlopen(entry["url"], timeout=60) as response:
-                    shutil.copyfileobj(response, tmp)
-            except OSError as exc:
-                os.unlink(tmp.name)
-                raise MmdebError(
-                    f"cannot download {what} from {entry['url']} ({exc})",
-                    f"download it by other means and put it at {target}",
-                )
-        os.replace(tmp.name, target)
+        download(entry["url"], target, what)
     actual = sha256_of(target)
     if actual != entry["sha256"]:
         raise MmdebError(
             f"sha256 mismatch for {what} ({target}): expected {entry['sha256']}, got {actual}",
             f"delete {target} and try again; if it persists the download is not the pinned release",
         )
+    if "signing_key" in entry:
+        signature = cache / entry["signature_filename"]
+        if not signature.exists():
+            download(entry["signature_url"], signature, f"the signature of {what}")
+        verify_signature(Path(entry["signing_key"]), signature, target, what, runner or Runner())
     return target
 
 
@@ -222,9 +262,14 @@ def resolve(spec: str, flavour_name: str | None = None, cache: Path | None = Non
     elif "/" in spec or any(spec.endswith(suffix) for suffix in TARBALL_SUFFIXES):
         tarball = Path(spec).resolve()
     else:
-        known = ", ".join(sorted(catalogue.get("upstream", {}))) or "none"
-        raise MmdebError(f"unknown upstream {spec!r}", f"give a tarball path or one of the catalogue names: {known}")
+        raise unknown_upstream(spec, catalogue)
     version, newest_mtime = inspect_tarball(tarball)
+    if entry and entry.get("version", version) != version:
+        # `mmdeb upstream check` compares releases with the catalogue's version, so it must be true.
+        raise MmdebError(
+            f"the catalogue says {spec} is version {entry['version']}, but {tarball.name} is Mailman {version}",
+            f"correct version = \"{version}\" for {spec} in the catalogue",
+        )
     guessed = flavour_for_version(version)
     if flavour_name and flavour_name != guessed.name:
         raise MmdebError(

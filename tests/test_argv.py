@@ -7,6 +7,7 @@ from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_arg
 from mmdeb.builders.pbuilder import pbuilder_argv
 from mmdeb.builders.sbuild import sbuild_argv
 from mmdeb.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
+from mmdeb.upstream import gpgv_argv
 
 DSC = Path("/b/mailman-lists.example.org_2.2.0-1+deb12.dsc")
 CHROOT = Path("/cache/bookworm-amd64-x.tar.zst")
@@ -53,3 +54,13 @@ def test_local_and_source_commands():
     assert unpack_argv(Path("/o.tar.gz"), Path("/t")) == [
         "tar", "--extract", "--file=/o.tar.gz", "--directory=/t", "--strip-components=1",
     ]
+
+
+def test_gpgv_checks_against_the_catalogue_keyring_only():
+    argv = gpgv_argv(Path("/k/mailman.gpg"), Path("/c/mailman-2.1.39.tgz.sig"), Path("/c/mailman-2.1.39.tgz"))
+    assert argv == ["gpgv", "--keyring", "/k/mailman.gpg", "/c/mailman-2.1.39.tgz.sig", "/c/mailman-2.1.39.tgz"]
+
+
+def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
+    # gpgv reads a keyring name without a slash from ~/.gnupg.
+    assert "/" in gpgv_argv(Path("mailman.gpg"), Path("s.sig"), Path("f"))[2]

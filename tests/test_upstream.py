@@ -1,12 +1,14 @@
 import gzip
 import tarfile
 import zipfile
+from pathlib import Path
 
 import pytest
 
 from fixture_upstream import write_tarball
 from mmdeb.errors import MmdebError
-from mmdeb.upstream import FLAVOURS, flavour_for_version, inspect_tarball, repack_zip, resolve, sha256_of
+from mmdeb.upstream import (FLAVOURS, flavour_for_version, inspect_tarball, load_catalogue, repack_zip, resolve,
+                            sha256_of)
 
 
 def test_version_and_flavour_read_from_the_tarball(upstream):
@@ -84,3 +86,12 @@ def test_zip_component_repacked_deterministically(tmp_path):
         assert names == sorted(names)
         assert tar.extractfile("dnspython-1.16.0/dns/__init__.py").read() == b"# dns\n"
         assert all(member.uid == 0 and member.gid == 0 for member in tar)
+
+
+def test_catalogue_entries_are_complete():
+    for name, entry in load_catalogue()["upstream"].items():
+        assert {"flavour", "version", "url", "filename", "sha256", "watch"} <= entry.keys(), name
+        assert entry["flavour"] == flavour_for_version(entry["version"]).name, name
+        if "signing_key" in entry:
+            assert {"signature_url", "signature_filename"} <= entry.keys(), name
+            assert Path(entry["signing_key"]).is_file(), name
