@@ -127,7 +127,7 @@ NEWLIST_IN = """\
 # mmdeb test fixture, standing in for bin/newlist
 import paths
 from Mailman import Utils
-print('newlist for', Utils.whoami())
+print('newlist for %s' % Utils.whoami())
 """
 
 PATHS_IN = """\
@@ -151,7 +151,7 @@ DRIVER = """\
 # mmdeb test fixture, standing in for scripts/driver (run by the wrappers, no #! line)
 import paths
 from Mailman import Utils
-print('driver for', Utils.whoami())
+print('driver for %s' % Utils.whoami())
 """
 
 PATCH = f"""\

@@ -1,0 +1,66 @@
+"""Shared-core mode, built with sbuild: one core package, thin domain packages that run its code."""
+
+import subprocess
+
+import pytest
+
+from conftest import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
+from mmdeb.upstream import FLAVOURS
+from test_build import data_tar, prefix_of
+
+pytestmark = pytest.mark.chroot
+
+MAX_DOMAIN_KB = 1024  # the issue's target: each extra domain installs at most 1 MB
+
+
+def field(deb, name: str) -> str:
+    return subprocess.run(["dpkg-deb", "--field", str(deb), name], check=True, capture_output=True, text=True).stdout.strip()
+
+
+def test_core_is_architecture_all_and_holds_the_code(built_shared, upstream):
+    flavour = FLAVOURS[upstream.flavour]
+    core = core_deb_of(built_shared)
+    assert field(core, "Package") == flavour.core_package
+    assert field(core, "Architecture") == "all"
+    with data_tar(core) as tar:
+        names = {member.name for member in tar}
+    assert f".{flavour.core_prefix}/Mailman/Utils.py" in names
+    assert f".{flavour.core_prefix}/Mailman/MTA/MmdebPostfix.py" in names
+    assert not [name for name in names if name.endswith(("Defaults.py", "paths.py")) or "/mail/" in name or "/cgi-bin/" in name]
+
+
+def test_domain_package_is_thin_and_depends_on_its_core(built_shared, upstream):
+    flavour = FLAVOURS[upstream.flavour]
+    deb = deb_of(built_shared, DOMAIN)
+    assert int(field(deb, "Installed-Size")) <= MAX_DOMAIN_KB
+    upstream_version = field(deb, "Version").split("-")[0]
+    assert f"{flavour.core_package} (>= {upstream_version}), {flavour.core_package} (<< {upstream_version}.~)" in field(deb, "Depends")
+    with data_tar(deb) as tar:
+        members = {member.name: member for member in tar}
+    prefix = prefix_of(DOMAIN)
+    for wrapper in ("mail/mailman", "cgi-bin/listinfo"):
+        assert members[f"{prefix}/{wrapper}"].mode == 0o2755
+    assert f"{prefix}/Mailman/Defaults.py" in members and f"{prefix}/bin/paths.py" in members
+    assert f"{prefix}/Mailman/Utils.py" not in members, "the code is the core's"
+
+
+def test_core_and_two_domains_install_and_each_runs_with_its_own_settings(built_shared, upstream, tmp_path):
+    flavour = FLAVOURS[upstream.flavour]
+    debs = [core_deb_of(built_shared), deb_of(built_shared, DOMAIN), deb_of(built_shared, OTHER_DOMAIN)]
+    root = tmp_path / "host"
+    subprocess.run(
+        ["mmdebstrap", "--variant=apt", f"--customize-hook=copy-in {' '.join(map(str, debs))} /tmp",
+         '--customize-hook=chroot "$1" sh -c "apt-get install --yes /tmp/*.deb"', upstream.dist, str(root)],
+        check=True, capture_output=True,
+    )
+    probe = "import paths; from Mailman import Defaults, Utils; print('%s %s' % (Defaults.DEFAULT_EMAIL_HOST, Utils.__file__))"
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        result = subprocess.run(["chroot", str(root), "sh", "-c", f"cd /var/lib/mailmen/{domain}/bin && {flavour.python} -c \"{probe}\""],
+                                check=True, capture_output=True, text=True)
+        host, utils = result.stdout.split()
+        assert host == domain
+        assert utils.startswith(f"{flavour.core_prefix}/Mailman/Utils.py")
+        if not upstream.real:  # the fixture's newlist, a stub in shared mode, reports its domain
+            newlist = subprocess.run(["chroot", str(root), f"/var/lib/mailmen/{domain}/bin/newlist"],
+                                     check=True, capture_output=True, text=True)
+            assert newlist.stdout.strip() == f"newlist for {domain}"
