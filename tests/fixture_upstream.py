@@ -93,6 +93,9 @@ install: all
 
 doinstall: install
 
+# Mailman's top Makefile builds its SUBDIRS with this target.
+subdirs: all
+
 clean:
 \trm -f src/mailman src/listinfo
 
