@@ -222,7 +222,10 @@ def test_wrappers_run_no_attacker_code(host, upstream):
     host.run("useradd", "--no-create-home", "mallory")
     env = plant_attacker_code(host, FLAVOURS[upstream.flavour].python)
     marker = host.root / "tmp/pwned"
-    marker.unlink(missing_ok=True)
+    # Control: the same interpreter run directly with this environment does run the planted code.
+    run_as_attacker(host, "daemon", env, "python", FLAVOURS[upstream.flavour].python, "-c", "pass")
+    assert marker.exists(), "the planted code is not reachable; the test would prove nothing"
+    marker.unlink()
     cgi_env = {**env, "REQUEST_METHOD": "GET", "SCRIPT_NAME": "/mailman/listinfo", "HTTP_HOST": DOMAIN,
                "SERVER_NAME": DOMAIN, "QUERY_STRING": "", "PATH_INFO": ""}
     page = run_as_attacker(host, "www-data", cgi_env, f"{EVIL}/scripts/driver", f"{prefix(DOMAIN)}/cgi-bin/listinfo")
