@@ -58,7 +58,7 @@ def plan(request: BuildRequest) -> list[PackageSpec | CoreSpec]:
     dist = request.dist or upstream.flavour.dists[0]
     specs: list[PackageSpec | CoreSpec] = []
     if request.mode == "shared":
-        core = CoreSpec(upstream, dist, request.patches_dir, request.revision)
+        core = CoreSpec(upstream, dist, request.patches_dir, request.revision, mail_domain=domains[0].name)
         specs.append(replace(core, changelog=(first_entry(core),)))
     for domain in dict.fromkeys(domains):
         spec = PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid,

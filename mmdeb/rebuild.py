@@ -173,17 +173,18 @@ def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCH
     return Rebuild(name, with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
 
 
-def core_upstream(domains: dict[str, DomainState], flavour: str, dist: str) -> str:
-    """The one upstream of the shared-mode domains of flavour on dist."""
-    upstreams = {domain.upstream for domain in domains.values()
-                 if domain.mode == "shared" and (domain.flavour, domain.dist) == (flavour, dist)}
+def core_users(domains: dict[str, DomainState], flavour: str, dist: str) -> tuple[str, list[str]]:
+    """The one upstream of the shared-mode domains of flavour on dist, and their names."""
+    users = sorted(name for name, domain in domains.items()
+                   if domain.mode == "shared" and (domain.flavour, domain.dist) == (flavour, dist))
+    upstreams = sorted({domains[name].upstream for name in users})
     if len(upstreams) != 1:
-        raise MmdebError(f"the shared-mode {flavour} domains on {dist} use different upstreams ({', '.join(sorted(upstreams))})",
+        raise MmdebError(f"the shared-mode {flavour} domains on {dist} use different upstreams ({', '.join(upstreams)})",
                          "give them one upstream: they share one core package")
-    return upstreams.pop()
+    return upstreams[0], users
 
 
-def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, urgency: str,
+def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, urgency: str, mail_domain: str,
               patches_dir: Path = PATCHES_DIR) -> Rebuild | None:
     """The rebuild the core package of flavour on dist needs, or None."""
     upstream = resolve(upstream_ref, flavour)
@@ -191,7 +192,7 @@ def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, ur
     reasons = changed_reasons(core, inputs, upstream)
     if not reasons:
         return None
-    spec = CoreSpec(upstream, dist, patches_dir, next_revision(core, upstream))
+    spec = CoreSpec(upstream, dist, patches_dir, next_revision(core, upstream), mail_domain=mail_domain)
     reason = f"Rebuild of the shared Mailman {upstream.version} core: {'; '.join(reasons)}."
     return Rebuild(spec.package, with_entry(spec, core, urgency, reason), inputs, reasons, core)
 
@@ -202,7 +203,7 @@ def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path = P
     cores = dict.fromkeys((domain.flavour, domain.dist) for name in names
                           if (domain := state.get(name)).mode == "shared")
     for flavour, dist in cores:
-        upstream_ref = core_upstream(state.domains, flavour, dist)
-        if item := plan_core(state.core(flavour, dist), upstream_ref, flavour, dist, urgency, patches_dir):
+        upstream_ref, users = core_users(state.domains, flavour, dist)
+        if item := plan_core(state.core(flavour, dist), upstream_ref, flavour, dist, urgency, users[0], patches_dir):
             rebuilds.insert(0, item)
     return rebuilds

@@ -2,7 +2,7 @@
 
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmdeb.domain import Domain
@@ -85,8 +85,8 @@ class CoreSpec(SourceNames):
     patches_dir: Path
     revision: int = 1
     changelog: tuple[ChangelogEntry, ...] = ()
+    mail_domain: str = field(kw_only=True)  # for the Maintainer address: one of the domains it serves
     kind = "core"
-    mail_domain = "localhost"
 
     def __post_init__(self):
         self.check_common()

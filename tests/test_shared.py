@@ -64,3 +64,10 @@ def test_core_and_two_domains_install_and_each_runs_with_its_own_settings(built_
             newlist = subprocess.run(["chroot", str(root), f"/var/lib/mailmen/{domain}/bin/newlist"],
                                      check=True, capture_output=True, text=True)
             assert newlist.stdout.strip() == f"newlist for {domain}"
+
+
+def test_lintian_reports_no_errors_on_core_and_domain(built_shared):
+    artifacts = [*built_shared.glob("mailmen-core-*.dsc"), core_deb_of(built_shared),
+                 *built_shared.glob(f"mailman-{DOMAIN}_*.dsc"), deb_of(built_shared, DOMAIN)]
+    result = subprocess.run(["lintian", "--fail-on", "error", *map(str, artifacts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
