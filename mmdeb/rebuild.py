@@ -20,7 +20,7 @@ from pathlib import Path
 from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.render import environment, templates_for
+from mmdeb.render import environment, series_names, templates_for
 from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.state import DomainState, PackageState, State
 from mmdeb.upstream import Upstream, resolve, sha256_of
@@ -34,14 +34,6 @@ CORE_ONLY = re.compile(
 )
 
 URGENCIES = ("low", "medium", "high", "critical", "emergency")
-
-
-def digest_tree(root: Path) -> str:
-    """sha256 over the relative names and contents of every file under root."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
 
 
 def patched_paths(patch: str) -> set[str]:
@@ -61,17 +53,12 @@ def reaches_domains(patch: str) -> bool:
 
 def digest_patches(series_dir: Path, domain_part_only: bool) -> str:
     """sha256 over the series' patches in order; only those that reach a shared-mode domain package if asked."""
-    series = series_dir / "series"
-    if not series.exists():
-        return ""
     digest = hashlib.sha256()
-    for line in series.read_text().splitlines():
-        name = line.split("#")[0].strip()
-        if not name:
-            continue
-        patch = (series_dir / name).read_text() if (series_dir / name).is_file() else ""
-        if not domain_part_only or reaches_domains(patch):
-            digest.update(name.encode() + b"\0" + patch.encode() + b"\0")
+    for name in series_names(series_dir):
+        # Bytes: a patch to a file in a legacy encoding is not UTF-8.
+        patch = (series_dir / name).read_bytes() if (series_dir / name).is_file() else b""
+        if not domain_part_only or reaches_domains(patch.decode("utf-8", "replace")):
+            digest.update(name.encode() + b"\0" + patch + b"\0")
     return digest.hexdigest()
 
 

@@ -52,11 +52,17 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     check_rendered(spec, debian_dir)
 
 
-def copy_patches(series_dir: Path, target: Path) -> None:
+def series_names(series_dir: Path) -> list[str]:
+    """The patches quilt applies, in order, from series_dir/series (none if it does not exist)."""
     series = series_dir / "series"
     if not series.exists():
-        return
-    names = [line.split()[0] for line in series.read_text().splitlines() if line.strip() and not line.startswith("#")]
+        return []
+    return [line.split()[0] for line in series.read_text().splitlines() if line.strip() and not line.startswith("#")]
+
+
+def copy_patches(series_dir: Path, target: Path) -> None:
+    series = series_dir / "series"
+    names = series_names(series_dir)
     if not names:
         return
     missing = [name for name in names if not (series_dir / name).is_file()]

@@ -187,7 +187,8 @@ def test_check_perms_finds_no_problem(host):
 
 
 EVIL = "/tmp/evil"
-PAYLOAD = "open('/tmp/pwned', 'a').write('{name}\\n')\n"  # no import: it must run even as encodings
+# No import and a binary write: it must run even as the encodings package, before any codec.
+PAYLOAD = "open('/tmp/pwned', 'ab').write(b'{name}\\n')\n"
 
 
 def plant_attacker_code(host: Host, python: str) -> dict[str, str]:
