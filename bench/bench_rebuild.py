@@ -111,12 +111,14 @@ def main() -> None:
                               for mode in ("shared", "prefix")}
             if count <= args.naive_max:
                 results[count]["naive_loop_s"] = naive_loop(tarball, count, scratch, env)
-                per_domain = results[count]["naive_loop_s"] / count
-            else:
-                results[count]["naive_loop_s_extrapolated"] = round(per_domain * count, 1)
             shared, prefix = results[count]["shared"], results[count]["prefix"]
             results[count]["prefix_over_shared"] = round(prefix["rebuild_and_publish_s"] / shared["rebuild_and_publish_s"], 1)
             print(count, json.dumps(results[count]), flush=True)
+    measured = max(count for count in results if "naive_loop_s" in results[count])
+    per_domain = results[measured]["naive_loop_s"] / measured
+    for count in results:
+        if "naive_loop_s" not in results[count]:
+            results[count]["naive_loop_s_extrapolated"] = round(per_domain * count, 1)
     result = {
         "date": date.today().isoformat(),
         "machine": machine(),
