@@ -187,8 +187,8 @@ def test_check_perms_finds_no_problem(host):
 
 
 EVIL = "/tmp/evil"
-# No import and a binary write: it must run even as the encodings package, before any codec.
-PAYLOAD = "open('/tmp/pwned', 'ab').write(b'{name}\\n')\n"
+# Only the built-in _io: it must run even as the encodings package, before open() and any codec exist.
+PAYLOAD = "import _io; _io.FileIO('/tmp/pwned', 'a').write(b'{name}\\n')\n"
 
 
 def plant_attacker_code(host: Host, python: str) -> dict[str, str]:
