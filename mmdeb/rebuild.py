@@ -102,7 +102,6 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Rebuild:
-    name: str
     spec: PackageSpec | CoreSpec
     inputs: dict[str, str]
     reasons: tuple[str, ...]
@@ -157,7 +156,7 @@ def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCH
     spec = PackageSpec(Domain.parse(name), upstream, domain.dist, patches_dir, domain.mail_gid, domain.cgi_gid,
                        next_revision(domain, upstream), domain.site_list_owner, mode=domain.mode)
     reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.mode} mode): {'; '.join(reasons)}."
-    return Rebuild(name, with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
+    return Rebuild(with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
 
 
 def core_users(domains: dict[str, DomainState], flavour: str, dist: str) -> tuple[str, list[str]]:
@@ -181,7 +180,7 @@ def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, ur
         return None
     spec = CoreSpec(upstream, dist, patches_dir, next_revision(core, upstream), mail_domain=mail_domain)
     reason = f"Rebuild of the shared Mailman {upstream.version} core: {'; '.join(reasons)}."
-    return Rebuild(spec.package, with_entry(spec, core, urgency, reason), inputs, reasons, core)
+    return Rebuild(with_entry(spec, core, urgency, reason), inputs, reasons, core)
 
 
 def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path = PATCHES_DIR) -> list[Rebuild]:
