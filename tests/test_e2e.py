@@ -187,8 +187,15 @@ def test_check_perms_finds_no_problem(host):
 
 
 EVIL = "/tmp/evil"
-# Only the built-in _io: it must run even as the encodings package, before open() and any codec exist.
-PAYLOAD = "import _io; _io.FileIO('/tmp/pwned', 'a').write(b'{name}\\n')\n"
+# It must run even as Python 3's encodings package, before open() exists (then only the
+# built-in _io does), and as Python 2's site.py (where _io may be in the planted lib-dynload).
+PAYLOAD = """\
+try:
+    open('/tmp/pwned', 'ab').write(b'{name}\\n')
+except NameError:
+    import _io
+    _io.FileIO('/tmp/pwned', 'a').write(b'{name}\\n')
+"""
 
 
 def plant_attacker_code(host: Host, python: str) -> dict[str, str]:
