@@ -14,6 +14,7 @@ from pathlib import Path
 
 import tomli_w
 
+from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry
 from mmdeb.upstream import FLAVOURS
@@ -95,7 +96,7 @@ class State:
 
     def packages(self) -> list[tuple[str, str, PackageState]]:
         """Every recorded source package as (name, dist, record)."""
-        packages = [(f"mailman-{name}", domain.dist, domain) for name, domain in self.domains.items()]
+        packages = [(Domain(name).package, domain.dist, domain) for name, domain in self.domains.items()]
         for key, core in self.cores.items():
             flavour, dist = key.split("-", 1)
             packages.append((FLAVOURS[flavour].core_package, dist, core))
