@@ -62,7 +62,7 @@ FLAVOURS = {
     "py3": Flavour(
         name="py3",
         summary="the Python 3 fork, mailman2-python3 2.2.x",
-        dists=("bookworm", "trixie"),
+        dists=("trixie", "bookworm"),  # the first is the default
         python="/usr/bin/python3",
         build_depends=("python3-dev", "python3-dnspython"),
         depends=("python3", "python3-dnspython", "python3-html2text"),

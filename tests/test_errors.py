@@ -92,7 +92,7 @@ def test_normalised_domain_names_the_package(tmp_path, fixtures):
     patches = fixtures["py3"].parent / "patches"
     result = mmdeb("source", "Listen.Bücher.example", "--upstream", str(fixtures["py3"]), "--patches", str(patches), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "build/bookworm/mailman-listen.xn--bcher-kva.example_2.2.0-1+deb12.dsc").is_file()
+    assert (tmp_path / "build/trixie/mailman-listen.xn--bcher-kva.example_2.2.0-1+deb13.dsc").is_file()
     assert not [p for p in (tmp_path / "build").iterdir() if p.name.startswith(".")], "work dir left behind"
 
 

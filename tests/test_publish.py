@@ -39,7 +39,7 @@ def apt_update(tmp_path, repo) -> subprocess.CompletedProcess:
     keyring = tmp_path / KEYRING
     shutil.copy(repo / "current" / KEYRING, keyring)
     (root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
-        f"Types: deb\nURIs: file:{repo}/current\nSuites: bookworm\nComponents: main\nSigned-By: {keyring}\n")
+        f"Types: deb\nURIs: file:{repo}/current\nSuites: trixie\nComponents: main\nSigned-By: {keyring}\n")
     options = ["-o", f"Dir={root}", "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
                "-o", "APT::Sandbox::User=root", "-o", "Debug::NoLocking=1"]
     update = subprocess.run(["apt-get", *options, "update"], capture_output=True, text=True)
@@ -53,30 +53,30 @@ def test_publish_signs_a_repository_apt_accepts(built_project, capsys):
     tmp_path, _ = built_project
     assert publish(built_project) == 0
     out = capsys.readouterr().out
-    assert "Signed-By: /usr/share/keyrings/mmdeb-archive-keyring.gpg" in out and "Suites: bookworm" in out
+    assert "Signed-By: /usr/share/keyrings/mmdeb-archive-keyring.gpg" in out and "Suites: trixie" in out
     repo = tmp_path / "repo"
     current = (repo / "current").resolve()
-    assert (current / "dists/bookworm/InRelease").is_file()
+    assert (current / "dists/trixie/InRelease").is_file()
     assert not list(current.rglob("private-keys-v1.d")), "the private key stays outside the published tree"
     result = apt_update(tmp_path, repo)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "Candidate: 2.2.0-1+deb12" in result.stdout
+    assert "Candidate: 2.2.0-1+deb13" in result.stdout
 
 
 def test_tampered_or_unsigned_repository_refused(built_project):
     tmp_path, _ = built_project
     assert publish(built_project) == 0
     repo = tmp_path / "repo"
-    release = (repo / "current").resolve() / "dists/bookworm/InRelease"
+    release = (repo / "current").resolve() / "dists/trixie/InRelease"
     release.write_text(release.read_text().replace("Origin: mmdeb", "Origin: evil"))
     tampered = apt_update(tmp_path, repo)
     assert tampered.returncode != 0 or "W:" in tampered.stderr or "Err" in tampered.stdout
-    assert "Candidate: 2.2.0-1+deb12" not in tampered.stdout
+    assert "Candidate: 2.2.0-1+deb13" not in tampered.stdout
     release.unlink()
-    ((repo / "current").resolve() / "dists/bookworm/Release.gpg").unlink()
+    ((repo / "current").resolve() / "dists/trixie/Release.gpg").unlink()
     unsigned = apt_update(tmp_path, repo)
     assert "is not signed" in unsigned.stdout + unsigned.stderr
-    assert "Candidate: 2.2.0-1+deb12" not in unsigned.stdout
+    assert "Candidate: 2.2.0-1+deb13" not in unsigned.stdout
 
 
 def test_publishing_again_has_nothing_to_do(built_project, capsys):
@@ -91,7 +91,7 @@ def test_missing_signing_key_is_refused_and_nothing_changes(built_project, capsy
     repo = tmp_path / "repo"
     before = os.readlink(repo / "current")
     shutil.rmtree(repo / "gnupg")
-    state.write_text(state.read_text().replace('published = "2.2.0-1+deb12"', 'published = ""'))
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
     capsys.readouterr()
     assert publish(built_project) == 1
     assert "signing key" in capsys.readouterr().err
@@ -103,7 +103,7 @@ def test_unwritable_repository_leaves_the_published_state(built_project, capsys)
     assert publish(built_project) == 0
     repo = tmp_path / "repo"
     before = os.readlink(repo / "current")
-    state.write_text(state.read_text().replace('published = "2.2.0-1+deb12"', 'published = ""'))
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
     snapshots = repo / "snapshots"
     subprocess.run(["mount", "--bind", str(snapshots), str(snapshots)], check=True)
     try:
@@ -132,6 +132,6 @@ def test_concurrent_publishes_wait_for_each_other(tmp_path, fixture_py3):
     for process in processes:
         out, err = process.communicate(timeout=300)
         assert process.returncode == 0, out + err
-    listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "bookworm"],
+    listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "trixie"],
                              capture_output=True, text=True, check=True).stdout
     assert f"mailman-{ORG}" in listing and f"mailman-{NET}" in listing

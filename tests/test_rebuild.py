@@ -48,7 +48,7 @@ def built_versions(state) -> dict[str, str]:
 
 def changelog_of(project, domain: str, version: str) -> Changelog:
     tmp_path, _, _ = project
-    dsc = tmp_path / "build/bookworm" / f"mailman-{domain}_{version}.dsc"
+    dsc = tmp_path / "build/trixie" / f"mailman-{domain}_{version}.dsc"
     assert dsc.is_file()
     with open(dsc) as fh:
         assert Dsc(fh)["Version"] == version
@@ -93,7 +93,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(project, capsys):
     tmp_path, state, _ = project
     assert rebuild(project, "--dry-run") == 0
     out = capsys.readouterr().out
-    assert f"rebuild mailman-{ORG} as 2.2.0-1+deb12: first build" in out
+    assert f"rebuild mailman-{ORG} as 2.2.0-1+deb13: first build" in out
     assert not (tmp_path / "build").exists()
     assert built_versions(state) == {ORG: "", NET: ""}
 
@@ -101,7 +101,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(project, capsys):
 def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
     tmp_path, state, patches = project
     assert rebuild(project) == 0
-    assert built_versions(state) == {ORG: "2.2.0-1+deb12", NET: "2.2.0-1+deb12"}
+    assert built_versions(state) == {ORG: "2.2.0-1+deb13", NET: "2.2.0-1+deb13"}
 
     assert rebuild(project) == 0
     assert "nothing to rebuild" in capsys.readouterr().out
@@ -115,9 +115,9 @@ def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
     assert "pending: changed patches in patches/py3" in capsys.readouterr().out
 
     assert rebuild(project) == 0
-    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}
-    changelog = changelog_of(project, ORG, "2.2.0-2+deb12")
-    assert [str(block.version) for block in changelog] == ["2.2.0-2+deb12", "2.2.0-1+deb12"]
+    assert built_versions(state) == {ORG: "2.2.0-2+deb13", NET: "2.2.0-2+deb13"}
+    changelog = changelog_of(project, ORG, "2.2.0-2+deb13")
+    assert [str(block.version) for block in changelog] == ["2.2.0-2+deb13", "2.2.0-1+deb13"]
     assert "changed patches in patches/py3" in " ".join(str(changelog).split())
 
 
@@ -133,7 +133,7 @@ def test_settings_change_rebuilds_only_that_domain(project):
     assert rebuild(project) == 0
     edit_state(state, NET, mail_gid="mail")
     assert rebuild(project) == 0
-    assert built_versions(state) == {ORG: "2.2.0-1+deb12", NET: "2.2.0-2+deb12"}
+    assert built_versions(state) == {ORG: "2.2.0-1+deb13", NET: "2.2.0-2+deb13"}
 
 
 def test_new_upstream_starts_again_at_revision_one(project, tmp_path):
@@ -142,8 +142,8 @@ def test_new_upstream_starts_again_at_revision_one(project, tmp_path):
     newer = make_fixture(tmp_path / "newer", "py3", version="2.2.1")[0]
     edit_state(state, ORG, upstream=str(newer))
     assert rebuild(project, ORG) == 0
-    assert built_versions(state)[ORG] == "2.2.1-1+deb12"
-    changelog = changelog_of(project, ORG, "2.2.1-1+deb12")
+    assert built_versions(state)[ORG] == "2.2.1-1+deb13"
+    changelog = changelog_of(project, ORG, "2.2.1-1+deb13")
     assert "new upstream release 2.2.1" in " ".join(str(changelog).split())
 
 
@@ -175,7 +175,7 @@ def add_patch(patches, name: str, text: str) -> None:
 
 
 def core_version(state) -> str:
-    return tomllib.loads(state.read_text())["cores"]["py3-bookworm"]["built"]
+    return tomllib.loads(state.read_text())["cores"]["py3-trixie"]["built"]
 
 
 def test_mode_switches_and_core_only_patches(project, capsys):
@@ -185,26 +185,26 @@ def test_mode_switches_and_core_only_patches(project, capsys):
 
     assert rebuild(project, "--mode", "shared") == 0
     out = capsys.readouterr().out
-    assert "rebuild mailmen-core-py3 as 2.2.0-1+deb12: first build" in out
-    assert f"rebuild mailman-{ORG} as 2.2.0-2+deb12: changed domain settings (mode shared)" in out
-    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}
+    assert "rebuild mailmen-core-py3 as 2.2.0-1+deb13: first build" in out
+    assert f"rebuild mailman-{ORG} as 2.2.0-2+deb13: changed domain settings (mode shared)" in out
+    assert built_versions(state) == {ORG: "2.2.0-2+deb13", NET: "2.2.0-2+deb13"}
 
     add_patch(patches, "core-fix.patch", CORE_FIX)
     assert rebuild(project) == 0
-    assert core_version(state) == "2.2.0-2+deb12"
-    assert built_versions(state) == {ORG: "2.2.0-2+deb12", NET: "2.2.0-2+deb12"}, "domains untouched"
+    assert core_version(state) == "2.2.0-2+deb13"
+    assert built_versions(state) == {ORG: "2.2.0-2+deb13", NET: "2.2.0-2+deb13"}, "domains untouched"
 
     add_patch(patches, "security-fix.patch", SECURITY_FIX)  # Defaults.py.in: in every domain package
     assert rebuild(project) == 0
-    assert core_version(state) == "2.2.0-3+deb12"
-    assert built_versions(state) == {ORG: "2.2.0-3+deb12", NET: "2.2.0-3+deb12"}
+    assert core_version(state) == "2.2.0-3+deb13"
+    assert built_versions(state) == {ORG: "2.2.0-3+deb13", NET: "2.2.0-3+deb13"}
 
     assert rebuild(project, NET, "--mode", "prefix") == 0
-    assert built_versions(state) == {ORG: "2.2.0-3+deb12", NET: "2.2.0-4+deb12"}
-    assert core_version(state) == "2.2.0-3+deb12"
+    assert built_versions(state) == {ORG: "2.2.0-3+deb13", NET: "2.2.0-4+deb13"}
+    assert core_version(state) == "2.2.0-3+deb13"
     capsys.readouterr()
     assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
-    assert "mailmen-core-py3\tbookworm\t2.2.0-3+deb12\t-\t2.2.0\tup to date" in capsys.readouterr().out
+    assert "mailmen-core-py3\ttrixie\t2.2.0-3+deb13\t-\t2.2.0\tup to date" in capsys.readouterr().out
 
 
 def test_patches_are_sorted_into_core_only_and_domain_reaching():
