@@ -7,6 +7,7 @@ Needs the real upstream tarball (the fixture is no Mailman), root and the Debian
 import re
 import shutil
 import subprocess
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -267,6 +268,50 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     assert "# kept across upgrades" in conffile.read_text()
     assert members(host, DOMAIN) == [address("bob")]
     assert runner_pids(host, DOMAIN), "runners started again after the upgrade"
+
+
+def qrunners(host: Host, domain: str) -> list[str]:
+    """The command lines of domain's queue runners."""
+    result = host.run("pgrep", "-a", "-u", "list", "-f", f"{prefix(domain)}/bin/qrunner ", check=False)
+    return result.stdout.splitlines()
+
+
+def test_core_only_upgrade_with_posts_arriving_keeps_every_domain_running(host, upstream, tmp_path_factory):
+    """Without systemd: the core's trigger restarts both domains through the init script while
+    posts arrive; each restart must wait for the old runners, so no domain is left down."""
+    if host.mode != "shared":
+        pytest.skip("only shared mode has a core package")
+    newer = build(upstream, tmp_path_factory.mktemp("core-upgrade"), DOMAIN, revision=3, mode="shared")
+    senders = {DOMAIN: "bob", OTHER_DOMAIN: "carol"}
+    for domain, user in senders.items():
+        host.run(f"{prefix(domain)}/bin/add_members", "-r", "-", "users", input=address(user) + "\n")
+    for domain in senders:
+        wait_until(lambda: runner_pids(host, domain), what=f"{domain}'s qrunners")
+    runners_before = {domain: len(qrunners(host, domain)) for domain in senders}
+    sent: list[tuple[str, str]] = []
+    upgrading = threading.Event()
+
+    def post_while_upgrading():
+        while not upgrading.is_set() or len(sent) < 12:
+            for domain, user in senders.items():
+                token = uuid.uuid4().hex
+                host.send(address(user), f"users@{domain}", f"during core upgrade {token}", body=token, user=user)
+                sent.append((user, token))
+            time.sleep(0.5)
+
+    poster = threading.Thread(target=post_while_upgrading)
+    poster.start()
+    try:
+        host.install_offline([core_deb_of(newer, revision=3)])
+    finally:
+        upgrading.set()
+        poster.join()
+
+    for user, token in sent:
+        host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""), timeout=180)
+    for domain, count in runners_before.items():
+        assert runner_pids(host, domain), f"{domain} has no master qrunner after the core upgrade"
+        assert len(qrunners(host, domain)) == count, f"{domain}: {qrunners(host, domain)}"
 
 
 def test_remove_keeps_lists_and_purge_keeps_archives(host):
