@@ -1,0 +1,53 @@
+"""lintian of the packages' own distribution: the host's lintian can be older than the
+target's (bookworm's misses trixie's checks), so it runs in a cached tree of that dist."""
+
+import fcntl
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from debian.deb822 import Dsc
+
+from mmdeb.builders.chroot import mirror
+from mmdeb.upstream import cache_dir
+
+
+def lintian_tree(dist: str) -> Path:
+    """An mmdebstrap tree of dist with lintian, made once (under a lock, atomically)."""
+    root = cache_dir() / "lintian"
+    root.mkdir(parents=True, exist_ok=True)
+    tree = root / dist
+    with open(root / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not tree.is_dir():
+            partial = root / f".partial-{dist}"
+            shutil.rmtree(partial, ignore_errors=True)
+            subprocess.run(["mmdebstrap", "--variant=apt", "--include=lintian", dist, str(partial), mirror()],
+                           check=True, capture_output=True)
+            os.replace(partial, tree)
+    return tree
+
+
+def with_sources(artifact: Path) -> list[Path]:
+    """artifact, and for a .dsc the files it names."""
+    if artifact.suffix != ".dsc":
+        return [artifact]
+    with open(artifact) as fh:
+        return [artifact, *(artifact.parent / entry["name"] for entry in Dsc(fh)["Files"])]
+
+
+def run_lintian(dist: str, artifacts: list[Path]) -> subprocess.CompletedProcess:
+    """lintian --fail-on error,warning on artifacts (a .dsc brings the files it names)."""
+    tree = lintian_tree(dist)
+    work = Path(tempfile.mkdtemp(prefix="lintian-", dir=tree / "tmp"))
+    try:
+        for artifact in artifacts:
+            for path in with_sources(artifact):
+                shutil.copy(path, work)
+        inside = [f"/tmp/{work.name}/{artifact.name}" for artifact in artifacts]
+        return subprocess.run(["chroot", str(tree), "lintian", "--fail-on", "error,warning", *inside],
+                              capture_output=True, text=True)
+    finally:
+        shutil.rmtree(work)
