@@ -272,7 +272,9 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
 
 def qrunners(host: Host, domain: str) -> list[str]:
     """The command lines of domain's queue runners."""
-    result = host.run("pgrep", "-a", "-u", "list", "-f", f"{prefix(domain)}/bin/qrunner ", check=False)
+    # Only this host's: other test hosts share the process table, each with its own network.
+    result = host.run("sh", "-c", 'pgrep --ns $$ --nslist net -a -u list -f "$0"', f"{prefix(domain)}/bin/qrunner ",
+                      check=False)
     return result.stdout.splitlines()
 
 
