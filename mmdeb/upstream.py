@@ -21,7 +21,7 @@ TARBALL_SUFFIXES = {".tar.gz": "gz", ".tgz": "gz", ".tar.xz": "xz", ".tar.bz2": 
 VERSION_LINE = re.compile(rb"""^VERSION\s*=\s*['"]([0-9][0-9A-Za-z.+~]*)['"]""", re.M)
 
 # Debian release numbers, for the +debNN version suffix.
-DIST_RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13"}
+DIST_RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
 
 
 @dataclass(frozen=True)
@@ -62,12 +62,12 @@ FLAVOURS = {
     "py3": Flavour(
         name="py3",
         summary="the Python 3 fork, mailman2-python3 2.2.x",
-        dists=("trixie", "bookworm"),  # the first is the default
+        dists=("trixie", "bookworm", "forky"),  # the first is the default; forky is testing
         python="/usr/bin/python3",
         build_depends=("python3-dev", "python3-dnspython"),
         depends=("python3", "python3-dnspython", "python3-html2text"),
         # Python 3.13 dropped the cgi module that Mailman's CGI scripts import.
-        depends_by_dist={"trixie": ("python3-legacy-cgi",)},
+        depends_by_dist={"trixie": ("python3-legacy-cgi",), "forky": ("python3-legacy-cgi",)},
     ),
     "gnu": Flavour(
         name="gnu",
