@@ -17,6 +17,8 @@ HOMEPAGE = "https://www.list.org/"
 EXECUTABLE = {"rules", "mmdeb-shared-domain"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
+INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
+JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
@@ -32,7 +34,7 @@ def templates_for(kind: str, names: list[str]) -> dict[str, str]:
     """Template name -> path under debian/, for a domain package or the core package."""
     if kind == "core":
         return {name: name.removeprefix(CORE_DIR) for name in names if name.startswith(CORE_DIR) or name in CORE_SHARED}
-    return {name: name for name in names if not name.startswith(CORE_DIR)}
+    return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR))}
 
 
 def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
@@ -40,13 +42,16 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     env = environment()
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE}
     for name, relative in templates_for(spec.kind, env.list_templates()).items():
-        target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if name.endswith(".j2"):
-            target.write_text(env.get_template(name).render(context))
-        else:
-            shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
-        target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
+        for job in spec.jobs if JOB in relative else [None]:
+            target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)
+            if job:
+                target = target.with_name(target.name.replace(JOB, spec.job_unit(job)))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if name.endswith(".j2"):
+                target.write_text(env.get_template(name).render(context, job=job))
+            else:
+                shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
+            target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
     copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
     write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)

@@ -27,6 +27,37 @@ class ChangelogEntry:
 MODES = ("prefix", "shared")
 
 
+@dataclass(frozen=True)
+class Job:
+    """One of Mailman's periodic scripts (cron/<name>): run by cron, or where systemd runs by
+    the timer <package>-<name>.timer. One schedule for both."""
+
+    name: str
+    hour: int
+    minute: int
+    day: int | None = None  # of the month; None: every day
+
+    @property
+    def cron(self) -> str:
+        return f"{self.minute} {self.hour} {self.day or '*'} * *"
+
+    @property
+    def on_calendar(self) -> str:
+        day = f"{self.day:02d}" if self.day else "*"
+        return f"*-*-{day} {self.hour:02d}:{self.minute:02d}:00"
+
+
+# Upstream's cron/crontab.in.in schedule, without gate_news (mmdeb sets up no news gateway).
+JOBS = (
+    Job("checkdbs", 8, 0),
+    Job("disabled", 9, 0),
+    Job("senddigests", 12, 0),
+    Job("mailpasswds", 5, 0, day=1),
+    Job("nightly_gzip", 3, 27),
+    Job("cull_bad_shunt", 4, 30),
+)
+
+
 class SourceNames:
     """The version and file names of a source package, from package, upstream, revision and dist."""
 
@@ -143,3 +174,11 @@ class PackageSpec(SourceNames):
     @property
     def owner(self) -> str:
         return self.site_list_owner or f"postmaster@{self.domain.name}"
+
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        return JOBS
+
+    def job_unit(self, job: Job) -> str:
+        """The name of the job's systemd timer and service, without the suffix."""
+        return f"{self.package}-{job.name}"

@@ -9,6 +9,7 @@ import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, build, deb_of
 from dist_lintian import run_lintian
+from mmdeb.spec import JOBS
 from mmdeb.upstream import sha256_of
 
 pytestmark = pytest.mark.chroot
@@ -43,6 +44,21 @@ def test_deb_holds_the_prefixed_mailman(built):
         assert f"/var/lib/mailmen/{DOMAIN}".encode() in tar.extractfile(f"{prefix}/mail/mailman").read()
         assert f"'/var/lib/mailmen/{DOMAIN}'" in tar.extractfile(f"{prefix}/Mailman/Defaults.py").read().decode()
         assert not [name for name in members if name.endswith((".pyc", ".pyo"))]
+
+
+def test_package_starts_the_job_timers_never_the_jobs(built, tmp_path):
+    # Starting mailpasswds at install would mail every member their password.
+    deb = deb_of(built, DOMAIN)
+    subprocess.run(["dpkg-deb", "--control", str(deb), str(tmp_path)], check=True)
+    postinst = (tmp_path / "postinst").read_text()
+    with data_tar(deb) as tar:
+        units = {Path(name).name for name in tar.getnames() if "/systemd/system/" in name}
+    for job in JOBS:
+        unit = f"mailman-{DOMAIN}-{job.name}"
+        assert {f"{unit}.timer", f"{unit}.service"} <= units
+        assert f"deb-systemd-helper enable '{unit}.timer'" in postinst
+        assert f"deb-systemd-invoke start '{unit}.timer'" in postinst
+        assert f"{unit}.service" not in postinst
 
 
 def test_patch_series_applied(built, upstream):

@@ -171,15 +171,33 @@ def test_listinfo_screenshot(host):
         assert shot.stat().st_size > 1000
 
 
-def test_cron_jobs_run_as_list(host):
+def cron_jobs(host: Host) -> list[list[str]]:
+    """The (schedule, user, command) lines of the domain's cron file."""
     ident = DOMAIN.replace(".", "_")
-    jobs = [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
+    return [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
             if line and not line.startswith(("#", "PATH="))]
+
+
+def test_cron_jobs_run_as_list(host):
+    # This host runs no systemd, so the cron file runs the jobs.
+    jobs = cron_jobs(host)
     assert {job[1] for job in jobs} == {"list"}
     assert len(jobs) == 6
     for _schedule, user, command in jobs:
         result = host.run("sh", "-c", command, user=user, check=False)
         assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
+
+
+def test_cron_does_nothing_where_systemd_runs(host):
+    # There the timers run the jobs; each line stops at its first test.
+    marker = host.root / "run/systemd/system"
+    marker.mkdir(parents=True)
+    try:
+        for _schedule, user, command in cron_jobs(host):
+            trace = host.run("sh", "-xc", command, user=user, check=False).stderr
+            assert trace.splitlines() == ["+ [ ! -d /run/systemd/system ]"], trace
+    finally:
+        marker.rmdir()
 
 
 def test_check_perms_finds_no_problem(host):

@@ -6,7 +6,7 @@ from debian.deb822 import Deb822
 
 from mmdeb.domain import Domain
 from mmdeb.render import render_debian
-from mmdeb.spec import ChangelogEntry, PackageSpec
+from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.upstream import resolve
 
 
@@ -15,6 +15,14 @@ def rendered(tmp_path, upstream, **settings):
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
     return spec, tmp_path / "debian"
+
+
+def test_core_rules_have_no_units(tmp_path, upstream):
+    # rules.j2 is shared; the units and timers are the domain packages'.
+    spec = CoreSpec(resolve(str(upstream.tarball)), upstream.dist, upstream.patches, mail_domain="lists.example.org")
+    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
+    render_debian(spec, tmp_path / "debian")
+    assert "dh_installsystemd" not in (tmp_path / "debian/rules").read_text()
 
 
 def test_control_names_the_domain_package(tmp_path, upstream):
