@@ -1,5 +1,6 @@
-"""lintian of the packages' own distribution: the host's lintian can be older than the
-target's (bookworm's misses trixie's checks), so it runs in a cached tree of that dist."""
+"""lintian of Debian's current stable release (trixie), in a cached tree: the host's lintian
+can be older (bookworm's misses trixie's checks, bullseye's does not know the tags our
+overrides name)."""
 
 import fcntl
 import os
@@ -12,6 +13,8 @@ from debian.deb822 import Dsc
 
 from mmdeb.builders.chroot import mirror
 from mmdeb.upstream import cache_dir
+
+LINTIAN_DIST = "trixie"
 
 
 def lintian_tree(dist: str) -> Path:
@@ -38,16 +41,21 @@ def with_sources(artifact: Path) -> list[Path]:
         return [artifact, *(artifact.parent / entry["name"] for entry in Dsc(fh)["Files"])]
 
 
-def run_lintian(dist: str, artifacts: list[Path]) -> subprocess.CompletedProcess:
-    """lintian --fail-on error,warning on artifacts (a .dsc brings the files it names)."""
-    tree = lintian_tree(dist)
+def run_lintian(artifacts: list[Path], fail_on: str) -> subprocess.CompletedProcess:
+    """lintian --fail-on fail_on on artifacts (a .dsc brings the files it names)."""
+    tree = lintian_tree(LINTIAN_DIST)
     work = Path(tempfile.mkdtemp(prefix="lintian-", dir=tree / "tmp"))
     try:
         for artifact in artifacts:
             for path in with_sources(artifact):
                 shutil.copy(path, work)
         inside = [f"/tmp/{work.name}/{artifact.name}" for artifact in artifacts]
-        return subprocess.run(["chroot", str(tree), "lintian", "--fail-on", "error,warning", *inside],
+        return subprocess.run(["chroot", str(tree), "lintian", "--fail-on", fail_on, *inside],
                               capture_output=True, text=True)
     finally:
         shutil.rmtree(work)
+
+
+def lintian_fails_on(upstream) -> str:
+    # GNU 2.1 runs on Python 2: lintian warns about each of its scripts' python2.7.
+    return "error,warning" if upstream.flavour == "py3" else "error"
