@@ -294,7 +294,7 @@ def test_admins_own_local_domains_stay_local(host):
         host.run("update-exim4.conf")
 
 
-def test_unsplit_exim_configuration_is_reported(host):
+def test_unsplit_mta_configuration_is_reported(host):
     """Debian's default unsplit configuration reads nothing in /etc/exim4/conf.d: postinst says so."""
     if host.mta != "exim4-daemon-light":
         pytest.skip("Exim only")
