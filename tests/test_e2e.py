@@ -24,6 +24,7 @@ pytestmark = [
     pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
 ]
 
+EXIM_DEBCONF = "etc/exim4/update-exim4.conf.conf"  # exim4-config's, which we must not edit
 MTA_START = {"postfix": ["postfix", "start"], "exim4-daemon-light": ["/etc/init.d/exim4", "start"]}
 USERS = ("alice", "bob", "carol")
 ARTIFACTS = PROJECT_ROOT / "build" / "test-artifacts"
@@ -60,8 +61,7 @@ def runner_pids(host: Host, domain: str) -> list[int]:
     return [pid] if pid and Path(f"/proc/{pid}").exists() else []
 
 
-# Shared mode is run through Postfix: its MTA integration is the same as prefix mode's.
-@pytest.fixture(scope="module", params=[("postfix", "prefix"), ("exim4-daemon-light", "prefix"), ("postfix", "shared")],
+@pytest.fixture(scope="module", params=[(mta, mode) for mode in ("prefix", "shared") for mta in ("postfix", "exim4-daemon-light")],
                 ids=lambda param: "-".join(param))
 def host(request, upstream, tmp_path_factory):
     mta, mode = request.param
@@ -78,6 +78,8 @@ def host(request, upstream, tmp_path_factory):
             machine.run("useradd", "--create-home", user)
         machine.run(*MTA_START[mta])
         machine.run("apache2ctl", "start")
+        if mta == "exim4-daemon-light":
+            machine.exim_debconf = (root / EXIM_DEBCONF).read_bytes()
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
         core = [core_deb_of(built)] if mode == "shared" else []
         installed = machine.install_offline([*core, deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
@@ -144,12 +146,16 @@ def test_listinfo_shows_only_the_domains_own_lists(host):
     assert {"users", "netonly"} <= listed[OTHER_DOMAIN]
 
 
-def test_unknown_list_address_refused_at_smtp_time(host):
-    # From 127.0.0.2: outside Exim's relay_from_hosts, as a remote sender would be.
+def smtp_refusal(host: Host, recipient: str) -> str:
+    """What the MTA answers a remote sender (127.0.0.2 is outside Exim's relay_from_hosts)
+    offering mail for recipient, if it refuses it; empty if it accepts it."""
     result = host.run("curl", "-sS", "--interface", "127.0.0.2", "--url", "smtp://127.0.0.1", "--mail-from", address("alice"),
-                      "--mail-rcpt", f"nosuchlist@{DOMAIN}", "-T", "/etc/hostname", check=False)
-    assert result.returncode != 0
-    assert "550" in result.stdout + result.stderr
+                      "--mail-rcpt", recipient, "-T", "/etc/hostname", check=False)
+    return result.stdout + result.stderr if result.returncode else ""
+
+
+def test_unknown_list_address_refused_at_smtp_time(host):
+    assert "550" in smtp_refusal(host, f"nosuchlist@{DOMAIN}")
 
 
 def test_listinfo_screenshot(host):
@@ -334,6 +340,40 @@ def test_core_only_upgrade_with_posts_arriving_keeps_every_domain_running(host, 
         assert len(qrunners(host, domain)) == count, f"{domain}: {qrunners(host, domain)}"
 
 
+def exim_local(host: Host, domain: str) -> bool:
+    expansion = f"${{if match_domain{{{domain}}}{{+local_domains}}{{yes}}{{no}}}}"
+    return host.run("exim4", "-be", expansion).stdout.strip() == "yes"
+
+
+def test_admins_own_local_domains_stay_local(host):
+    if host.mta != "exim4-daemon-light":
+        pytest.skip("Exim only")
+    macros = host.root / "etc/exim4/conf.d/main/00_localmacros"
+    macros.write_text("MAIN_LOCAL_DOMAINS = @:localhost:admins.example\n")
+    try:
+        host.run("update-exim4.conf")
+        assert exim_local(host, "admins.example") and exim_local(host, DOMAIN)
+    finally:
+        macros.unlink()
+        host.run("update-exim4.conf")
+
+
+def test_unsplit_mta_configuration_is_reported(host):
+    """Debian's default unsplit configuration reads nothing in /etc/exim4/conf.d: postinst says so."""
+    if host.mta != "exim4-daemon-light":
+        pytest.skip("Exim only")
+    conf = host.root / EXIM_DEBCONF
+    conf.write_text(conf.read_text().replace("dc_use_split_config='true'", "dc_use_split_config='false'"))
+    try:
+        result = host.run("dpkg-reconfigure", f"mailman-{DOMAIN}")
+        assert f"Exim does not read the files of {DOMAIN} in /etc/exim4/conf.d" in result.stdout + result.stderr
+        assert "550" in smtp_refusal(host, f"users@{DOMAIN}")
+    finally:
+        conf.write_bytes(host.exim_debconf)
+        host.run("update-exim4.conf")
+        host.run("invoke-rc.d", "exim4", "reload")
+
+
 def test_remove_keeps_lists_and_purge_keeps_archives(host):
     lists = host.root / prefix(OTHER_DOMAIN).lstrip("/") / "lists"
     host.run("dpkg", "--remove", f"mailman-{OTHER_DOMAIN}")
@@ -341,9 +381,25 @@ def test_remove_keeps_lists_and_purge_keeps_archives(host):
     if host.mta == "postfix":
         assert OTHER_DOMAIN not in host.run("postconf", "-h", "virtual_alias_domains").stdout
     else:
-        assert OTHER_DOMAIN not in (host.root / "etc/exim4/update-exim4.conf.conf").read_text()
+        assert "550" in smtp_refusal(host, f"users@{OTHER_DOMAIN}")
     purge = host.run("dpkg", "--purge", f"mailman-{OTHER_DOMAIN}")
     assert (lists / "users").is_dir()
     assert not (host.root / f"etc/mailmen/{OTHER_DOMAIN}").exists()
     assert not (host.root / f"var/log/mailmen/{OTHER_DOMAIN}").exists()
     assert f"kept in {prefix(OTHER_DOMAIN)}" in purge.stdout + purge.stderr
+
+
+def test_install_and_remove_leave_the_mta_packages_files_untouched(host):
+    """Our domains are hooked into Exim by files of our own: exim4-config's
+    update-exim4.conf.conf and conffiles stay byte for byte as they were."""
+    if host.mta != "exim4-daemon-light":
+        pytest.skip("Exim only")
+    conf = host.root / EXIM_DEBCONF
+    assert conf.read_bytes() == host.exim_debconf
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        host.run("dpkg", "--purge", f"mailman-{domain}")
+    assert conf.read_bytes() == host.exim_debconf
+    assert host.run("dpkg", "--verify", "exim4-config", "exim4-base").stdout == ""
+    assert not exim_local(host, DOMAIN)
+    assert exim_local(host, HOSTNAME)
+    assert "mailmen" not in (host.root / "var/lib/exim4/config.autogenerated").read_text()
