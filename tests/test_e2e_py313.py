@@ -216,11 +216,15 @@ def test_admindb_approves_a_held_post(host):
 
 
 def test_private_archive_after_login(host, archived_post, alice_password):
+    # A path piece longer than the longest list name is cut as an attack (GetPathPieces): with
+    # only short names, "users.mbox" would be.
+    host.run(f"{PREFIX}/bin/newlist", "-q", "a-long-list-name", address("bob"), LIST_PASSWORD)
     page(host, "private", "private/users/")  # the login form
     body = page(host, "private", "private/users/", {"username": address("alice"), "password": alice_password, "submit": "Let me in..."})
     assert "The Users Archives" in body
     month = re.search(r'href="([^"/]+)/thread.html"', body).group(1)
     assert archived_post in page(host, "private", f"private/users/{month}/thread.html")
+    assert archived_post in page(host, "private", "private/users.mbox/users.mbox")
 
 
 def test_roster_after_login(host, alice_password):
