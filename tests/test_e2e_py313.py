@@ -320,7 +320,8 @@ def test_queue_scripts(host):
     subject = f"unshunted {uuid.uuid4().hex}"
     post = f"From: {address('alice')}\nTo: queued@{DOMAIN}\nSubject: {subject}\n\nbody\n"
     run_script(host, "bin/inject -q shunt -l queued", input=post)  # the shunt queue has no runner
-    assert subject in run_script(host, "bin/show_qfiles qfiles/shunt/*.pck")
+    shown = run_script(host, "bin/show_qfiles qfiles/shunt/*.pck")
+    assert subject in shown and "====================> qfiles/shunt/" in shown
     run_script(host, "bin/unshunt")
     host.wait_for_mail("alice", lambda m: subject in (m["Subject"] or ""))
     run_script(host, "bin/inject -l queued", input=post.replace(address("alice"), "mallory@example.com"))
@@ -337,8 +338,8 @@ def test_archive_scripts_as_list(host, archived_post):
     assert archived_post in run_script(host, f"bin/cleanarch < {archive}.mbox/users.mbox", user="list")
     assert "Pickling archive state" in run_script(host, "bin/arch users", user="list")
     assert "Pickling archive state" in run_script(host, "bin/arch --wipe users", user="list")
-    run_script(host, f"bin/rb-archfix {archive}/database/*-article", user="list")
-    run_script(host, f"bin/b4b5-archfix {archive}/database/*-article", user="list")
+    for script in ("rb-archfix", "b4b5-archfix"):
+        assert f"processing: {archive}/database/" in run_script(host, f"bin/{script} {archive}/database/*-article", user="list")
 
 
 def test_site_scripts(host):
