@@ -13,6 +13,7 @@
 import os
 import subprocess
 
+from Mailman import LockFile
 from Mailman import mm_cfg
 from Mailman import Utils
 
@@ -58,8 +59,18 @@ def regenerate(add=None, drop=None):
         subprocess.check_call([POSTMAP, VIRTUAL])
 
 
+def makelock():
+    """The lock bin/genaliases holds while it rebuilds the maps (Postfix.py's)."""
+    return LockFile.LockFile(os.path.join(mm_cfg.LOCK_DIR, 'creator'))
+
+
+def clear():
+    """Nothing to clear: every create() rewrites both maps whole."""
+
+
 def create(mlist, cgi=False, nolock=False, quiet=False):
-    regenerate(add=mlist.internal_name())
+    # bin/genaliases calls create(None) for a site with no lists.
+    regenerate(add=mlist and mlist.internal_name())
 
 
 def remove(mlist, cgi=False):

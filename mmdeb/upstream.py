@@ -66,8 +66,9 @@ FLAVOURS = {
         python="/usr/bin/python3",
         build_depends=("python3-dev", "python3-dnspython"),
         depends=("python3", "python3-dnspython", "python3-html2text"),
-        # Python 3.13 dropped the cgi module that Mailman's CGI scripts import.
-        depends_by_dist={"trixie": ("python3-legacy-cgi",), "forky": ("python3-legacy-cgi",)},
+        # Python 3.13 dropped modules Mailman imports: cgi (the CGI scripts) and
+        # nntplib (the mail-news gateway: gate_news and the news runner).
+        depends_by_dist={dist: ("python3-legacy-cgi", "python3-standard-nntplib") for dist in ("trixie", "forky")},
     ),
     "gnu": Flavour(
         name="gnu",
