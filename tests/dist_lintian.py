@@ -1,6 +1,5 @@
-"""lintian of Debian's current stable release (trixie), in a cached tree: the host's lintian
-can be older (bookworm's misses trixie's checks, bullseye's does not know the tags our
-overrides name)."""
+"""lintian in a cached tree of the release whose lintian judges a flavour's packages: the
+host's lintian can be older than the target's (bookworm's misses trixie's checks)."""
 
 import fcntl
 import os
@@ -14,7 +13,10 @@ from debian.deb822 import Dsc
 from mmdeb.builders.chroot import mirror
 from mmdeb.upstream import cache_dir
 
-LINTIAN_DIST = "trixie"
+# py3: the current stable's, errors and warnings. GNU 2.1 (bullseye): bookworm's, errors
+# only; bullseye's does not know the tags our overrides name, trixie's takes bullseye's
+# /lib paths for errors, and each Python 2 script draws a warning.
+LINTIAN = {"py3": ("trixie", "error,warning"), "gnu": ("bookworm", "error")}
 
 
 def lintian_tree(dist: str) -> Path:
@@ -41,9 +43,10 @@ def with_sources(artifact: Path) -> list[Path]:
         return [artifact, *(artifact.parent / entry["name"] for entry in Dsc(fh)["Files"])]
 
 
-def run_lintian(artifacts: list[Path], fail_on: str) -> subprocess.CompletedProcess:
-    """lintian --fail-on fail_on on artifacts (a .dsc brings the files it names)."""
-    tree = lintian_tree(LINTIAN_DIST)
+def run_lintian(flavour: str, artifacts: list[Path]) -> subprocess.CompletedProcess:
+    """The flavour's lintian on artifacts (a .dsc brings the files it names)."""
+    dist, fail_on = LINTIAN[flavour]
+    tree = lintian_tree(dist)
     work = Path(tempfile.mkdtemp(prefix="lintian-", dir=tree / "tmp"))
     try:
         for artifact in artifacts:
@@ -55,7 +58,3 @@ def run_lintian(artifacts: list[Path], fail_on: str) -> subprocess.CompletedProc
     finally:
         shutil.rmtree(work)
 
-
-def lintian_fails_on(upstream) -> str:
-    # GNU 2.1 runs on Python 2: lintian warns about each of its scripts' python2.7.
-    return "error,warning" if upstream.flavour == "py3" else "error"
