@@ -80,7 +80,7 @@ install: all
 \tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
 \tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
 \tmkdir -p $(DESTDIR)$(prefix)/scripts $(DESTDIR)$(prefix)/templates/en
-\tinstall -m 755 bin/newlist $(DESTDIR)$(prefix)/bin/newlist
+\tinstall -m 755 bin/newlist bin/mailmanctl $(DESTDIR)$(prefix)/bin/
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/bin/paths.py
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/scripts/paths.py
 \tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
@@ -100,7 +100,7 @@ clean:
 \trm -f src/mailman src/listinfo
 
 distclean: clean
-\trm -f Makefile Mailman/Defaults.py bin/newlist misc/paths.py
+\trm -f Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py
 """
 
 WRAPPER_C = """\
