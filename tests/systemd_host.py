@@ -52,6 +52,12 @@ def mmdebstrap_argv(dist: str, target: Path, packages: list[str], mirror_url: st
     ]
 
 
+# The unified cgroup hierarchy (cgroup v2), as on a real bookworm or trixie host, also when
+# this host runs the legacy one: there bookworm's systemd fails to kill a unit's leftover
+# processes ("Failed to kill control group ... Input/output error").
+NSPAWN_ENV = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
+
+
 def nspawn_argv(root: Path) -> list[str]:
     return [
         "systemd-nspawn", "--quiet", f"--directory={root}", "--boot",
@@ -108,7 +114,7 @@ class SystemdHost(MailHost):
         self.boots += 1
         console = open(self.root.with_name(f"{self.root.name}-console-{self.boots}.log"), "w")
         self.nspawn = subprocess.Popen(nspawn_argv(self.root), stdin=subprocess.DEVNULL, stdout=console,
-                                       stderr=subprocess.STDOUT, start_new_session=True)
+                                       stderr=subprocess.STDOUT, start_new_session=True, env=NSPAWN_ENV)
         console.close()
         self.leader = self._wait_for_leader(started)
         state = self._wait_until_booted(started)
