@@ -12,6 +12,7 @@ import shutil
 import signal
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, command_env, prefix
@@ -53,9 +54,37 @@ def mmdebstrap_argv(dist: str, target: Path, packages: list[str], mirror_url: st
 
 
 # The unified cgroup hierarchy (cgroup v2), as on a real bookworm or trixie host, also when
-# this host runs the legacy one: there bookworm's systemd fails to kill a unit's leftover
-# processes ("Failed to kill control group ... Input/output error").
+# this host runs the legacy one.
 NSPAWN_ENV = {**os.environ, "SYSTEMD_NSPAWN_UNIFIED_HIERARCHY": "1"}
+# The hierarchies whose cgroup systemd-nspawn --keep-unit gives its container: pure v2, or
+# a hybrid host's v2 and systemd-named v1 ones.
+CGROUP_ROOTS = [Path("/sys/fs/cgroup")] if Path("/sys/fs/cgroup/cgroup.procs").exists() else [
+    Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd")]
+
+
+def own_cgroups(name: str) -> list[Path]:
+    """A new cgroup per hierarchy, below this process's own, for one container. Without it,
+    every container started from here has the same cgroup, so each one's systemd sees (and
+    kills, or fails to kill) the others' units' processes."""
+    created = []
+    for root in CGROUP_ROOTS:
+        if not (root / "cgroup.procs").exists():
+            continue
+        controller = "" if root.name in ("cgroup", "unified") else "name=systemd"
+        current = next(line.split(":", 2)[2] for line in Path("/proc/self/cgroup").read_text().splitlines()
+                       if line.split(":", 2)[1] == controller)
+        cgroup = root / current.strip("/") / name
+        cgroup.mkdir(exist_ok=True)
+        created.append(cgroup)
+    return created
+
+
+def remove_cgroups(cgroups: list[Path]) -> None:
+    """Deepest first; the container's processes are gone with its PID 1."""
+    for cgroup in cgroups:
+        for directory in sorted((d for d in cgroup.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+            directory.rmdir()
+        cgroup.rmdir()
 
 
 def nspawn_argv(root: Path) -> list[str]:
@@ -98,6 +127,7 @@ class SystemdHost(MailHost):
         self.nspawn: subprocess.Popen | None = None
         self.leader = 0  # the container's PID 1, as the host sees it
         self.boots = 0
+        self.cgroups: list[Path] = []
 
     @classmethod
     def create(cls, root: Path, dist: str) -> "SystemdHost":
@@ -113,8 +143,11 @@ class SystemdHost(MailHost):
         started = time.monotonic()
         self.boots += 1
         console = open(self.root.with_name(f"{self.root.name}-console-{self.boots}.log"), "w")
+        self.cgroups = own_cgroups(f"mmdeb-nspawn-{uuid.uuid4().hex[:12]}")
+        procs = [cgroup / "cgroup.procs" for cgroup in self.cgroups]
         self.nspawn = subprocess.Popen(nspawn_argv(self.root), stdin=subprocess.DEVNULL, stdout=console,
-                                       stderr=subprocess.STDOUT, start_new_session=True, env=NSPAWN_ENV)
+                                       stderr=subprocess.STDOUT, start_new_session=True, env=NSPAWN_ENV,
+                                       preexec_fn=lambda: [path.write_text("0") for path in procs])
         console.close()
         self.leader = self._wait_for_leader(started)
         state = self._wait_until_booted(started)
@@ -155,18 +188,23 @@ class SystemdHost(MailHost):
         except subprocess.TimeoutExpired:
             return False
 
+    def _exited(self) -> None:
+        self.nspawn = None
+        remove_cgroups(self.cgroups)
+        self.cgroups = []
+
     def poweroff(self, timeout: float = 90) -> None:
         self.run("systemctl", "poweroff", check=False)
         if not self._wait_for_exit(timeout):
             raise AssertionError(f"no poweroff within {timeout}s")
-        self.nspawn = None
+        self._exited()
 
     def reboot(self) -> float:
         """systemd-nspawn exits when its container reboots: boot the same tree again."""
         self.run("systemctl", "reboot", check=False)
         if not self._wait_for_exit(90):
             raise AssertionError("no reboot within 90s")
-        self.nspawn = None
+        self._exited()
         return self.boot()
 
     def stop(self) -> None:
@@ -181,7 +219,7 @@ class SystemdHost(MailHost):
                 except ProcessLookupError:
                     pass
             self.nspawn.wait()
-        self.nspawn = None
+        self._exited()
 
     # -- commands ----------------------------------------------------------------
 
