@@ -10,6 +10,8 @@ import time
 import uuid
 from pathlib import Path
 
+from mmdeb.repo import KEYRING
+
 HOSTNAME = "host.example"
 MTA_DEBCONF = {
     "postfix": (
@@ -30,7 +32,46 @@ def prefix(domain: str) -> str:
     return f"/var/lib/mailmen/{domain}"
 
 
-class Host:
+class MailHost:
+    """What every test host has: a root directory, run() inside it, and local mail to read."""
+
+    root: Path
+
+    def run(self, *argv: str, user: str | None = None, input: str | None = None,
+            check: bool = True) -> subprocess.CompletedProcess:
+        raise NotImplementedError
+
+    def send(self, sender: str, recipient: str, subject: str, body: str = "", user: str | None = None) -> None:
+        message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{uuid.uuid4()}@{HOSTNAME}>\n\n{body}\n"
+        self.run("/usr/sbin/sendmail", "-f", sender, recipient, input=message, user=user)
+
+    def mailbox(self, user: str) -> list[email.message.Message]:
+        path = self.root / "var/mail" / user
+        return list(mailbox.mbox(str(path))) if path.exists() else []
+
+    def wait_for_mail(self, user: str, predicate, timeout: float = 90) -> email.message.Message:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for message in self.mailbox(user):
+                if predicate(message):
+                    return message
+            time.sleep(1)
+        subjects = [m["Subject"] for m in self.mailbox(user)]
+        raise AssertionError(f"no matching mail for {user} within {timeout}s; mailbox has {subjects}")
+
+    def use_repository(self, repo: Path, dist: str) -> None:
+        """Trust mmdeb's signed repository at /srv/repo (copied in by test_e2e_repository.serve)."""
+        shutil.copy(repo / "current" / KEYRING, self.root / "usr/share/keyrings" / KEYRING)
+        (self.root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
+            f"Types: deb\nURIs: file:/srv/repo\nSuites: {dist}\nComponents: main\n"
+            f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
+
+
+def command_env() -> dict[str, str]:
+    return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
+
+
+class Host(MailHost):
     def __init__(self, root: Path):
         self.root = root
         self.netns = f"mmdeb-{uuid.uuid4().hex[:8]}"
@@ -92,8 +133,7 @@ class Host:
         command = ["ip", "netns", "exec", self.netns, "chroot", str(self.root)]
         if user:
             command += ["runuser", "-u", user, "--"]
-        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
-        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=env)
+        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=command_env())
         if check and result.returncode:
             raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result
@@ -112,23 +152,3 @@ class Host:
         for deb in debs:
             shutil.copy(deb, target)
         return self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
-
-    # -- mail --------------------------------------------------------------------
-
-    def send(self, sender: str, recipient: str, subject: str, body: str = "", user: str | None = None) -> None:
-        message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{uuid.uuid4()}@{HOSTNAME}>\n\n{body}\n"
-        self.run("/usr/sbin/sendmail", "-f", sender, recipient, input=message, user=user)
-
-    def mailbox(self, user: str) -> list[email.message.Message]:
-        path = self.root / "var/mail" / user
-        return list(mailbox.mbox(str(path))) if path.exists() else []
-
-    def wait_for_mail(self, user: str, predicate, timeout: float = 90) -> email.message.Message:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for message in self.mailbox(user):
-                if predicate(message):
-                    return message
-            time.sleep(1)
-        subjects = [m["Subject"] for m in self.mailbox(user)]
-        raise AssertionError(f"no matching mail for {user} within {timeout}s; mailbox has {subjects}")

@@ -42,7 +42,7 @@ if ! "$python" -c 'import dns.resolver' 2>/dev/null; then
     echo "configure: error: dnspython <2.0 not found for $python" >&2
     exit 1
 fi
-for f in Makefile Mailman/Defaults.py bin/newlist misc/paths.py; do
+for f in Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py; do
     sed -e "s|@prefix@|$prefix|g" -e "s|@VAR_PREFIX@|$var_prefix|g" -e "s|@PYTHON@|$python|g" \
         -e "s|@MAILMAN_USER@|$username|g" -e "s|@MAILMAN_GROUP@|$groupname|g" \
         -e "s|@MAIL_GROUP@|$mail_gid|g" -e "s|@CGI_GROUP@|$cgi_gid|g" \
@@ -50,7 +50,7 @@ for f in Makefile Mailman/Defaults.py bin/newlist misc/paths.py; do
         -e "s|@CFLAGS@|$CFLAGS|g" -e "s|@LDFLAGS@|$LDFLAGS|g" \
         -e "s|@CONFIGURE_OPTS@|$configure_opts|g" "$f.in" > "$f"
 done
-chmod 755 bin/newlist
+chmod 755 bin/newlist bin/mailmanctl
 echo "configure: prefix $prefix, python $python, mail gid $mail_gid, cgi gid $cgi_gid"
 """
 
@@ -80,7 +80,7 @@ install: all
 \tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
 \tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
 \tmkdir -p $(DESTDIR)$(prefix)/scripts $(DESTDIR)$(prefix)/templates/en
-\tinstall -m 755 bin/newlist $(DESTDIR)$(prefix)/bin/newlist
+\tinstall -m 755 bin/newlist bin/mailmanctl $(DESTDIR)$(prefix)/bin/
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/bin/paths.py
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/scripts/paths.py
 \tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
@@ -100,7 +100,7 @@ clean:
 \trm -f src/mailman src/listinfo
 
 distclean: clean
-\trm -f Makefile Mailman/Defaults.py bin/newlist misc/paths.py
+\trm -f Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py
 """
 
 WRAPPER_C = """\
@@ -127,10 +127,50 @@ CONFIGURE_OPTS = '@CONFIGURE_OPTS@'
 
 NEWLIST_IN = """\
 #! @PYTHON@
-# mmdeb test fixture, standing in for bin/newlist
+# mmdeb test fixture, standing in for bin/newlist: a list is a directory under lists/
+import os
+import sys
 import paths
-from Mailman import Utils
+from Mailman import Defaults, Utils
 print('newlist for %s' % Utils.whoami())
+names = [arg for arg in sys.argv[1:] if not arg.startswith('-')]
+if names:
+    os.makedirs(os.path.join(Defaults.VAR_PREFIX, 'lists', names[0].lower()))
+"""
+
+# Enough of bin/mailmanctl for systemd's Type=forking unit: `start` forks a master that
+# sleeps, its pid in data/master-qrunner.pid (written before the parent exits); `stop`
+# kills it; `restart` sends it SIGHUP, as Mailman's does.
+MAILMANCTL_IN = """\
+#! @PYTHON@
+# mmdeb test fixture, standing in for bin/mailmanctl
+import os
+import signal
+import sys
+import paths
+from Mailman import Defaults
+
+PIDFILE = os.path.join(Defaults.VAR_PREFIX, 'data', 'master-qrunner.pid')
+command = sys.argv[-1]
+if command == 'start':
+    pid = os.fork()
+    if pid:
+        with open(PIDFILE, 'w') as fh:
+            fh.write('%d\\n' % pid)
+        sys.exit(0)
+    os.setsid()
+    signal.signal(signal.SIGHUP, lambda *args: None)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    while True:
+        signal.pause()
+elif command in ('stop', 'restart'):
+    with open(PIDFILE) as fh:
+        pid = int(fh.read())
+    os.kill(pid, signal.SIGTERM if command == 'stop' else signal.SIGHUP)
+else:
+    sys.exit('usage: mailmanctl [-s] [-q] start|stop|restart')
 """
 
 PATHS_IN = """\
@@ -178,6 +218,7 @@ def files(version: str) -> dict[str, tuple[str, int]]:
         "Mailman/Version.py": (f"# mmdeb test fixture\nVERSION = '{version}'\n", 0o644),
         "Mailman/Defaults.py.in": (DEFAULTS_IN, 0o644),
         "bin/newlist.in": (NEWLIST_IN, 0o644),
+        "bin/mailmanctl.in": (MAILMANCTL_IN, 0o644),
         "misc/paths.py.in": (PATHS_IN, 0o644),
         "Mailman/__init__.py": ("# mmdeb test fixture\n", 0o644),
         "Mailman/Utils.py": (UTILS, 0o644),

@@ -11,7 +11,6 @@ import pytest
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
-from mmdeb.repo import KEYRING
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -54,10 +53,7 @@ def list_host(upstream, tmp_path: Path, repo: Path) -> Host:
     runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
     host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
-    shutil.copy(repo / "current" / KEYRING, host.root / "usr/share/keyrings" / KEYRING)
-    (host.root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
-        f"Types: deb\nURIs: file:/srv/repo\nSuites: {upstream.dist}\nComponents: main\n"
-        f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
+    host.use_repository(repo, upstream.dist)
     host.start()
     host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
     for user in ("alice", "bob"):

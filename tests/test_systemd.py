@@ -1,0 +1,346 @@
+"""Real Mailman under a real systemd: two domains installed with apt from mmdeb's signed
+repository into a booted Debian (systemd-nspawn), for each supported distribution. What a
+chroot cannot show: the units, their restarts, the journal, a reboot, upgrades of the
+running services, and the timers. Needs the real upstream tarball."""
+
+import json
+import platform
+import threading
+import time
+import uuid
+from datetime import datetime, timezone
+
+import pytest
+
+from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
+from e2e_host import prefix
+from mmdeb import PROJECT_ROOT
+from mmdeb.upstream import FLAVOURS
+from systemd_host import Project, SystemdHost, cgroup_of, processes_of, unit, unit_property
+from test_e2e import address, confirm_by_reply, members, wait_until
+from test_e2e_repository import FIX_MARKER, add_fix, serve
+
+pytestmark = [
+    pytest.mark.systemd,
+    pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
+]
+
+DOMAINS = (DOMAIN, OTHER_DOMAIN)
+USERS = ("alice", "bob", "carol")
+JOBS = ("checkdbs", "disabled", "senddigests", "mailpasswds", "nightly_gzip", "cull_bad_shunt")
+QUIET_JOBS = ("checkdbs", "disabled", "senddigests", "nightly_gzip", "cull_bad_shunt")  # mail no member
+TIMINGS = PROJECT_ROOT / "build" / "test-artifacts" / "systemd-timings.json"
+
+
+def active(host, domain: str) -> bool:
+    return host.run("systemctl", "is-active", unit(domain), check=False).stdout.strip() == "active"
+
+
+def qrunners(host, domain: str) -> list[tuple[int, str, str]]:
+    return [process for process in processes_of(host, domain) if "/bin/qrunner " in process[2]]
+
+
+def runners_up(host, domain: str) -> list[tuple[int, str, str]]:
+    """Wait for the service to be active with its qrunners (mailmanctl forks them after it returns)."""
+    return wait_until(lambda: active(host, domain) and len(qrunners(host, domain)) >= 8 and qrunners(host, domain),
+                      what=f"{domain}'s qrunners")
+
+
+def master(host, domain: str) -> int:
+    return int(unit_property(host, unit(domain), "MainPID"))
+
+
+def versions(host, *packages: str) -> list[str]:
+    return [host.run("dpkg-query", "-W", "-f=${Version}", package).stdout for package in packages]
+
+
+def send_posts(host, domain: str, label: str, count: int = 3) -> list[str]:
+    """Posts from bob, a member of both users lists (a non-member's post would be held)."""
+    tokens = [uuid.uuid4().hex for _ in range(count)]
+    for token in tokens:
+        host.send(address("bob"), f"users@{domain}", f"{label} {token}", user="bob")
+    return tokens
+
+
+def delivered(host, tokens: list[str], user: str = "bob") -> None:
+    # Postfix retries a delivery deferred while a wrapper was being replaced only after
+    # minutes (minimal_backoff_time); flush the queue so the test need not wait that long.
+    host.run("postqueue", "-f")
+
+    def missing() -> set[str]:
+        subjects = " ".join(message["Subject"] or "" for message in host.mailbox(user))
+        return {token for token in tokens if token not in subjects}
+
+    try:
+        wait_until(lambda: not missing(), timeout=180, what=f"{len(tokens)} posts in {user}'s mailbox")
+    except AssertionError:
+        raise AssertionError(f"not delivered: {sorted(missing())}") from None
+
+
+def upgrade_while_posting(host, domains: tuple[str, ...]) -> list[str]:
+    """apt-get upgrade, with posts to each domain sent all the while; return their tokens."""
+    upgrade: dict = {}
+    worker = threading.Thread(target=lambda: upgrade.update(result=host.run("apt-get", "upgrade", "--yes", check=False)))
+    worker.start()
+    tokens = []
+    while worker.is_alive():
+        for domain in domains:
+            tokens += send_posts(host, domain, "during-upgrade", count=1)
+        time.sleep(2)
+    worker.join()
+    assert upgrade["result"].returncode == 0, upgrade["result"].stdout + upgrade["result"].stderr
+    return tokens
+
+
+def make_users_lists(host) -> None:
+    """A `users` list with bob in each domain."""
+    for domain in DOMAINS:
+        host.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
+        host.run(f"{prefix(domain)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")
+
+
+def boot_with_repository(project: Project, root, dist: str, packages: list[str], timings: dict) -> SystemdHost:
+    """A booted host with users and the project's repository, packages installed by apt."""
+    machine = SystemdHost.create(root, dist)
+    timings.setdefault("boot_s", []).append(round(machine.boot(), 2))
+    for user in USERS:
+        machine.run("useradd", "--create-home", user)
+    machine.use_repository(project.repo, dist)
+    serve(project.repo, machine)
+    machine.run("apt-get", "install", "--yes", *packages)
+    return machine
+
+
+@pytest.fixture(scope="module", autouse=True)
+def timings():
+    """Boot times and this module's wall time, builds included, for bench/ (recorded, never asserted)."""
+    record = {"started": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.node()}
+    start = time.monotonic()
+    yield record
+    record["module_wall_s"] = round(time.monotonic() - start, 1)
+    TIMINGS.parent.mkdir(parents=True, exist_ok=True)
+    TIMINGS.write_text(json.dumps(record, indent=2) + "\n")
+
+
+@pytest.fixture(scope="module", params=["bookworm", "trixie"])
+def dist(request, upstream):
+    if request.param not in FLAVOURS[upstream.flavour].dists:
+        pytest.skip(f"the {upstream.flavour} flavour does not run on {request.param}")
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def project(dist, upstream, tmp_path_factory):
+    """Both domains in prefix mode, built with sbuild and published."""
+    result = Project(tmp_path_factory.mktemp(f"systemd-{dist}"), upstream)
+    result.add(*DOMAINS, dist=dist)
+    result.rebuild_and_publish()
+    return result
+
+
+@pytest.fixture(scope="module")
+def host(project, dist, timings):
+    machine = boot_with_repository(project, project.state.parent / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
+    try:
+        make_users_lists(machine)
+        yield machine
+    finally:
+        machine.stop()
+
+
+# -- 1. the service --------------------------------------------------------------
+
+def test_each_domain_runs_its_qrunners_as_list_in_its_unit(host):
+    for domain in DOMAINS:
+        runners = runners_up(host, domain)
+        assert {user for _, user, _ in runners} == {"list"}
+        for pid, _, _ in [*runners, (master(host, domain), "", "")]:
+            assert f"/system.slice/{unit(domain)}" in cgroup_of(host, pid)
+
+
+def test_reload_and_restart_keep_the_runners_up(host):
+    for action in ("reload", "restart"):
+        before = {pid for pid, _, _ in runners_up(host, DOMAIN)}
+        host.run("systemctl", action, unit(DOMAIN))
+        wait_until(lambda: before.isdisjoint(pid for pid, _, _ in runners_up(host, DOMAIN)), what=f"new runners after {action}")
+    assert runners_up(host, OTHER_DOMAIN)
+
+
+def test_stop_leaves_no_process_of_the_domain(host):
+    host.run("systemctl", "stop", unit(DOMAIN))
+    try:
+        assert not active(host, DOMAIN)
+        assert processes_of(host, DOMAIN) == []
+        assert runners_up(host, OTHER_DOMAIN), "the other domain runs on"
+    finally:
+        host.run("systemctl", "start", unit(DOMAIN))
+    assert runners_up(host, DOMAIN)
+
+
+def test_killed_master_is_restarted_by_systemd(host):
+    old_runners = {pid for pid, _, _ in runners_up(host, DOMAIN)}
+    killed = master(host, DOMAIN)
+    host.run("kill", "-KILL", str(killed))
+    wait_until(lambda: master(host, DOMAIN) not in (0, killed), what="a new master")
+    runners = {pid for pid, _, _ in runners_up(host, DOMAIN)}
+    assert not old_runners & runners, "the killed master's runners were stopped with it"
+    assert int(unit_property(host, unit(DOMAIN), "NRestarts")) >= 1
+
+
+# -- 2. the journal --------------------------------------------------------------
+
+def test_journal_shows_the_service_start_and_stop(host):
+    host.run("systemctl", "restart", unit(OTHER_DOMAIN))
+    runners_up(host, OTHER_DOMAIN)
+    journal = host.run("journalctl", "--no-pager", "-u", unit(OTHER_DOMAIN)).stdout
+    description = f"Mailman mailing lists of {OTHER_DOMAIN}"
+    assert f"Started {unit(OTHER_DOMAIN)} - {description}" in journal or f"Started {description}" in journal, journal
+    assert f"Stopped {unit(OTHER_DOMAIN)} - {description}" in journal or f"Stopped {description}" in journal, journal
+
+
+# -- 3. mail through Postfix -----------------------------------------------------
+
+def test_join_by_mail(host):
+    seen = {m["Subject"] for m in host.mailbox("alice")}
+    host.send(address("alice"), f"users-join@{DOMAIN}", "join", user="alice")
+    confirm_by_reply(host, "alice", seen)
+    host.wait_for_mail("alice", lambda m: "Welcome" in (m["Subject"] or ""))
+    assert members(host, DOMAIN) == [address("alice"), address("bob")]
+    assert members(host, OTHER_DOMAIN) == [address("bob")]
+
+
+def test_post_reaches_every_subscriber_of_that_domain_only(host):
+    host.run(f"{prefix(OTHER_DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("carol") + "\n")
+    token = uuid.uuid4().hex
+    host.send(address("alice"), f"users@{DOMAIN}", f"post {token}", body=f"body {token}", user="alice")
+    for user in ("alice", "bob"):
+        post = host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""))
+        assert f"body {token}" in post.get_payload(decode=True).decode()
+    time.sleep(5)  # give a wrongly routed copy time to arrive
+    assert not [m for m in host.mailbox("carol") if token in m.as_string()]
+
+
+def test_leave_by_mail(host):
+    seen = {m["Subject"] for m in host.mailbox("alice")}
+    host.send(address("alice"), f"users-leave@{DOMAIN}", "leave", user="alice")
+    confirm_by_reply(host, "alice", seen)
+    wait_until(lambda: address("alice") not in members(host, DOMAIN), what="alice to leave")
+    assert members(host, DOMAIN) == [address("bob")]
+
+
+# -- 4. reboot -------------------------------------------------------------------
+
+def test_posts_queued_before_a_reboot_are_delivered_after_it(host, timings):
+    host.run("systemctl", "stop", unit(DOMAIN))
+    tokens = send_posts(host, DOMAIN, "queued")
+    queue = host.root / prefix(DOMAIN).lstrip("/") / "qfiles/in"
+    wait_until(lambda: len(list(queue.glob("*.pck"))) == len(tokens), what="the posts in qfiles/in")
+
+    started = time.monotonic()
+    host.reboot()
+    timings.setdefault("reboot_s", []).append(round(time.monotonic() - started, 2))
+
+    for domain in DOMAINS:
+        assert runners_up(host, domain), f"{domain} came up by itself"
+    delivered(host, tokens)
+
+
+# -- 5. upgrade ------------------------------------------------------------------
+
+def test_upgrade_restarts_the_services_and_delivers_posts_sent_during_it(host, project):
+    masters = {domain: master(host, domain) for domain in DOMAINS}
+    add_fix(project.patches, project.upstream.flavour)
+    project.rebuild_and_publish()
+    serve(project.repo, host)
+
+    tokens = upgrade_while_posting(host, DOMAINS)
+
+    for domain in DOMAINS:
+        (version,) = versions(host, f"mailman-{domain}")
+        assert "-2+deb" in version, version
+        assert FIX_MARKER in (host.root / prefix(domain).lstrip("/") / "Mailman/Version.py").read_text()
+        runners_up(host, domain)
+        assert master(host, domain) != masters[domain], f"{domain}'s service restarted"
+    delivered(host, tokens)
+
+
+# -- 7. timers (the jobs of /etc/cron.d, as systemd timers) ------------------------
+
+def timers_or_skip(host) -> None:
+    files = host.run("dpkg", "-L", f"mailman-{DOMAIN}").stdout
+    if ".timer" not in files:
+        pytest.skip("the package has no systemd timers yet (debian-templates: branch units)")
+
+
+def timer(domain: str, job: str) -> str:
+    return f"mailman-{domain}-{job}"
+
+
+def test_every_job_has_a_timer(host):
+    timers_or_skip(host)
+    listed = host.run("systemctl", "list-timers", "--all", "--no-pager").stdout
+    for domain in DOMAINS:
+        for job in JOBS:
+            assert f"{timer(domain, job)}.timer" in listed and f"{timer(domain, job)}.service" in listed, listed
+
+
+@pytest.mark.parametrize("job", QUIET_JOBS)
+def test_job_service_runs_as_list(host, job):
+    timers_or_skip(host)
+    service = f"{timer(DOMAIN, job)}.service"
+    host.run("systemctl", "start", service)
+    wait_until(lambda: unit_property(host, service, "ActiveState") in ("inactive", "failed"), what=f"{service} to finish")
+    assert unit_property(host, service, "Result") == "success"
+    assert unit_property(host, service, "User") == "list"
+
+
+def test_cron_jobs_do_nothing_under_systemd(host):
+    """The timers run the jobs; a cron line that ran them too would run each twice."""
+    timers_or_skip(host)
+    ident = DOMAIN.replace(".", "_")
+    python = FLAVOURS["py3"].python
+    jobs = [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
+            if line and not line.startswith(("#", "PATH="))]
+    assert len(jobs) == len(JOBS)
+    for _schedule, user, command in jobs:
+        trace = host.run("sh", "-x", "-c", command, user=user, check=False).stderr
+        assert f"+ {python}" not in trace, f"{command} ran its job:\n{trace}"
+
+
+# -- 6. shared mode: a core-only upgrade -----------------------------------------
+
+@pytest.fixture(scope="module")
+def shared_host(dist, upstream, tmp_path_factory, timings):
+    project = Project(tmp_path_factory.mktemp(f"systemd-shared-{dist}"), upstream)
+    project.add(*DOMAINS, dist=dist, mode="shared")
+    project.rebuild_and_publish()
+    machine = boot_with_repository(project, project.state.parent / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
+    machine.project = project
+    try:
+        make_users_lists(machine)
+        yield machine
+    finally:
+        machine.stop()
+
+
+def test_shared_core_only_upgrade_keeps_every_domain_running(shared_host, upstream, capsys):
+    host, project = shared_host, shared_host.project
+    core = FLAVOURS[upstream.flavour].core_package
+    for domain in DOMAINS:
+        runners_up(host, domain)
+    masters = {domain: master(host, domain) for domain in DOMAINS}
+    add_fix(project.patches, upstream.flavour)  # Mailman/Version.py: the core's code only
+    capsys.readouterr()
+    project.rebuild_and_publish()
+    plan = capsys.readouterr().out
+    assert f"rebuild {core} as" in plan and "rebuild mailman-" not in plan, plan
+    serve(project.repo, host)
+
+    tokens = upgrade_while_posting(host, DOMAINS)
+
+    assert "-2+deb" in versions(host, core)[0]
+    assert FIX_MARKER in (host.root / FLAVOURS[upstream.flavour].core_prefix.lstrip("/") / "Mailman/Version.py").read_text()
+    for domain in DOMAINS:
+        assert runners_up(host, domain)
+        assert master(host, domain) != masters[domain], f"{domain}'s runners restarted to load the new core"
+    delivered(host, tokens)
