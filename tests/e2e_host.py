@@ -37,9 +37,19 @@ class MailHost:
 
     root: Path
 
+    def enter(self) -> list[str]:
+        """The command that runs its arguments inside the host."""
+        raise NotImplementedError
+
     def run(self, *argv: str, user: str | None = None, input: str | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
-        raise NotImplementedError
+        command = self.enter()
+        if user:
+            command += ["runuser", "-u", user, "--"]
+        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=command_env())
+        if check and result.returncode:
+            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+        return result
 
     def send(self, sender: str, recipient: str, subject: str, body: str = "", user: str | None = None) -> None:
         message = f"From: {sender}\nTo: {recipient}\nSubject: {subject}\nMessage-ID: <{uuid.uuid4()}@{HOSTNAME}>\n\n{body}\n"
@@ -127,16 +137,9 @@ class Host(MailHost):
 
     # -- commands ----------------------------------------------------------------
 
-    def run(self, *argv: str, user: str | None = None, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-        """Run argv inside the host and its network namespace."""
-        command = ["ip", "netns", "exec", self.netns, "chroot", str(self.root)]
-        if user:
-            command += ["runuser", "-u", user, "--"]
-        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=command_env())
-        if check and result.returncode:
-            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
+    def enter(self) -> list[str]:
+        """Inside the host and its network namespace."""
+        return ["ip", "netns", "exec", self.netns, "chroot", str(self.root)]
 
     def allow_service_starts(self) -> None:
         """Let maintainer scripts start services; they only ever run inside the namespace."""

@@ -15,7 +15,7 @@ import time
 import uuid
 from pathlib import Path
 
-from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, command_env, prefix
+from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
 from mmdeb.builders.chroot import mirror
 from mmdeb.cli import main
 from mmdeb.upstream import FLAVOURS, cache_dir
@@ -223,16 +223,9 @@ class SystemdHost(MailHost):
 
     # -- commands ----------------------------------------------------------------
 
-    def run(self, *argv: str, user: str | None = None, input: str | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
-        """Run argv in the container's namespaces and root (its systemd does not supervise it)."""
-        command = ["nsenter", f"--target={self.leader}", "--all"]
-        if user:
-            command += ["runuser", "-u", user, "--"]
-        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=command_env())
-        if check and result.returncode:
-            raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
-        return result
+    def enter(self) -> list[str]:
+        """In the container's namespaces and root (its systemd does not supervise the command)."""
+        return ["nsenter", f"--target={self.leader}", "--all"]
 
 
 class Project:

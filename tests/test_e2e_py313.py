@@ -11,13 +11,13 @@ import email.header
 import email.utils
 import html
 import re
-import time
 import uuid
 
 import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from test_e2e import wait_until
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -36,15 +36,6 @@ PROBLEM = re.compile(r"Traceback|^[A-Z]\w*(Error|Exception): |: [A-Z]\w*Warning:
 
 def address(user: str) -> str:
     return f"{user}@{HOSTNAME}"
-
-
-def wait_until(condition, what: str, timeout: float = 90):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 class Logs:
@@ -142,7 +133,7 @@ def archived_post(host):
     subject = f"archived {uuid.uuid4().hex}"
     send(host, address("alice"), "users", subject)
     mbox = host.root / PREFIX.lstrip("/") / "archives/private/users.mbox/users.mbox"
-    wait_until(lambda: mbox.exists() and subject in mbox.read_text(errors="replace"), "the post in the archive")
+    wait_until(lambda: mbox.exists() and subject in mbox.read_text(errors="replace"), what="the post in the archive", timeout=90)
     return subject
 
 
@@ -208,7 +199,7 @@ def test_admin_every_page_and_a_settings_change(host):
 def test_admindb_approves_a_held_post(host):
     subject = f"held {uuid.uuid4().hex}"
     send(host, "mallory@example.com", "users", subject)  # a non-member: held for the moderator
-    wait_until(lambda: held(host, "users"), "the post to be held")
+    wait_until(lambda: held(host, "users"), what="the post to be held", timeout=90)
     msgid = held(host, "users")[-1].stem.rsplit("-", 1)[1]
     body = admin_login(host, "admindb")
     body = page(host, "admindb", "admindb/users")
@@ -325,7 +316,7 @@ def test_queue_scripts(host):
     run_script(host, "bin/unshunt")
     host.wait_for_mail("alice", lambda m: subject in (m["Subject"] or ""))
     run_script(host, "bin/inject -l queued", input=post.replace(address("alice"), "mallory@example.com"))
-    wait_until(lambda: held(host, "queued"), "the non-member post to be held")
+    wait_until(lambda: held(host, "queued"), what="the non-member post to be held", timeout=90)
     assert "Discarded held msg" in run_script(host, "bin/discard data/heldmsg-queued-*.pck")
     assert "Retry runs the RetryRunner" in run_script(host, "bin/qrunner -l")
     run_script(host, "bin/qrunner -r Retry -o")
