@@ -13,7 +13,7 @@ from mmdeb.pipeline import BuildRequest, build, default_upstream, run
 from mmdeb.rebuild import URGENCIES, plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, PackageSpec
+from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
 from mmdeb.watch import check
@@ -36,6 +36,8 @@ def add_domain_settings(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
     sub.add_argument("--mode", choices=MODES, default="prefix",
                      help="prefix: a whole Mailman per domain; shared: one core package, thin domain packages")
+    sub.add_argument("--runners", choices=RUNNERS, default="on-demand",
+                     help="on-demand: queue runners start when mail arrives (systemd hosts); always-on: mailmanctl")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -74,6 +76,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("domains", nargs="*", metavar="DOMAIN", help="default: every domain")
     rebuild.add_argument("--dist", choices=list(DIST_RELEASES), help="move the domains to this distribution")
     rebuild.add_argument("--mode", choices=MODES, help="switch the domains to this mode")
+    rebuild.add_argument("--runners", choices=RUNNERS, help="switch the domains' queue runners to this setting")
     rebuild.add_argument("--urgency", choices=URGENCIES, default="medium")
     rebuild.add_argument("--dry-run", action="store_true", help="print the plan only")
     add_build_options(rebuild)
@@ -104,7 +107,7 @@ def cmd_build(args, runner: Runner) -> None:
         domains=args.domains, upstream=args.upstream, flavour=args.flavour, dist=args.dist,
         builder=None if args.source_only else args.builder, out=args.out, mail_gid=args.mail_gid,
         cgi_gid=args.cgi_gid, patches_dir=args.patches, jobs=max(1, args.jobs), revision=args.revision,
-        mode=args.mode,
+        mode=args.mode, runners=args.runners,
     )
     print_artifacts(run(request, runner))
 
@@ -119,19 +122,19 @@ def cmd_domains_add(args, runner: Runner) -> None:
                 raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
             dist = args.dist or upstream.flavour.dists[0]
             # Validates dist, groups and owner exactly as a build would.
-            PackageSpec(domain, upstream, dist, PATCHES_DIR, args.mail_gid, args.cgi_gid, 1, args.site_list_owner, mode=args.mode)
+            PackageSpec.for_domain(domain, upstream, dist, PATCHES_DIR, args)
             # A catalogue name stays a name; a tarball is recorded by absolute path.
             upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
-            state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist, args.mail_gid,
-                                                     args.cgi_gid, args.site_list_owner, args.mode)
-            print(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode)")
+            state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist,
+                                                     **{key: getattr(args, key) for key in SETTINGS})
+            print(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode, runners {args.runners})")
         state.save()
 
 
 def cmd_domains_list(args, runner: Runner) -> None:
     state = State.load(args.state)
     for name, domain in sorted(state.domains.items()):
-        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.mode}\t{domain.upstream}\tbuilt {domain.built or '-'}")
+        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.mode}\t{domain.runners}\t{domain.upstream}\tbuilt {domain.built or '-'}")
 
 
 def cmd_domains_remove(args, runner: Runner) -> None:
@@ -164,6 +167,7 @@ def cmd_rebuild(args, runner: Runner) -> None:
             domain = state.get(name)
             domain.dist = args.dist or domain.dist
             domain.mode = args.mode or domain.mode
+            domain.runners = args.runners or domain.runners
         rebuilds = plan_all(state, names, args.urgency, args.patches)
         for item in rebuilds:
             print(f"rebuild {item.spec.package} as {item.spec.version}: {'; '.join(item.reasons)}")

@@ -35,6 +35,8 @@ class BuildRequest:
     jobs: int = 1  # domains built at once; each build has its own chroot
     revision: int = 1
     mode: str = "prefix"  # "shared": also the flavour's core package, and thin domain packages
+    runners: str = "on-demand"
+    site_list_owner: str = ""
 
 
 def progress(message: str) -> None:
@@ -61,8 +63,7 @@ def plan(request: BuildRequest) -> list[PackageSpec | CoreSpec]:
         core = CoreSpec(upstream, dist, request.patches_dir, request.revision, mail_domain=domains[0].name)
         specs.append(replace(core, changelog=(first_entry(core),)))
     for domain in dict.fromkeys(domains):
-        spec = PackageSpec(domain, upstream, dist, request.patches_dir, request.mail_gid, request.cgi_gid,
-                           request.revision, mode=request.mode)
+        spec = PackageSpec.for_domain(domain, upstream, dist, request.patches_dir, request, request.revision)
         specs.append(replace(spec, changelog=(first_entry(spec),)))
     return specs
 

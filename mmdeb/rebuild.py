@@ -21,7 +21,7 @@ from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.render import environment, series_names, templates_for
-from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.spec import SETTINGS, ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.state import DomainState, PackageState, State
 from mmdeb.upstream import Upstream, resolve, sha256_of
 
@@ -72,7 +72,7 @@ def digest_templates(kind: str) -> str:
 
 def inputs_of(domain: DomainState, upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     """Everything a domain package is made from, each as one comparable string."""
-    settings = {key: getattr(domain, key) for key in ("dist", "mail_gid", "cgi_gid", "site_list_owner", "mode")}
+    settings = {key: getattr(domain, key) for key in ("dist", *SETTINGS)}
     return {
         "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
         "patches": digest_patches(patches_dir / upstream.flavour.name, domain.mode == "shared"),
@@ -153,8 +153,7 @@ def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCH
     reasons = changed_reasons(domain, inputs, upstream)
     if not reasons:
         return None
-    spec = PackageSpec(Domain.parse(name), upstream, domain.dist, patches_dir, domain.mail_gid, domain.cgi_gid,
-                       next_revision(domain, upstream), domain.site_list_owner, mode=domain.mode)
+    spec = PackageSpec.for_domain(Domain.parse(name), upstream, domain.dist, patches_dir, domain, next_revision(domain, upstream))
     reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.mode} mode): {'; '.join(reasons)}."
     return Rebuild(with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
 

@@ -48,7 +48,10 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
                 target = target.with_name(target.name.replace(JOB, spec.job_unit(job)))
             target.parent.mkdir(parents=True, exist_ok=True)
             if name.endswith(".j2"):
-                target.write_text(env.get_template(name).render(context, job=job))
+                text = env.get_template(name).render(context, job=job)
+                if not text.strip():  # a file this package does not have, e.g. an always-on domain's .path unit
+                    continue
+                target.write_text(text)
             else:
                 shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
             target.chmod(0o755 if target.name in EXECUTABLE else 0o644)

@@ -25,6 +25,12 @@ class ChangelogEntry:
 
 
 MODES = ("prefix", "shared")
+# on-demand: on systemd hosts, a path unit starts `qrunner --drain` when a queue gets mail, and
+# nothing runs while the queues are empty. always-on: mailmanctl and its runners, all the time
+# (what hosts without systemd run in either case).
+RUNNERS = ("on-demand", "always-on")
+# What the admin chooses for each domain (mmdeb domains add, mmdeb build); besides the dist.
+SETTINGS = ("mail_gid", "cgi_gid", "site_list_owner", "mode", "runners")
 
 
 @dataclass(frozen=True)
@@ -143,12 +149,20 @@ class PackageSpec(SourceNames):
     site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
     changelog: tuple[ChangelogEntry, ...] = ()  # newest first, starting with this version
     mode: str = "prefix"  # or "shared": the code comes from the flavour's core package
+    runners: str = "on-demand"  # or "always-on"
     kind = "domain"
+
+    @classmethod
+    def for_domain(cls, domain: Domain, upstream: Upstream, dist: str, patches_dir: Path, settings, revision: int = 1):
+        """The one way to make a domain's spec: settings has an attribute for each of SETTINGS."""
+        return cls(domain, upstream, dist, patches_dir, revision=revision, **{key: getattr(settings, key) for key in SETTINGS})
 
     def __post_init__(self):
         self.check_common()
         if self.mode not in MODES:
             raise MmdebError(f"unknown mode {self.mode!r}", f"use --mode {' or --mode '.join(MODES)}")
+        if self.runners not in RUNNERS:
+            raise MmdebError(f"unknown runners setting {self.runners!r}", f"use --runners {' or --runners '.join(RUNNERS)}")
         for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
             if not GROUP_NAME.match(group):
                 raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
@@ -178,6 +192,25 @@ class PackageSpec(SourceNames):
     @property
     def jobs(self) -> tuple[Job, ...]:
         return JOBS
+
+    @property
+    def on_demand(self) -> bool:
+        return self.runners == "on-demand"
+
+    @property
+    def runner_units(self) -> tuple[str, ...]:
+        """The units that run the queue runners, by the runners setting."""
+        if self.on_demand:
+            return (f"{self.package}.path", f"{self.package}.service", f"{self.package}.timer")
+        return (f"{self.package}.service",)
+
+    @property
+    def retired_runner_units(self) -> tuple[str, ...]:
+        """What the other runners setting enables, for a switch from it: the path and timer units,
+        or mailmanctl's service (whose name the on-demand service takes)."""
+        if self.on_demand:
+            return (f"{self.package}.service",)
+        return (f"{self.package}.path", f"{self.package}.timer")
 
     def job_unit(self, job: Job) -> str:
         """The name of the job's systemd timer and service, without the suffix."""

@@ -50,6 +50,7 @@ class DomainState(PackageState):
     cgi_gid: str = DEFAULT_CGI_GID
     site_list_owner: str = ""
     mode: str = "prefix"  # or "shared": the code comes from the core package of flavour and dist
+    runners: str = "on-demand"  # or "always-on": mailmanctl's runners run all the time
 
 
 def core_key(flavour: str, dist: str) -> str:

@@ -42,7 +42,7 @@ if ! "$python" -c 'import dns.resolver' 2>/dev/null; then
     echo "configure: error: dnspython <2.0 not found for $python" >&2
     exit 1
 fi
-for f in Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py; do
+for f in Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl bin/qrunner misc/paths.py; do
     sed -e "s|@prefix@|$prefix|g" -e "s|@VAR_PREFIX@|$var_prefix|g" -e "s|@PYTHON@|$python|g" \
         -e "s|@MAILMAN_USER@|$username|g" -e "s|@MAILMAN_GROUP@|$groupname|g" \
         -e "s|@MAIL_GROUP@|$mail_gid|g" -e "s|@CGI_GROUP@|$cgi_gid|g" \
@@ -50,7 +50,7 @@ for f in Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py; 
         -e "s|@CFLAGS@|$CFLAGS|g" -e "s|@LDFLAGS@|$LDFLAGS|g" \
         -e "s|@CONFIGURE_OPTS@|$configure_opts|g" "$f.in" > "$f"
 done
-chmod 755 bin/newlist bin/mailmanctl
+chmod 755 bin/newlist bin/mailmanctl bin/qrunner
 echo "configure: prefix $prefix, python $python, mail gid $mail_gid, cgi gid $cgi_gid"
 """
 
@@ -80,7 +80,7 @@ install: all
 \tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
 \tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
 \tmkdir -p $(DESTDIR)$(prefix)/scripts $(DESTDIR)$(prefix)/templates/en
-\tinstall -m 755 bin/newlist bin/mailmanctl $(DESTDIR)$(prefix)/bin/
+\tinstall -m 755 bin/newlist bin/mailmanctl bin/qrunner $(DESTDIR)$(prefix)/bin/
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/bin/paths.py
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/scripts/paths.py
 \tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
@@ -100,7 +100,7 @@ clean:
 \trm -f src/mailman src/listinfo
 
 distclean: clean
-\trm -f Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl misc/paths.py
+\trm -f Makefile Mailman/Defaults.py bin/newlist bin/mailmanctl bin/qrunner misc/paths.py
 """
 
 WRAPPER_C = """\
@@ -173,6 +173,31 @@ else:
     sys.exit('usage: mailmanctl [-s] [-q] start|stop|restart')
 """
 
+# Enough of `bin/qrunner --drain` for the on-demand units: in rounds, remove every file of the
+# queues (naming it in data/drained.log), until a round finds none.
+QRUNNER_IN = """\
+#! @PYTHON@
+# mmdeb test fixture, standing in for bin/qrunner
+import os
+import sys
+import paths
+from Mailman import Defaults
+
+if sys.argv[1:] != ['--drain', '--runner=All']:
+    sys.exit('usage: qrunner --drain --runner=All')
+QUEUES = os.path.join(Defaults.VAR_PREFIX, 'qfiles')
+LOG = os.path.join(Defaults.VAR_PREFIX, 'data', 'drained.log')
+while True:
+    found = sorted(os.path.join(queue, name) for queue in os.listdir(QUEUES)
+                   for name in os.listdir(os.path.join(QUEUES, queue)))
+    for path in found:
+        os.unlink(os.path.join(QUEUES, path))
+        with open(LOG, 'a') as log:
+            log.write(path + '\\n')
+    if not found:
+        break
+"""
+
 PATHS_IN = """\
 # mmdeb test fixture, standing in for misc/paths.py.in
 import sys
@@ -219,6 +244,7 @@ def files(version: str) -> dict[str, tuple[str, int]]:
         "Mailman/Defaults.py.in": (DEFAULTS_IN, 0o644),
         "bin/newlist.in": (NEWLIST_IN, 0o644),
         "bin/mailmanctl.in": (MAILMANCTL_IN, 0o644),
+        "bin/qrunner.in": (QRUNNER_IN, 0o644),
         "misc/paths.py.in": (PATHS_IN, 0o644),
         "Mailman/__init__.py": ("# mmdeb test fixture\n", 0o644),
         "Mailman/Utils.py": (UTILS, 0o644),

@@ -241,8 +241,9 @@ class Project:
     def mmdeb(self, *args: str) -> None:
         assert main(["--state", str(self.state), *args]) == 0, f"mmdeb {' '.join(args)} failed"
 
-    def add(self, *domains: str, dist: str, mode: str = "prefix") -> None:
-        self.mmdeb("domains", "add", *domains, "--upstream", str(self.upstream.tarball), "--dist", dist, "--mode", mode)
+    def add(self, *domains: str, dist: str, mode: str = "prefix", runners: str = "on-demand") -> None:
+        self.mmdeb("domains", "add", *domains, "--upstream", str(self.upstream.tarball), "--dist", dist, "--mode", mode,
+                   "--runners", runners)
 
     def rebuild_and_publish(self, *options: str) -> None:
         self.mmdeb("rebuild", "--patches", str(self.patches), "--out", str(self.out), *options)

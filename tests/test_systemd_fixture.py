@@ -1,7 +1,8 @@
-"""systemd runs a domain's unit, in a booted trixie (systemd-nspawn), installed with apt from
+"""systemd runs a domain's units, in a booted trixie (systemd-nspawn), installed with apt from
 mmdeb's signed repository. The package is the fixture's, whose bin/mailmanctl only forks a
-sleeping master: this checks the harness and the unit template in CI; tests/test_systemd.py
-does the same and more with real Mailman."""
+sleeping master and whose bin/qrunner --drain only moves queue files away: this checks the
+harness and the unit templates in CI; tests/test_systemd.py does the same and more with real
+Mailman."""
 
 import pytest
 
@@ -14,13 +15,13 @@ from test_e2e_repository import serve
 pytestmark = pytest.mark.systemd
 
 DIST = "trixie"
+QUEUES = f"{prefix(DOMAIN)}/qfiles"
+DRAINED = f"{prefix(DOMAIN)}/data/drained.log"
 
 
-@pytest.fixture(scope="module")
-def host(fixture_py3, tmp_path_factory):
-    directory = tmp_path_factory.mktemp("systemd-fixture")
+def installed(fixture_py3, directory, runners: str):
     project = Project(directory, fixture_py3)
-    project.add(DOMAIN, dist=DIST)
+    project.add(DOMAIN, dist=DIST, runners=runners)
     project.rebuild_and_publish("--builder", "local")
     machine = SystemdHost.create(directory / "host", DIST)
     try:
@@ -31,6 +32,24 @@ def host(fixture_py3, tmp_path_factory):
         yield machine
     finally:
         machine.stop()
+
+
+@pytest.fixture(scope="module")
+def host(fixture_py3, tmp_path_factory):
+    yield from installed(fixture_py3, tmp_path_factory.mktemp("systemd-fixture"), "always-on")
+
+
+@pytest.fixture(scope="module")
+def on_demand(fixture_py3, tmp_path_factory):
+    yield from installed(fixture_py3, tmp_path_factory.mktemp("systemd-fixture-on-demand"), "on-demand")
+
+
+def queue(host, name: str) -> None:
+    host.run("sh", "-c", f"mkdir -p {QUEUES}/{name.split('/')[0]} && echo mail > {QUEUES}/{name}", user="list")
+
+
+def drained(host) -> list[str]:
+    return host.run("sh", "-c", f"cat {DRAINED} 2>/dev/null || true").stdout.split()
 
 
 def master(host) -> int:
@@ -57,3 +76,30 @@ def test_stop_leaves_no_process(host):
     host.run("systemctl", "stop", unit(DOMAIN))
     assert host.run("systemctl", "is-active", unit(DOMAIN), check=False).stdout.strip() == "inactive"
     wait_until(lambda: not processes_of(host, DOMAIN), timeout=10, what=f"no process of {DOMAIN}")
+
+
+def test_on_demand_install_runs_no_process_until_mail_arrives(on_demand):
+    active = {name: unit_property(on_demand, name, "ActiveState")
+              for name in (f"mailman-{DOMAIN}.path", f"mailman-{DOMAIN}.timer", unit(DOMAIN))}
+    assert active == {f"mailman-{DOMAIN}.path": "active", f"mailman-{DOMAIN}.timer": "active", unit(DOMAIN): "inactive"}
+    assert processes_of(on_demand, DOMAIN) == []
+
+
+def test_on_demand_queue_file_is_drained_by_a_run_the_path_unit_starts(on_demand):
+    queue(on_demand, "in/first.pck")
+    wait_until(lambda: "in/first.pck" in drained(on_demand), timeout=30, what="in/first.pck drained")
+
+
+def test_on_demand_file_queued_as_a_run_ends_is_drained_by_the_next_run(on_demand):
+    # A drop-in writes a queue file once, after the run's last look at the queues.
+    late = f"{prefix(DOMAIN)}/data/late-written"
+    dropin = on_demand.root / f"etc/systemd/system/{unit(DOMAIN)}.d/late.conf"
+    dropin.parent.mkdir(parents=True, exist_ok=True)
+    dropin.write_text(f"[Service]\nExecStartPost=/bin/sh -c 'test -e {late} || {{ touch {late}; mkdir -p {QUEUES}/out; echo mail > {QUEUES}/out/late.pck; }}'\n")
+    on_demand.run("systemctl", "daemon-reload")
+    try:
+        queue(on_demand, "in/second.pck")
+        wait_until(lambda: "out/late.pck" in drained(on_demand), timeout=30, what="out/late.pck drained")
+    finally:
+        dropin.unlink()
+        on_demand.run("systemctl", "daemon-reload")

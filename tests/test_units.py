@@ -6,9 +6,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import pytest
 from test_render import rendered
 
-from mmdeb.spec import Job
+from mmdeb.spec import RUNNERS, Job
 
 MAX_EXPOSURE = 4.0  # issue 9: "aim for an exposure of 4.0 or lower"
 HOST_UNITS = Path("/usr/lib/systemd/system")
@@ -20,7 +21,7 @@ def installed_units(spec, debian: Path, target: Path) -> list[Path]:
     target.mkdir(parents=True, exist_ok=True)
     units = []
     for path in sorted(debian.glob(f"{spec.package}.*")):
-        if path.suffix not in (".service", ".timer"):
+        if path.suffix not in (".service", ".timer", ".path"):
             continue
         rest = path.name.removeprefix(f"{spec.package}.")
         name = path.name if rest == path.suffix[1:] else rest
@@ -34,16 +35,18 @@ def exposure(unit: Path) -> float:
     return float(re.search(r"Overall exposure level for \S+: (\d+\.\d+)", result.stdout).group(1))
 
 
-def test_services_are_sandboxed(tmp_path, upstream):
-    spec, debian = rendered(tmp_path, upstream)
+@pytest.mark.parametrize("runners", RUNNERS)
+def test_services_are_sandboxed(tmp_path, upstream, runners):
+    spec, debian = rendered(tmp_path, upstream, runners=runners)
     services = [unit for unit in installed_units(spec, debian, tmp_path / "units") if unit.suffix == ".service"]
     assert len(services) == 1 + len(spec.jobs)
     exposures = {unit.name: exposure(unit) for unit in services}
     assert max(exposures.values()) <= MAX_EXPOSURE, exposures
 
 
-def test_units_verify(tmp_path, upstream):
-    spec, debian = rendered(tmp_path, upstream)
+@pytest.mark.parametrize("runners", RUNNERS)
+def test_units_verify(tmp_path, upstream, runners):
+    spec, debian = rendered(tmp_path, upstream, runners=runners)
     # A root with the units, stubs of the programs they run, and the host's targets they name.
     root = tmp_path / "root"
     units = installed_units(spec, debian, root / "etc/systemd/system")
@@ -77,3 +80,31 @@ def test_each_cron_job_has_a_timer_and_does_nothing_under_systemd(tmp_path, upst
         assert f"\nOnCalendar={job.on_calendar}\n" in timer
         assert f"\nExecStart={job_command}\n" in service
         assert "\nUser=list\n" in service and "\n[Install]\n" not in service
+
+
+def unit_settings(text: str, key: str) -> list[str]:
+    return re.findall(rf"^{key}=(.*)$", text, re.M)
+
+
+def test_on_demand_path_unit_watches_every_queue_a_runner_serves_but_retry(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    path = (debian / f"{spec.package}.path").read_text()
+    queues = [watched.removeprefix(f"{spec.prefix}/qfiles/") for watched in unit_settings(path, "DirectoryNotEmpty")]
+    assert sorted(queues) == ["archive", "bounces", "commands", "in", "news", "out", "virgin"]
+
+
+def test_on_demand_service_drains_once_and_only_when_a_queue_holds_mail(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    service = (debian / f"{spec.package}.service").read_text()
+    assert unit_settings(service, "Type") == ["oneshot"]
+    assert unit_settings(service, "ExecStart") == [f"{spec.flavour.python} {spec.prefix}/bin/qrunner --drain --runner=All"]
+    triggers = [condition.removeprefix(f"|{spec.prefix}/qfiles/") for condition in unit_settings(service, "ConditionDirectoryNotEmpty")]
+    assert sorted(triggers) == ["archive", "bounces", "commands", "in", "news", "out", "retry", "virgin"]
+    assert "[Install]" not in service
+
+
+def test_always_on_domain_has_mailmanctl_and_no_path_unit(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream, runners="always-on")
+    service = (debian / f"{spec.package}.service").read_text()
+    assert unit_settings(service, "ExecStart") == [f"{spec.prefix}/bin/mailmanctl -s -q start"]
+    assert not (debian / f"{spec.package}.path").exists() and not (debian / f"{spec.package}.timer").exists()
