@@ -129,7 +129,7 @@ def boot_with_repository(project: Project, root, dist: str, packages: list[str],
         machine.run("useradd", "--create-home", user)
     machine.use_repository(project.repo, dist)
     serve(project.repo, machine)
-    machine.run("apt-get", "install", "--yes", "apache2", "curl", *packages)
+    machine.run("apt-get", "install", "--yes", *packages)
     return machine
 
 
