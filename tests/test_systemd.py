@@ -243,7 +243,8 @@ def test_a_run_waits_for_the_master_lock_and_breaks_it_when_its_holder_is_gone(h
     host.run("systemd-run", f"--unit={holder}", "--uid=list", "--gid=list", "python3", "-c",
              f"import sys, time; sys.path.insert(0, '{prefix(DOMAIN)}/bin'); import paths\n"
              "import os; from Mailman import LockFile, mm_cfg\n"
-             "LockFile.LockFile(os.path.join(mm_cfg.LOCK_DIR, mm_cfg.MASTER_LOCK_FILE), 3600).lock(); time.sleep(3600)")
+             "lock = LockFile.LockFile(os.path.join(mm_cfg.LOCK_DIR, mm_cfg.MASTER_LOCK_FILE), 3600)\n"
+             "lock.lock(); time.sleep(3600)")
     lock = host.root / f"run/lock/mailmen/{DOMAIN}/master-qrunner"
     wait_until(lock.exists, timeout=30, what="the lock to be held")
     tokens = send_posts(host, DOMAIN, "locked", count=1)
