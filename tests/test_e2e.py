@@ -314,7 +314,7 @@ def test_drain_delivers_the_queued_posts_and_exits(host, upstream):
             host.send(address("bob"), f"users@{DOMAIN}", f"drained {token}", body=token, user="bob")
         queues = host.root / prefix(DOMAIN).lstrip("/") / "qfiles"
         wait_until(lambda: len(list((queues / "in").glob("*.pck"))) == 3, what="three posts in qfiles/in")
-        host.run(FLAVOURS[upstream.flavour].python, f"{prefix(DOMAIN)}/bin/qrunner", "--drain", "--runner=All", user="list")
+        host.run(FLAVOURS[upstream.flavour].python, f"{prefix(DOMAIN)}/bin/qrunner", "--drain=0", "--runner=All", user="list")
         assert not [path for queue in ("in", "out", "virgin", "archive") for path in (queues / queue).iterdir()]
         for token in tokens:
             host.wait_for_mail("bob", lambda m: token in (m["Subject"] or ""))
