@@ -240,18 +240,21 @@ def test_a_killed_run_loses_nothing_and_the_next_run_goes_on(host):
 def test_a_run_waits_for_the_master_lock_and_breaks_it_when_its_holder_is_gone(host):
     """Mailman's master qrunner lock: a run never works beside another master (mailmanctl)."""
     holder = "mailman-test-lock-holder"
+    wait_idle(host, DOMAIN)  # so the holder, not a run, takes the lock
     host.run("systemd-run", f"--unit={holder}", "--uid=list", "--gid=list", "python3", "-c",
              f"import sys, time; sys.path.insert(0, '{prefix(DOMAIN)}/bin'); import paths\n"
              "import os; from Mailman import LockFile, mm_cfg\n"
              "lock = LockFile.LockFile(os.path.join(mm_cfg.LOCK_DIR, mm_cfg.MASTER_LOCK_FILE), 3600)\n"
              "lock.lock(); time.sleep(3600)")
     lock = f"/run/lock/mailmen/{DOMAIN}/master-qrunner"  # on the host's own /run (a tmpfs)
-    wait_until(lambda: host.run("test", "-e", lock, check=False).returncode == 0, timeout=30, what="the lock to be held")
-    tokens = send_posts(host, DOMAIN, "locked", count=1)
-    wait_until(lambda: drains(host, DOMAIN), timeout=30, what="a run")
-    time.sleep(10)
-    assert drains(host, DOMAIN) and tokens[0] not in " ".join(m["Subject"] or "" for m in host.mailbox("bob"))
-    host.run("systemctl", "kill", "--signal=KILL", holder)
+    try:
+        wait_until(lambda: host.run("test", "-e", lock, check=False).returncode == 0, timeout=30, what="the lock to be held")
+        tokens = send_posts(host, DOMAIN, "locked", count=1)
+        wait_until(lambda: drains(host, DOMAIN), timeout=30, what="a run")
+        time.sleep(10)
+        assert drains(host, DOMAIN) and tokens[0] not in " ".join(m["Subject"] or "" for m in host.mailbox("bob"))
+    finally:
+        host.run("systemctl", "kill", "--signal=KILL", holder, check=False)
     delivered(host, tokens)
     wait_idle(host, DOMAIN)
 
