@@ -151,18 +151,13 @@ def dist(request, upstream):
     return request.param
 
 
-@pytest.fixture(scope="module")
-def project(dist, upstream, tmp_path_factory):
-    """Both domains in prefix mode, built with sbuild and published."""
-    result = Project(tmp_path_factory.mktemp(f"systemd-{dist}"), upstream)
-    result.add(*DOMAINS, dist=dist)
-    result.rebuild_and_publish()
-    return result
-
-
-@pytest.fixture(scope="module")
-def host(project, dist, timings):
-    machine = boot_with_repository(project, project.state.parent / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
+def booted_domains(directory, upstream, dist: str, timings: dict, **settings):
+    """Both domains with settings, built, published and installed in a booted host (a generator)."""
+    project = Project(directory, upstream)
+    project.add(*DOMAINS, dist=dist, **settings)
+    project.rebuild_and_publish()
+    machine = boot_with_repository(project, directory / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
+    machine.project = project
     try:
         make_users_lists(machine)
         yield machine
@@ -171,16 +166,15 @@ def host(project, dist, timings):
 
 
 @pytest.fixture(scope="module")
+def host(dist, upstream, tmp_path_factory, timings):
+    """Both domains in prefix mode, with on-demand runners."""
+    yield from booted_domains(tmp_path_factory.mktemp(f"systemd-{dist}"), upstream, dist, timings)
+
+
+@pytest.fixture(scope="module")
 def always_on_host(dist, upstream, tmp_path_factory, timings):
     """Both domains with always-on runners (mailmanctl)."""
-    project = Project(tmp_path_factory.mktemp(f"systemd-always-on-{dist}"), upstream)
-    project.add(*DOMAINS, dist=dist, runners="always-on")
-    project.rebuild_and_publish()
-    machine = boot_with_repository(project, project.state.parent / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
-    try:
-        yield machine
-    finally:
-        machine.stop()
+    yield from booted_domains(tmp_path_factory.mktemp(f"systemd-always-on-{dist}"), upstream, dist, timings, runners="always-on")
 
 
 # -- 1. on-demand runners --------------------------------------------------------
@@ -421,7 +415,8 @@ def test_posts_queued_before_a_reboot_are_delivered_after_it(host, timings):
 
 # -- 5. upgrade ------------------------------------------------------------------
 
-def test_upgrade_delivers_posts_sent_during_it(host, project):
+def test_upgrade_delivers_posts_sent_during_it(host):
+    project = host.project
     add_fix(project.patches, project.upstream.flavour)
     project.rebuild_and_publish()
     serve(project.repo, host)
@@ -437,7 +432,8 @@ def test_upgrade_delivers_posts_sent_during_it(host, project):
         wait_idle(host, domain)
 
 
-def test_switch_to_always_on_and_back_keeps_lists_members_and_archives(host, project):
+def test_switch_to_always_on_and_back_keeps_lists_members_and_archives(host):
+    project = host.project
     kept = {domain: members(host, domain) for domain in DOMAINS}
     archive = host.root / prefix(DOMAIN).lstrip("/") / "archives/private/users"
     archived = sorted(path.name for path in archive.iterdir())
@@ -507,16 +503,7 @@ def test_cron_jobs_do_nothing_under_systemd(host):
 
 @pytest.fixture(scope="module")
 def shared_host(dist, upstream, tmp_path_factory, timings):
-    project = Project(tmp_path_factory.mktemp(f"systemd-shared-{dist}"), upstream)
-    project.add(*DOMAINS, dist=dist, mode="shared")
-    project.rebuild_and_publish()
-    machine = boot_with_repository(project, project.state.parent / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
-    machine.project = project
-    try:
-        make_users_lists(machine)
-        yield machine
-    finally:
-        machine.stop()
+    yield from booted_domains(tmp_path_factory.mktemp(f"systemd-shared-{dist}"), upstream, dist, timings, mode="shared")
 
 
 def test_shared_core_only_upgrade_keeps_every_domain_running(shared_host, upstream, capsys):
