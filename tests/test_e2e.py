@@ -307,6 +307,7 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
 def test_drain_delivers_the_queued_posts_and_exits(host, upstream):
     """`qrunner --drain`, what on-demand runners run (patch), on this flavour's Python: a chroot
     has no systemd, so it is run here by hand, with mailmanctl's runners stopped."""
+    host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")  # or is one
     host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
     try:
         tokens = [uuid.uuid4().hex for _ in range(3)]
