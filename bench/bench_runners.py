@@ -52,15 +52,16 @@ FORK_DEFAULT_RUNNERS = 19  # Incoming 4, Outgoing 8, Bounce 2, five others 1 eac
 SINK_USER = "carol"
 
 
-def built_repository(directory: Path, dist: str, upstream: TestUpstream) -> Path:
-    """The project's signed repository: built unless directory holds one already."""
+def built_repository(directory: Path, dist: str, upstream: TestUpstream) -> tuple[Path, bool]:
+    """The project's signed repository, and whether it was built now (not already there)."""
     repo = directory / "repo"
-    if not (repo / "current").exists():
-        project = Project(directory, upstream)
-        for mode, domain in MODES.items():
-            project.add(domain, dist=dist, runners=mode)
-        project.rebuild_and_publish()
-    return repo
+    if (repo / "current").exists():
+        return repo, False
+    project = Project(directory, upstream)
+    for mode, domain in MODES.items():
+        project.add(domain, dist=dist, runners=mode)
+    project.rebuild_and_publish()
+    return repo, True
 
 
 def lift_start_limit(host, domain: str) -> str | None:
@@ -275,6 +276,7 @@ def main() -> None:
     only = args.only.split(",")
     results = {"date": date.today().isoformat(), "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                "machine": machine(), "dist": args.dist, "upstream": upstream.tarball.name, "argv": sys.argv,
+               "environment": {key: os.environ.get(key) for key in ("MMDEB_UPSTREAM_TARBALL", "MMDEB_UPSTREAM_FLAVOUR")},
                "load_at_start": os.getloadavg(), "domains": MODES, "timings": {}}
     RESULTS.mkdir(exist_ok=True)
     target = RESULTS / f"runners-{args.dist}-{results['date']}.json"
@@ -289,8 +291,8 @@ def main() -> None:
         directory = args.project or Path(work) / "project"
         directory.mkdir(parents=True, exist_ok=True)
         start = time.monotonic()
-        repo = built_repository(directory, args.dist, upstream)
-        results["timings"]["build_s"] = round(time.monotonic() - start, 1)
+        repo, built = built_repository(directory, args.dist, upstream)
+        results["timings"]["build_s"] = round(time.monotonic() - start, 1) if built else "reused (--project)"
         # boot_with_repository needs only the project's repository.
         host = boot_with_repository(SimpleNamespace(repo=repo), Path(work) / "host", args.dist,
                                     [f"mailman-{domain}" for domain in MODES.values()], results["timings"])
