@@ -183,8 +183,8 @@ import sys
 import paths
 from Mailman import Defaults
 
-if sys.argv[1:] != ['--drain', '--runner=All']:
-    sys.exit('usage: qrunner --drain --runner=All')
+if sys.argv[1:] != ['--drain=10', '--runner=All']:
+    sys.exit('usage: qrunner --drain=10 --runner=All')
 QUEUES = os.path.join(Defaults.VAR_PREFIX, 'qfiles')
 LOG = os.path.join(Defaults.VAR_PREFIX, 'data', 'drained.log')
 while True:

@@ -23,7 +23,8 @@ from mmdeb.upstream import FLAVOURS, cache_dir
 BOOT_TIMEOUT = 120
 # Installed, not only downloaded: the guest has no mirror, so apt there installs our
 # packages from our repository alone. cron and logrotate are the packages' Recommends.
-BASE_PACKAGES = ("systemd-sysv", "dbus", "postfix", "procps", "cron", "logrotate")
+# apache2 and curl: the web interface, tested through Apache.
+BASE_PACKAGES = ("systemd-sysv", "dbus", "postfix", "procps", "cron", "logrotate", "apache2", "curl")
 
 # Runs on the host with $1 = the tree, after the packages are installed.
 CUSTOMIZE = f"""\

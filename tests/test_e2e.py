@@ -304,6 +304,24 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     assert runner_pids(host, DOMAIN), "runners started again after the upgrade"
 
 
+def test_drain_delivers_the_queued_posts_and_exits(host, upstream):
+    """`qrunner --drain`, what on-demand runners run (patch), on this flavour's Python: a chroot
+    has no systemd, so it is run here by hand, with mailmanctl's runners stopped."""
+    host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+    try:
+        tokens = [uuid.uuid4().hex for _ in range(3)]
+        for token in tokens:
+            host.send(address("bob"), f"users@{DOMAIN}", f"drained {token}", body=token, user="bob")
+        queues = host.root / prefix(DOMAIN).lstrip("/") / "qfiles"
+        wait_until(lambda: len(list((queues / "in").glob("*.pck"))) == 3, what="three posts in qfiles/in")
+        host.run(FLAVOURS[upstream.flavour].python, f"{prefix(DOMAIN)}/bin/qrunner", "--drain=0", "--runner=All", user="list")
+        assert not [path for queue in ("in", "out", "virgin", "archive") for path in (queues / queue).iterdir()]
+        for token in tokens:
+            host.wait_for_mail("bob", lambda m: token in (m["Subject"] or ""))
+    finally:
+        host.run(f"/etc/init.d/mailman-{DOMAIN}", "start")
+
+
 def qrunners(host: Host, domain: str) -> list[str]:
     """The command lines of domain's queue runners."""
     # Only this host's: other test hosts share the process table, each with its own network.

@@ -97,7 +97,7 @@ def test_on_demand_service_drains_once_and_only_when_a_queue_holds_mail(tmp_path
     spec, debian = rendered(tmp_path, upstream)
     service = (debian / f"{spec.package}.service").read_text()
     assert unit_settings(service, "Type") == ["oneshot"]
-    assert unit_settings(service, "ExecStart") == [f"{spec.flavour.python} {spec.prefix}/bin/qrunner --drain --runner=All"]
+    assert unit_settings(service, "ExecStart") == [f"{spec.flavour.python} {spec.prefix}/bin/qrunner --drain=10 --runner=All"]
     triggers = [condition.removeprefix(f"|{spec.prefix}/qfiles/") for condition in unit_settings(service, "ConditionDirectoryNotEmpty")]
     assert sorted(triggers) == ["archive", "bounces", "commands", "in", "news", "out", "retry", "virgin"]
     assert "[Install]" not in service
