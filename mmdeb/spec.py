@@ -199,9 +199,9 @@ class PackageSpec(SourceNames):
 
     @property
     def runner_units(self) -> tuple[str, ...]:
-        """The units that run the queue runners, by the runners setting."""
+        """The runner units postinst starts (the on-demand service it only stops: a start waits for the run)."""
         if self.on_demand:
-            return (f"{self.package}.path", f"{self.package}.service", f"{self.package}.timer")
+            return (f"{self.package}.path", f"{self.package}.timer")
         return (f"{self.package}.service",)
 
     @property
