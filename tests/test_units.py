@@ -108,3 +108,15 @@ def test_always_on_domain_has_mailmanctl_and_no_path_unit(tmp_path, upstream):
     service = (debian / f"{spec.package}.service").read_text()
     assert unit_settings(service, "ExecStart") == [f"{spec.prefix}/bin/mailmanctl -s -q start"]
     assert not (debian / f"{spec.package}.path").exists() and not (debian / f"{spec.package}.timer").exists()
+
+
+def test_on_demand_domain_raises_the_inotify_limit_for_its_path_units(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    watches = len(unit_settings((debian / f"{spec.package}.path").read_text(), "DirectoryNotEmpty"))
+    (limit,) = re.findall(r"^fs\.inotify\.max_user_instances = (\d+)$", (debian / "sysctl").read_text(), re.M)
+    assert int(limit) >= 1000 * watches  # systemd holds one instance per watched directory
+
+
+def test_always_on_domain_leaves_the_inotify_limit_alone(tmp_path, upstream):
+    _spec, debian = rendered(tmp_path, upstream, runners="always-on")
+    assert not (debian / "sysctl").exists()
