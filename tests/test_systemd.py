@@ -183,7 +183,7 @@ def shared_host(dist, upstream, tmp_path_factory, timings):
 
 
 @pytest.fixture(scope="module", params=["prefix", "shared"])
-def host(request):
+def host(request, dist):
     """Both domains, with on-demand runners, in prefix mode and in shared mode."""
     return request.getfixturevalue(f"{request.param}_host")
 
