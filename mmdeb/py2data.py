@@ -24,6 +24,8 @@ Rules:
   the list fail, as the description goes into the List-Id header), and
   text.encode("iso-8859-1") gives the original bytes back. Each such string is reported
   as "file: attribute: reason".
+- A held message (heldmsg-*.pck) is an email message whose parts carry their own
+  charsets and transfer encodings: load it, but do not decode it as text of the list.
 """
 
 import codecs
@@ -283,7 +285,8 @@ class Converter:
                      for key, item in state.items()}
         else:
             state = self.value(state, charset, where)
-        converted = type(value)(*self.value(value.args, charset, where + " args"))
+        # Constructor arguments are kept as loaded: they can be binary (a datetime's state).
+        converted = type(value)(*value.args)
         converted.state = state
         return converted
 
