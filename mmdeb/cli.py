@@ -1,14 +1,17 @@
 """Command line: parses arguments, calls the pipeline, turns MmdebError into one line and exit 1."""
 
 import argparse
+import json
 import logging
 import os
 import sys
+from dataclasses import asdict
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
+from mmdeb.importplan import plan_import, plan_lines, unimportable
 from mmdeb.pipeline import BuildRequest, build, default_upstream, run
 from mmdeb.rebuild import URGENCIES, plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
@@ -86,6 +89,15 @@ def parser() -> argparse.ArgumentParser:
     publish.add_argument("--repo", type=Path, default=Path("repo"), help="repository directory (default: repo/)")
     publish.add_argument("--out", type=Path, default=Path("build"), help="where the packages were built")
     publish.set_defaults(handler=cmd_publish)
+
+    importing = commands.add_parser("import", help="move lists of an old Mailman 2 into domain packages")
+    import_actions = importing.add_subparsers(dest="action", required=True)
+    import_plan = import_actions.add_parser(
+        "plan", help="show each list of an old Mailman 2 and what needs a decision (reads SOURCE only)")
+    import_plan.add_argument("source", type=Path, metavar="SOURCE",
+                             help="the old Mailman's directory (such as /var/lib/mailman) or a tarball of it")
+    import_plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    import_plan.set_defaults(handler=cmd_import_plan)
 
     upstream = commands.add_parser("upstream", help="the upstreams of the catalogue")
     upstream_actions = upstream.add_subparsers(dest="action", required=True)
@@ -207,6 +219,14 @@ def cmd_publish(args, runner: Runner) -> None:
     print(f"\nCopy {current / KEYRING} to /usr/share/keyrings/ on each list host, and add this")
     print("to /etc/apt/sources.list.d/mmdeb.sources (serve the directory over HTTP for remote hosts):\n")
     print(sources_stanza(args.repo.resolve() / "current", sorted(packages)))
+
+
+def cmd_import_plan(args, runner: Runner) -> None:
+    plan = plan_import(args.source, args.state)
+    print(json.dumps(asdict(plan), indent=2, ensure_ascii=False) if args.json else "\n".join(plan_lines(plan)))
+    error = unimportable(plan)
+    if error:
+        raise error
 
 
 def cmd_upstream_check(args, runner: Runner) -> None:

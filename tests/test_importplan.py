@@ -1,0 +1,266 @@
+"""`mmdeb import plan` on old Mailman 2 trees that the tests build, with pickles written as Python 2 does."""
+
+import hashlib
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from py2pickle import Py2Instance, dumps
+
+from mmdeb.cli import main
+from mmdeb.state import DomainState, State
+
+DEBIAN = "var/lib/mailman"
+
+
+def add_list(root: Path, name: str, host: str = "lists.example.org", language: str = "en", *, members: int = 2,
+             digest_members: int = 0, archived: int = 0, held: int = 0, web_host: str = "", **attributes) -> Path:
+    """lists/<name>/ as Mailman 2.1 leaves it: config.pck (cPickle protocol 1), request.pck, the mbox."""
+    list_dir = root / "lists" / name
+    list_dir.mkdir(parents=True)
+    config = {
+        b"real_name": name.encode(), b"host_name": host.encode(), b"preferred_language": language.encode(),
+        b"web_page_url": f"http://{web_host or host}/mailman/".encode(),
+        b"members": {f"m{i}@example.net".encode(): 0 for i in range(members)},
+        b"digest_members": {f"d{i}@example.net".encode(): 0 for i in range(digest_members)},
+        **{key.encode(): value for key, value in attributes.items()},
+    }
+    (list_dir / "config.pck").write_bytes(dumps(config))
+    requests = {b"next_request_id": held + 1}
+    for request_id in range(1, held + 1):
+        requests[request_id] = (1, (1700000000.0, b"x@example.net", b"subject", b"reason", f"heldmsg-{name}-{request_id}.pck".encode(), {}))
+    (list_dir / "request.pck").write_bytes(dumps(requests))
+    mbox = root / "archives" / "private" / f"{name}.mbox" / f"{name}.mbox"
+    mbox.parent.mkdir(parents=True)
+    mbox.write_bytes(b"".join(b"From x@example.net Mon Jan  1 00:00:00 2024\nSubject: %d\n\n>From the body\n\n" % i
+                              for i in range(archived)))
+    return list_dir
+
+
+def debian_tree(top: Path, site_list: str | None = None) -> Path:
+    """A copy of / with Debian's layout: var/lib/mailman and etc/mailman/mm_cfg.py."""
+    root = top / DEBIAN
+    for directory in ("lists", "archives/private", "data", "qfiles/in", "qfiles/shunt"):
+        (root / directory).mkdir(parents=True)
+    (top / "etc/mailman").mkdir(parents=True)
+    setting = f"MAILMAN_SITE_LIST = '{site_list}'\n" if site_list else ""
+    (top / "etc/mailman/mm_cfg.py").write_text(f"from Defaults import *\n{setting}")
+    return root
+
+
+def plan(source: Path, tmp_path: Path, capsys, *extra: str) -> tuple[int, dict]:
+    code = main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(source), "--json", *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def only_list(result: dict) -> dict:
+    (item,) = result["lists"]
+    return item
+
+
+def test_debian_layout_is_detected(tmp_path, capsys):
+    debian_tree(tmp_path / "old")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert [(i["root"], i["layout"]) for i in result["installations"]] == [(DEBIAN, "debian")]
+
+
+def test_prefix_layout_is_detected(tmp_path, capsys):
+    root = tmp_path / "old/usr/local/mailman"
+    (root / "Mailman").mkdir(parents=True)
+    add_list(root, "users")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert [(i["root"], i["layout"]) for i in result["installations"]] == [("usr/local/mailman", "prefix")]
+
+
+def test_mailmen_trees_are_one_installation_each(tmp_path, capsys):
+    for domain in ("lists.example.org", "lists.example.net"):
+        root = tmp_path / "mailmen" / domain
+        (root / "Mailman").mkdir(parents=True)
+        add_list(root, "users", domain)
+    _, result = plan(tmp_path / "mailmen", tmp_path, capsys)
+    assert [(i["root"], i["layout"]) for i in result["installations"]] == [
+        ("lists.example.net", "mailmen"), ("lists.example.org", "mailmen")]
+
+
+def test_list_row(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "polski", "Lists.Example.PL", "pl", members=3, digest_members=2, archived=4, held=2,
+             description="Zażółć gęślą jaźń".encode("iso-8859-2"))
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    item = only_list(result)
+    assert {key: item[key] for key in ("name", "domain", "package", "language", "charset", "members", "archived", "held")} == {
+        "name": "polski", "domain": "lists.example.pl", "package": "mailman-lists.example.pl", "language": "pl",
+        "charset": "iso-8859-2", "members": 5, "archived": 4, "held": 2}
+
+
+def test_text_plan(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "users", members=1, archived=1)
+    main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old")])
+    assert "users\tlists.example.org\tmailman-lists.example.org\ten\tus-ascii\t1\t1\t0" in capsys.readouterr().out.splitlines()
+
+
+def test_tarball_gives_the_same_plan_as_the_directory(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old", site_list="site")
+    add_list(root, "users", members=3, archived=2, held=1)
+    add_list(root, "site")
+    (root / "qfiles/in/1.pck").write_bytes(b"")
+    _, from_directory = plan(tmp_path / "old", tmp_path, capsys)
+    _, from_tarball = plan(tarball_of(tmp_path / "old"), tmp_path, capsys)
+    assert {**from_tarball, "source": ""} == {**from_directory, "source": ""}
+
+
+def tarball_of(top: Path) -> Path:
+    tarball = top.with_name(top.name + ".tar.gz")
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(top, arcname=".")
+    return tarball
+
+
+@pytest.mark.parametrize("as_tarball", [False, True])
+def test_absolute_links_are_followed_inside_source(tmp_path, capsys, as_tarball):
+    # A copy of /: qfiles links to /var/spool/mailman, which is SOURCE's var/spool/mailman, not the host's.
+    root = debian_tree(tmp_path / "old")
+    (root / "qfiles/in").rmdir()
+    (root / "qfiles/shunt").rmdir()
+    (root / "qfiles").rmdir()
+    (tmp_path / "old/var/spool/mailman/in").mkdir(parents=True)
+    (tmp_path / "old/var/spool/mailman/in/1.pck").write_bytes(b"")
+    (root / "qfiles").symlink_to("/var/spool/mailman")
+    source = tarball_of(tmp_path / "old") if as_tarball else tmp_path / "old"
+    _, result = plan(source, tmp_path, capsys)
+    assert result["installations"][0]["queued"] == {"in": 1}
+
+
+def test_links_out_of_source_are_not_followed(tmp_path, capsys):
+    outside = tmp_path / "outside"
+    (outside / "in").mkdir(parents=True)
+    (outside / "in/1.pck").write_bytes(b"")
+    root = debian_tree(tmp_path / "old")
+    (root / "qfiles/in").rmdir()
+    (root / "qfiles/in").symlink_to("../../../../../outside/in")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert result["installations"][0]["queued"] == {}
+
+
+def test_site_list_is_not_moved(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old", site_list="site")
+    add_list(root, "site")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert (only_list(result)["moved"], only_list(result)["flags"]) == (
+        False, ["the old site list: not moved, each domain package creates its own"])
+
+
+def test_list_named_like_the_new_site_list(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old", site_list="site")
+    add_list(root, "mailman")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert only_list(result)["flags"] == ["lists.example.org has a list named mailman: the site list its package creates"]
+
+
+def test_queued_mail(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    for name in ("a.pck", "b.pck"):
+        (root / "qfiles/shunt" / name).write_bytes(b"")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert (result["installations"][0]["queued"], result["notes"][-1].split(":")[0]) == (
+        {"shunt": 2}, "2 messages wait in the old queues")
+
+
+def test_without_state_every_domain_is_new(tmp_path, capsys):
+    add_list(debian_tree(tmp_path / "old"), "users")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert result["notes"] == [f"no state file {tmp_path / 'mmdeb.toml'}: every domain is new "
+                               "(add them with mmdeb domains add DOMAIN)"]
+
+
+def test_domain_that_is_no_target(tmp_path, capsys):
+    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState("mailman2-python3", "py3", "trixie")}).save()
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "users")
+    add_list(root, "other", "lists.example.net")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert {item["name"]: item["flags"] for item in result["lists"]} == {
+        "users": [], "other": ["lists.example.net is not a target domain: add it with mmdeb domains add lists.example.net"]}
+
+
+def test_two_installations_give_one_domain_the_same_list(tmp_path, capsys):
+    for old in ("a", "b"):
+        root = tmp_path / "old" / old / "mailman"
+        (root / "qfiles").mkdir(parents=True)
+        add_list(root, "users")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert [item["flags"] for item in result["lists"]] == [
+        [], ["lists.example.org gets a list named users from a/mailman too"]]
+
+
+def test_web_host_differs_from_mail_host(tmp_path, capsys):
+    add_list(debian_tree(tmp_path / "old"), "users", "example.org", web_host="www.example.org")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert only_list(result)["flags"] == [
+        "web_page_url is on www.example.org, host_name is example.org: the list's pages move to example.org"]
+
+
+def test_strings_invalid_in_their_charset_are_flagged(tmp_path, capsys):
+    add_list(debian_tree(tmp_path / "old"), "russian", language="ru", description=b"f\xfcr")
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert only_list(result)["flags"] == ["1 strings would be read as ISO-8859-1, one character a byte (first: "
+                                          f"{DEBIAN}/lists/russian/config.pck: description: not valid utf-8: "
+                                          "read as iso-8859-1, one character a byte)"]
+
+
+def test_site_language_table_from_mm_cfg(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    (tmp_path / "old/etc/mailman/mm_cfg.py").write_text("add_language('ru', _('Russian'), 'koi8-r', 'ltr')\n")
+    add_list(root, "russian", language="ru", description="Список".encode("koi8-r"))
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert (only_list(result)["charset"], only_list(result)["flags"]) == ("koi8-r", [])
+
+
+def test_unreadable_config_falls_back_to_last(tmp_path, capsys):
+    list_dir = add_list(debian_tree(tmp_path / "old"), "users", members=4)
+    (list_dir / "config.pck.last").write_bytes((list_dir / "config.pck").read_bytes())
+    (list_dir / "config.pck").write_bytes(b"\x00garbage")
+    code, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert (code, only_list(result)["members"], only_list(result)["flags"][0].split(" (")[0]) == (
+        0, 4, "config.pck unreadable")
+
+
+def test_unreadable_config_without_last_fails_after_the_plan(tmp_path, capsys):
+    list_dir = add_list(debian_tree(tmp_path / "old"), "users")
+    (list_dir / "config.pck").write_bytes(b"\x00garbage")
+    code = main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old")])
+    out, err = capsys.readouterr()
+    assert (code, err.splitlines()) == (1, [
+        "mmdeb: error: 1 of the lists cannot be imported: users (the plan says why). Fix: restore their config.pck "
+        "from a backup, or correct them on the old host, and plan again"])
+    assert "  ! cannot be imported: config.pck unreadable" in out
+
+
+@pytest.mark.parametrize("source", ["empty-dir", "missing", "not-a-tarball"])
+def test_source_is_not_mailman(tmp_path, capsys, source):
+    (tmp_path / "empty-dir").mkdir()
+    (tmp_path / "not-a-tarball").write_text("hello")
+    code = main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / source)])
+    out, err = capsys.readouterr()
+    assert (code, out, len(err.splitlines()), "Fix: " in err, "Traceback" in err) == (1, "", 1, True, False)
+
+
+def tree_digest(top: Path) -> str:
+    digest = hashlib.sha256()
+    for path in sorted(top.rglob("*")):
+        stat = path.lstat()
+        digest.update(f"{path}:{stat.st_mode}:{stat.st_mtime_ns}".encode())
+        if path.is_file():
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def test_source_is_never_written(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "users", archived=3, held=1,
+             bounce_info={b"m0@example.net": Py2Instance("Mailman.Bouncer", "_BounceInfo", {b"score": 1.0})})
+    before = tree_digest(tmp_path / "old")
+    plan(tmp_path / "old", tmp_path, capsys)
+    assert tree_digest(tmp_path / "old") == before
