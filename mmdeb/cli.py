@@ -11,7 +11,7 @@ from pathlib import Path
 from mmdeb import PATCHES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.importplan import plan_import, plan_lines, unimportable
+from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
 from mmdeb.pipeline import BuildRequest, build, default_upstream, run
 from mmdeb.rebuild import URGENCIES, plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
@@ -43,6 +43,12 @@ def add_domain_settings(sub: argparse.ArgumentParser) -> None:
                      help="on-demand: queue runners start when mail arrives (systemd hosts); always-on: mailmanctl")
 
 
+def add_record_settings(sub: argparse.ArgumentParser) -> None:
+    """The settings a domain is recorded with in the state file (domains add, import plan --record)."""
+    add_domain_settings(sub)
+    sub.add_argument("--site-list-owner", default="", help="debconf's default owner (default: postmaster@DOMAIN)")
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mmdeb", description="Per-domain Debian packages of GNU Mailman 2.")
     top.add_argument("--version", action="version", version=f"mmdeb {__version__}")
@@ -63,8 +69,7 @@ def parser() -> argparse.ArgumentParser:
     actions = domains.add_subparsers(dest="action", required=True)
     add = actions.add_parser("add", help="record domains and their settings")
     add.add_argument("domains", nargs="+", metavar="DOMAIN")
-    add_domain_settings(add)
-    add.add_argument("--site-list-owner", default="", help="debconf's default owner (default: postmaster@DOMAIN)")
+    add_record_settings(add)
     add.set_defaults(handler=cmd_domains_add)
     actions.add_parser("list", help="list the domains").set_defaults(handler=cmd_domains_list)
     remove = actions.add_parser("remove", help="forget domains (their packages stay)")
@@ -97,6 +102,10 @@ def parser() -> argparse.ArgumentParser:
     import_plan.add_argument("source", type=Path, metavar="SOURCE",
                              help="the old Mailman's directory (such as /var/lib/mailman) or a tarball of it")
     import_plan.add_argument("--json", action="store_true", help="print the plan as JSON")
+    import_plan.add_argument("--record", action="store_true",
+                             help="add the plan's domains to the state file with the settings below "
+                                  "(domains already there are kept as they are)")
+    add_record_settings(import_plan)
     import_plan.set_defaults(handler=cmd_import_plan)
 
     upstream = commands.add_parser("upstream", help="the upstreams of the catalogue")
@@ -125,22 +134,34 @@ def cmd_build(args, runner: Runner) -> None:
 
 
 def cmd_domains_add(args, runner: Runner) -> None:
+    print("\n".join(add_domains(args, args.domains, recorded="refuse")))
+
+
+def add_domains(args, names: list[str], recorded: str) -> list[str]:
+    """Record names in args.state with the settings of args (add_record_settings' options), all
+    or none, and say what was done. A domain already recorded is refused (recorded="refuse") or
+    left as it is ("keep")."""
     upstream_name = args.upstream or default_upstream(args.flavour)
     upstream = resolve(upstream_name, args.flavour)
+    dist = args.dist or upstream.flavour.dists[0]
+    # A catalogue name stays a name; a tarball is recorded by absolute path.
+    upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
     with locked(args.state) as state:
-        for raw in args.domains:
+        lines = []
+        for raw in names:
             domain = Domain.parse(raw)
             if domain.name in state.domains:
-                raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
-            dist = args.dist or upstream.flavour.dists[0]
+                if recorded == "refuse":
+                    raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
+                lines.append(f"kept {domain.name}: already a domain of {args.state}, its settings unchanged")
+                continue
             # Validates dist, groups and owner exactly as a build would.
             PackageSpec.for_domain(domain, upstream, dist, PATCHES_DIR, args)
-            # A catalogue name stays a name; a tarball is recorded by absolute path.
-            upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
             state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist,
                                                      **{key: getattr(args, key) for key in SETTINGS})
-            print(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode, runners {args.runners})")
+            lines.append(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode, runners {args.runners})")
         state.save()
+    return lines
 
 
 def cmd_domains_list(args, runner: Runner) -> None:
@@ -227,6 +248,11 @@ def cmd_import_plan(args, runner: Runner) -> None:
     error = unimportable(plan)
     if error:
         raise error
+    if args.record:
+        # After the plan, so the plan's flags show what the state file held before.
+        domains = planned_domains(plan)
+        lines = add_domains(args, domains, recorded="keep") if domains else ["no domain to record: the plan moves no list"]
+        print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
 
 
 def cmd_upstream_check(args, runner: Runner) -> None:

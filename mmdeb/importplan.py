@@ -393,6 +393,11 @@ def plan_lines(plan: ImportPlan) -> list[str]:
     return lines
 
 
+def planned_domains(plan: ImportPlan) -> list[str]:
+    """The domains the plan moves lists to, in order (the old site lists are not moved)."""
+    return sorted({item.domain for item in plan.lists if item.moved and item.domain})
+
+
 def unimportable(plan: ImportPlan) -> MmdebError | None:
     """The error to end with, once the plan is shown, when some list cannot be imported at all."""
     broken = [item.name for item in plan.lists if item.error]

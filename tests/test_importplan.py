@@ -264,3 +264,61 @@ def test_source_is_never_written(tmp_path, capsys):
     before = tree_digest(tmp_path / "old")
     plan(tmp_path / "old", tmp_path, capsys)
     assert tree_digest(tmp_path / "old") == before
+
+
+def record(tmp_path: Path, fixture, *extra: str) -> int:
+    return main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old"), "--record",
+                 "--upstream", str(fixture.tarball), *extra])
+
+
+def two_domains(tmp_path: Path) -> None:
+    root = debian_tree(tmp_path / "old", site_list="site")
+    add_list(root, "users")
+    add_list(root, "andere", "lists.example.de")
+    add_list(root, "site", "old-site.example.com")  # not moved, so its domain is not recorded
+
+
+def test_record_adds_the_planned_domains_with_their_settings(tmp_path, capsys, fixture_py3):
+    two_domains(tmp_path)
+    assert record(tmp_path, fixture_py3, "--mode", "shared", "--runners", "always-on") == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[-2:] == ["added lists.example.de (py3 on trixie, shared mode, runners always-on)",
+                        "added lists.example.org (py3 on trixie, shared mode, runners always-on)"]
+    domains = State.load(tmp_path / "mmdeb.toml").domains
+    assert {name: (d.upstream, d.flavour, d.dist, d.mode, d.runners) for name, d in domains.items()} == {
+        name: (str(fixture_py3.tarball), "py3", "trixie", "shared", "always-on")
+        for name in ("lists.example.de", "lists.example.org")}
+
+
+def test_record_keeps_recorded_domains_and_says_so(tmp_path, capsys, fixture_py3):
+    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState("mailman2-python3", "py3", "bookworm")}).save()
+    two_domains(tmp_path)
+    assert record(tmp_path, fixture_py3) == 0
+    assert (f"kept lists.example.org: already a domain of {tmp_path / 'mmdeb.toml'}, its settings unchanged"
+            in capsys.readouterr().out.splitlines())
+    domains = State.load(tmp_path / "mmdeb.toml").domains
+    assert (domains["lists.example.org"].dist, domains["lists.example.de"].dist) == ("bookworm", "trixie")
+    assert record(tmp_path, fixture_py3) == 0  # a second time: nothing new
+    assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("added")]
+
+
+def test_record_is_all_or_nothing(tmp_path, capsys, fixture_py3):
+    two_domains(tmp_path)
+    assert record(tmp_path, fixture_py3, "--mail-gid", "Not A Group") == 1
+    err = capsys.readouterr().err
+    assert (err.startswith("mmdeb: error: --mail-gid 'Not A Group' is not a valid group name"), len(err.splitlines())) == (True, 1)
+    assert not (tmp_path / "mmdeb.toml").exists()
+
+
+def test_record_writes_nothing_when_a_list_cannot_be_imported(tmp_path, capsys, fixture_py3):
+    two_domains(tmp_path)
+    (tmp_path / "old" / DEBIAN / "lists/users/config.pck").write_bytes(b"\x00garbage")
+    assert record(tmp_path, fixture_py3) == 1
+    assert not (tmp_path / "mmdeb.toml").exists()
+
+
+def test_record_with_json_keeps_stdout_json(tmp_path, capsys, fixture_py3):
+    two_domains(tmp_path)
+    assert record(tmp_path, fixture_py3, "--json") == 0
+    out, err = capsys.readouterr()
+    assert (len(json.loads(out)["lists"]), err.count("added ")) == (3, 2)
