@@ -7,7 +7,6 @@ Nothing in SOURCE is written; a tarball is read in one pass, never extracted.
 """
 
 import os
-import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -16,86 +15,16 @@ from urllib.parse import urlsplit
 from mmdeb import py2data
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
+from mmdeb.oldtree import DirectoryTree, count_mbox, find_installations, is_mbox, join, layout_of, mm_cfg_of, site_settings
 from mmdeb.state import State
 
 # The queues whose files are mail not yet handled (Mailman/Defaults.py's *QUEUE_DIR).
 QUEUES = ("in", "out", "virgin", "bounces", "commands", "archive", "news", "retry", "shunt")
-# A directory with lists/ and one of these beside it is a Mailman installation.
-MAILMAN_MARKERS = ("archives", "qfiles", "data", "Mailman")
 # The site list every domain package creates (debian-templates/postinst.j2).
 TARGET_SITE_LIST = "mailman"
-DEFAULT_SITE_LIST = "mailman"  # Mailman's MAILMAN_SITE_LIST
 REQUEST_HELDMSG = 1  # Mailman/ListAdmin.py
 # Files the plan reads whole; every other file is only listed (and mboxes counted).
 READ_WHOLE = {"config.pck", "config.pck.last", "request.pck", "mm_cfg.py"}
-MAX_LINKS = 40  # as the kernel's limit, against link loops
-SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
-NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
-
-
-def is_mbox(path: str) -> bool:
-    """archives/private/<list>.mbox/<list>.mbox"""
-    parts = PurePosixPath(path).parts
-    return len(parts) >= 2 and parts[-1].endswith(".mbox") and parts[-2] == parts[-1]
-
-
-def count_mbox(lines) -> int:
-    # Mailman writes each message after a "From " line and escapes body lines as ">From ".
-    return sum(1 for line in lines if line.startswith(b"From "))
-
-
-class DirectoryTree:
-    """SOURCE as a directory. Links are followed inside it: an absolute one from SOURCE's top
-    (a copy of / keeps /etc beside /var), and a path that would leave SOURCE is absent."""
-
-    def __init__(self, top: Path):
-        self.top = top.resolve()
-
-    def _path(self, rel: str) -> Path | None:
-        parts, done, hops = list(PurePosixPath(rel).parts), [], 0
-        while parts:
-            part = parts.pop(0)
-            if part == "..":
-                if not done:
-                    return None
-                done.pop()
-                continue
-            path = self.top.joinpath(*done, part)
-            if not path.is_symlink():
-                done.append(part)
-                continue
-            hops += 1
-            if hops > MAX_LINKS:
-                return None
-            target = PurePosixPath(os.readlink(path))
-            parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
-            if target.is_absolute():
-                done = []
-        return self.top.joinpath(*done)
-
-    def location(self, rel: str) -> PurePosixPath:
-        return PurePosixPath(self.top, rel)
-
-    def is_dir(self, rel: str) -> bool:
-        path = self._path(rel)
-        return path is not None and path.is_dir()
-
-    def listdir(self, rel: str) -> list[str]:
-        try:
-            return sorted(os.listdir(self._path(rel))) if self.is_dir(rel) else []
-        except OSError:  # unreadable: as good as absent for a plan
-            return []
-
-    def read(self, rel: str) -> bytes | None:
-        path = self._path(rel)
-        return path.read_bytes() if path is not None and path.is_file() else None
-
-    def mbox_messages(self, rel: str) -> int | None:
-        path = self._path(rel)
-        if path is None or not path.is_file():
-            return None
-        with open(path, "rb") as mbox:
-            return count_mbox(mbox)
 
 
 class TarTree:
@@ -174,10 +103,6 @@ def open_source(source: Path):
     raise MmdebError(f"{source} does not exist", "give the old Mailman's directory (such as /var/lib/mailman) or a tarball of it")
 
 
-def join(*parts: str) -> str:
-    return "/".join(part for part in parts if part)
-
-
 @dataclass
 class ListPlan:
     name: str
@@ -208,60 +133,6 @@ class ImportPlan:
     installations: list[Installation]
     lists: list[ListPlan]
     notes: list[str]
-
-
-def find_installations(tree) -> list[str]:
-    """The directories under SOURCE that hold lists/ and another of Mailman's directories."""
-    found, level = [], [""]
-    for _ in range(SEARCH_DEPTH + 1):
-        below = []
-        for rel in level:
-            names = set(tree.listdir(rel))
-            if "lists" in names and names & set(MAILMAN_MARKERS) and tree.is_dir(join(rel, "lists")):
-                found.append(rel)
-                continue
-            below += [join(rel, name) for name in sorted(names - NOT_SEARCHED) if tree.is_dir(join(rel, name))]
-        level = below
-    return found
-
-
-def layout_of(tree, root: str) -> str:
-    if not tree.is_dir(join(root, "Mailman")):
-        return "debian"
-    return "mailmen" if tree.location(root).parent.name == "mailmen" else "prefix"
-
-
-def etc_of(root: str) -> str | None:
-    """SOURCE's copy of /etc, when the installation sits at its system path in SOURCE
-    (var/lib/mailman or var/lib/mailmen/<domain>, as in a copy of /)."""
-    for system_path in ("var/lib/mailman", f"var/lib/mailmen/{PurePosixPath(root).name}"):
-        if root == system_path or root.endswith("/" + system_path):
-            return join(root.removesuffix(system_path).rstrip("/"), "etc")
-    return None
-
-
-def mm_cfg_of(tree, root: str) -> bytes | None:
-    """mm_cfg.py's text: in the prefix (mailmen links it to /etc/mailmen/<domain>), or Debian's /etc/mailman."""
-    etc = etc_of(root)
-    candidates = [join(root, "Mailman/mm_cfg.py")]
-    if etc is not None:
-        candidates += [join(etc, "mailman/mm_cfg.py"), join(etc, "mailmen", PurePosixPath(root).name, "mm_cfg.py")]
-    return next((text for text in map(tree.read, candidates) if text is not None), None)
-
-
-SITE_LIST_SETTING = re.compile(rb"""^MAILMAN_SITE_LIST\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)
-ADD_LANGUAGE = re.compile(rb"""^\s*add_language\(\s*['"]([\w-]+)['"]\s*,[^,]*,\s*['"]([\w-]+)['"]""", re.MULTILINE)
-
-
-def site_settings(mm_cfg: bytes | None) -> tuple[str, dict[str, str]]:
-    """The site list's name and the language table, as far as mm_cfg.py's plain assignments say
-    (it is read, never run)."""
-    charsets = dict(py2data.LANGUAGE_CHARSETS)
-    if mm_cfg is None:
-        return DEFAULT_SITE_LIST, charsets
-    match = SITE_LIST_SETTING.search(mm_cfg)
-    charsets.update({code.decode(): charset.decode() for code, charset in ADD_LANGUAGE.findall(mm_cfg)})
-    return (match.group(1).decode() if match else DEFAULT_SITE_LIST), charsets
 
 
 def read_config(tree, list_dir: str, plan: ListPlan) -> dict | None:

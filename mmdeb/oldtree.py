@@ -1,0 +1,143 @@
+"""An old Mailman 2 tree: where its installations are, and what their mm_cfg.py says.
+
+Standard library only (and py2data), like py2data: `mmdeb import plan` reads SOURCE with
+it on the build host, and the import command that the packages ship reads SOURCE with it
+on the list host. Nothing here writes.
+"""
+
+import os
+import re
+from pathlib import Path, PurePosixPath
+
+from mmdeb import py2data
+
+# A directory with lists/ and one of these beside it is a Mailman installation.
+MAILMAN_MARKERS = ("archives", "qfiles", "data", "Mailman")
+DEFAULT_SITE_LIST = "mailman"  # Mailman's MAILMAN_SITE_LIST
+MAX_LINKS = 40  # as the kernel's limit, against link loops
+SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
+NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
+
+
+def join(*parts: str) -> str:
+    return "/".join(part for part in parts if part)
+
+
+def is_mbox(path: str) -> bool:
+    """archives/private/<list>.mbox/<list>.mbox"""
+    parts = PurePosixPath(path).parts
+    return len(parts) >= 2 and parts[-1].endswith(".mbox") and parts[-2] == parts[-1]
+
+
+def count_mbox(lines) -> int:
+    # Mailman writes each message after a "From " line and escapes body lines as ">From ".
+    return sum(1 for line in lines if line.startswith(b"From "))
+
+
+class DirectoryTree:
+    """SOURCE as a directory. Links are followed inside it: an absolute one from SOURCE's top
+    (a copy of / keeps /etc beside /var), and a path that would leave SOURCE is absent."""
+
+    def __init__(self, top: Path):
+        self.top = top.resolve()
+
+    def path(self, rel: str) -> Path | None:
+        """Where rel is on this host, or None when it would leave SOURCE."""
+        parts, done, hops = list(PurePosixPath(rel).parts), [], 0
+        while parts:
+            part = parts.pop(0)
+            if part == "..":
+                if not done:
+                    return None
+                done.pop()
+                continue
+            path = self.top.joinpath(*done, part)
+            if not path.is_symlink():
+                done.append(part)
+                continue
+            hops += 1
+            if hops > MAX_LINKS:
+                return None
+            target = PurePosixPath(os.readlink(path))
+            parts = list(target.parts[1:] if target.is_absolute() else target.parts) + parts
+            if target.is_absolute():
+                done = []
+        return self.top.joinpath(*done)
+
+    def location(self, rel: str) -> PurePosixPath:
+        return PurePosixPath(self.top, rel)
+
+    def is_dir(self, rel: str) -> bool:
+        path = self.path(rel)
+        return path is not None and path.is_dir()
+
+    def listdir(self, rel: str) -> list[str]:
+        try:
+            return sorted(os.listdir(self.path(rel))) if self.is_dir(rel) else []
+        except OSError:  # unreadable: as good as absent for a plan
+            return []
+
+    def read(self, rel: str) -> bytes | None:
+        path = self.path(rel)
+        return path.read_bytes() if path is not None and path.is_file() else None
+
+    def mbox_messages(self, rel: str) -> int | None:
+        path = self.path(rel)
+        if path is None or not path.is_file():
+            return None
+        with open(path, "rb") as mbox:
+            return count_mbox(mbox)
+
+
+def find_installations(tree) -> list[str]:
+    """The directories under SOURCE that hold lists/ and another of Mailman's directories."""
+    found, level = [], [""]
+    for _ in range(SEARCH_DEPTH + 1):
+        below = []
+        for rel in level:
+            names = set(tree.listdir(rel))
+            if "lists" in names and names & set(MAILMAN_MARKERS) and tree.is_dir(join(rel, "lists")):
+                found.append(rel)
+                continue
+            below += [join(rel, name) for name in sorted(names - NOT_SEARCHED) if tree.is_dir(join(rel, name))]
+        level = below
+    return found
+
+
+def layout_of(tree, root: str) -> str:
+    if not tree.is_dir(join(root, "Mailman")):
+        return "debian"
+    return "mailmen" if tree.location(root).parent.name == "mailmen" else "prefix"
+
+
+def etc_of(root: str) -> str | None:
+    """SOURCE's copy of /etc, when the installation sits at its system path in SOURCE
+    (var/lib/mailman or var/lib/mailmen/<domain>, as in a copy of /)."""
+    for system_path in ("var/lib/mailman", f"var/lib/mailmen/{PurePosixPath(root).name}"):
+        if root == system_path or root.endswith("/" + system_path):
+            return join(root.removesuffix(system_path).rstrip("/"), "etc")
+    return None
+
+
+def mm_cfg_of(tree, root: str) -> bytes | None:
+    """mm_cfg.py's text: in the prefix (mailmen links it to /etc/mailmen/<domain>), or Debian's /etc/mailman."""
+    etc = etc_of(root)
+    candidates = [join(root, "Mailman/mm_cfg.py")]
+    if etc is not None:
+        candidates += [join(etc, "mailman/mm_cfg.py"), join(etc, "mailmen", PurePosixPath(root).name, "mm_cfg.py")]
+    return next((text for text in map(tree.read, candidates) if text is not None), None)
+
+
+SITE_LIST_SETTING = re.compile(rb"""^MAILMAN_SITE_LIST\s*=\s*['"]([^'"]+)['"]""", re.MULTILINE)
+ADD_LANGUAGE = re.compile(rb"""^\s*add_language\(\s*['"]([\w-]+)['"]\s*,[^,]*,\s*['"]([\w-]+)['"]""", re.MULTILINE)
+
+
+def site_settings(mm_cfg: bytes | None) -> tuple[str, dict[str, str]]:
+    """The site list's name and the language table, as far as mm_cfg.py's plain assignments say
+    (it is read, never run)."""
+    charsets = dict(py2data.LANGUAGE_CHARSETS)
+    if mm_cfg is None:
+        return DEFAULT_SITE_LIST, charsets
+    match = SITE_LIST_SETTING.search(mm_cfg)
+    charsets.update({code.decode(): charset.decode() for code, charset in ADD_LANGUAGE.findall(mm_cfg)})
+    return (match.group(1).decode() if match else DEFAULT_SITE_LIST), charsets
