@@ -1,0 +1,414 @@
+"""mmdeb-import SOURCE [--dry-run] [--list NAME ...]: move the lists of an old Mailman 2 into this domain.
+
+Runs on the list host, as root, with the fork's python3 and this domain's Mailman importable
+(its launcher imports the domain's bin/paths.py first, as Mailman's own scripts do). It takes
+the lists of SOURCE whose host_name is this domain, and per list moves: config.pck (with the
+members, their options, passwords, real names and languages, and the bounce info),
+request.pck and the held messages, pending.pck, digest.mbox, the per-list templates, and
+the private archive (mbox byte for byte, pipermail's HTML copied, its databases and state
+converted). Python 2 data is decoded per charset by py2data, and its stand-ins become the
+fork's classes. Then web_page_url and host_name are this host's (as bin/fix_url.py does),
+and genaliases and check_perms -f run.
+
+SOURCE is only read. A list that exists here is not touched; a list that fails is removed
+again and the others go on; a second run finds every list imported and does nothing.
+Standard library and Mailman only, like py2data and oldtree.
+"""
+
+import argparse
+import email
+import marshal
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from email.parser import BytesHeaderParser
+from pathlib import Path
+
+from mmdeb import py2data
+from mmdeb.oldtree import DirectoryTree, count_mbox, find_installations, join, mm_cfg_of, site_settings
+
+HELDMSG = 1  # Mailman/ListAdmin.py's request types
+SUBSCRIPTION = 2
+MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE
+DATABASE = "database"  # pipermail's marshal indexes, in archives/private/<name>/
+ARCHIVE_STATE = "pipermail.pck"
+LIST_DATA = {"config.pck", "config.pck.last", "request.pck", "pending.pck", "digest.mbox", MARKER}
+
+
+class ListError(Exception):
+    """Why one list cannot be imported; the list is rolled back and the others go on."""
+
+
+@dataclass
+class Target:
+    """This domain, as its Mailman sees it (mailman_target), or as a test makes it."""
+
+    domain: str  # mm_cfg.DEFAULT_EMAIL_HOST
+    web_page_url: str  # as fix_url sets it: DEFAULT_URL_PATTERN % DEFAULT_URL_HOST
+    lists: Path  # LIST_DATA_DIR
+    archives: Path  # PRIVATE_ARCHIVE_FILE_DIR
+    data: Path  # DATA_DIR, where held messages live
+    classes: dict  # (py2 module, class name) -> the fork's class
+    message_class: type  # Mailman.Message.Message
+    finish: object = None  # callable(name) -> members, after the files are in place (MailList load and save)
+
+
+@dataclass
+class Result:
+    name: str
+    members: int = 0
+    archived: int = 0
+    held: int = 0
+    result: str = ""
+    warnings: list = field(default_factory=list)
+
+
+# Converting loaded Python 2 data (pure).
+
+def to_target(value, classes):
+    """value with every py2data.StandIn made an instance of the fork's class for it: its state
+    set as unpickling would (__setstate__, else the instance dict)."""
+    if isinstance(value, dict):
+        return {to_target(key, classes): to_target(item, classes) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return type(value)(to_target(item, classes) for item in value)
+    if not isinstance(value, py2data.StandIn):
+        return value
+    cls = classes.get((value.py2_module, value.py2_name))
+    if cls is None:
+        raise ListError("holds a %s.%s, which the import does not know" % (value.py2_module, value.py2_name))
+    instance = cls.__new__(cls)
+    state = to_target(value.state, classes)
+    if hasattr(instance, "__setstate__"):
+        instance.__setstate__(state)
+    else:
+        instance.__dict__.update(state)
+    return instance
+
+
+def state_of(message):
+    """A py2 Message stand-in's attributes, by str name."""
+    if not isinstance(message, py2data.StandIn) or not isinstance(message.state, dict):
+        raise ListError("a held message is not an email message")
+    return {py2data.attribute_name(key): value for key, value in message.state.items()}
+
+
+def raw(value):
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, str):  # a py2 unicode header: what 2.1 would have sent
+        return value.encode("utf-8")
+    raise ListError("a held message has a header or body of type %s" % type(value).__name__)
+
+
+def flatten_message(message):
+    """The bytes Python 2.7's email Generator writes for a loaded py2 Message (no From_ line):
+    the headers as stored, then the body; multiparts with their own boundary."""
+    state = state_of(message)
+    head = b"".join(raw(name) + b": " + raw(value) + b"\n" for name, value in state.get("_headers", []))
+    payload = state.get("_payload")
+    if payload is None:
+        return head + b"\n"
+    if not isinstance(payload, list):
+        return head + b"\n" + raw(payload)
+    boundary = BytesHeaderParser().parsebytes(head + b"\n").get_boundary()
+    if boundary is None:  # message/rfc822: the payload is the one enclosed message
+        return head + b"\n" + b"".join(flatten_message(part) for part in payload)
+    out = head + b"\n"
+    if state.get("preamble") is not None:
+        out += raw(state["preamble"]) + b"\n"
+    out += b"\n".join(b"--" + boundary.encode() + b"\n" + flatten_message(part) for part in payload)
+    out += b"\n--" + boundary.encode() + b"--"
+    if state.get("epilogue") is not None:
+        out += b"\n" + raw(state["epilogue"])
+    return out
+
+
+def held_message(data, name, message_class):
+    """The fork's Message for an old held file: heldmsg-*.pck (a py2 pickled Message) or .txt."""
+    if name.endswith(".pck"):
+        data = flatten_message(py2data.loads_pickle(data))
+    return email.message_from_bytes(data, message_class)
+
+
+def template_text(data, charset, where):
+    """(UTF-8 bytes, warnings) of a per-list template written in its language's charset."""
+    converter = py2data.Converter(where)
+    return converter.text(data, charset, "text").encode("utf-8"), converter.warnings
+
+
+# Moving one list (files only; Mailman's own code runs in target.finish).
+
+class ListImport:
+    def __init__(self, tree, root, name, charsets, target):
+        self.tree, self.root, self.name, self.charsets, self.target = tree, root, name, charsets, target
+        self.list_dir = join(root, "lists", name)
+        self.created = []  # what to remove on failure, in order of creation
+        self.result = Result(name)
+        try:
+            self.loaded = self.config()  # (config, warnings)
+        except ListError as exc:
+            self.loaded, self.result.result = None, "failed: %s" % exc
+
+    def source(self, rel):
+        path = self.tree.path(rel)
+        return path if path is not None and path.exists() else None
+
+    def load(self, rel):
+        path = self.source(rel)
+        return None if path is None else py2data.load_pickle(path)
+
+    def config(self):
+        for name in ("config.pck", "config.pck.last"):
+            try:
+                config = self.load(join(self.list_dir, name))
+            except Exception:  # a corrupt pickle raises almost anything; Mailman falls back to .last too
+                continue
+            if isinstance(config, dict):
+                return py2data.convert_config(config, join(self.list_dir, name), self.charsets)
+        raise ListError("neither config.pck nor config.pck.last can be read")
+
+    def make(self, path, data=None, mode=0o660):
+        if os.path.lexists(path):
+            raise ListError("%s exists already" % path)
+        self.created.append(path)
+        if data is None:
+            path.mkdir(mode=0o2775)
+        else:
+            path.write_bytes(data)
+            path.chmod(mode)
+
+    def copy_tree(self, rel, path, skip=()):
+        source = self.source(rel)
+        if source is None:
+            return
+        if os.path.lexists(path):  # never rolled back: not ours
+            raise ListError("%s exists already" % path)
+        self.created.append(path)
+        shutil.copytree(source, path, symlinks=True, ignore=lambda directory, names: [n for n in names if n in skip])
+
+    def run(self, dry_run):
+        if self.loaded is None:
+            return
+        config, warnings = self.loaded
+        self.result.warnings += warnings
+        self.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
+        self.result.members = len(config.get("members", {})) + len(config.get("digest_members", {}))
+        mbox = self.source(join(self.root, "archives/private", self.name + ".mbox", self.name + ".mbox"))
+        if mbox is not None:
+            with open(mbox, "rb") as lines:
+                self.result.archived = count_mbox(lines)
+        requests, warnings = self.requests()
+        self.result.warnings += warnings
+        self.result.held = sum(1 for value in requests.values() if isinstance(value, tuple) and value[:1] == (HELDMSG,))
+        if dry_run:
+            self.result.result = "would be imported"
+            return
+        target = self.target
+        config["host_name"], config["web_page_url"] = target.domain, target.web_page_url
+        list_path = target.lists / self.name
+        self.make(list_path)
+        self.make(list_path / "config.pck", pickle.dumps(to_target(config, target.classes), 1))
+        self.make(list_path / "request.pck", pickle.dumps(self.held(requests), 1))
+        pending = self.load(join(self.list_dir, "pending.pck"))
+        if pending is not None:
+            pending, warnings = py2data.convert_data(pending, self.language, join(self.list_dir, "pending.pck"), self.charsets)
+            self.result.warnings += warnings
+            self.make(list_path / "pending.pck", pickle.dumps(to_target(pending, target.classes)))
+        digest = self.source(join(self.list_dir, "digest.mbox"))
+        if digest is not None:
+            self.make(list_path / "digest.mbox", digest.read_bytes())
+        self.templates(list_path)
+        self.archives()
+        if target.finish is not None:
+            self.result.members = target.finish(self.name)
+        self.make(list_path / MARKER, ("imported from %s\n" % self.tree.location(self.list_dir)).encode(), 0o644)
+        self.result.result = "imported"
+
+    def requests(self):
+        requests = self.load(join(self.list_dir, "request.pck")) or {}
+        return py2data.convert_requests(requests, self.language, join(self.list_dir, "request.pck"), self.charsets)
+
+    def held(self, requests):
+        """request.pck for the fork: each held message's file converted to the pickle it reads."""
+        converted = {}
+        for key, value in to_target(requests, self.target.classes).items():
+            if isinstance(value, tuple) and value[:1] == (HELDMSG,):
+                when, sender, subject, reason, filename, msgdata = value[1]
+                old = self.source(join(self.root, "data", filename))
+                if old is None:
+                    self.result.warnings.append("held message %s: %s is missing, its request is dropped" % (key, filename))
+                    continue
+                # The fork reads held pickles only (ListAdmin.readMessage opens .txt in binary for a text parser).
+                value = (HELDMSG, (when, sender, subject, reason, "heldmsg-%s-%s.pck" % (self.name, key), msgdata))
+                message = held_message(old.read_bytes(), filename, self.target.message_class)
+                self.make(self.target.data / value[1][4], pickle.dumps(message, 1))
+            converted[key] = value
+        return converted
+
+    def templates(self, list_path):
+        """lists/<name>/<language>/*: re-encoded to UTF-8, which the fork declares for every language."""
+        for language in self.tree.listdir(self.list_dir):
+            directory = join(self.list_dir, language)
+            if language in LIST_DATA or not self.tree.is_dir(directory):
+                continue
+            charset = self.charsets.get(language, "utf-8")
+            self.make(list_path / language)
+            for name in self.tree.listdir(directory):
+                data = self.tree.read(join(directory, name))
+                if data is None:
+                    continue
+                text, warnings = template_text(data, charset, join(directory, name))
+                self.result.warnings += warnings
+                self.make(list_path / language / name, text, 0o664)
+
+    def archives(self):
+        """The mbox byte for byte; pipermail's HTML copied; its databases and state converted."""
+        private = join(self.root, "archives/private")
+        target = self.target.archives
+        self.copy_tree(join(private, self.name + ".mbox"), target / (self.name + ".mbox"))
+        self.copy_tree(join(private, self.name), target / self.name, skip=(DATABASE, ARCHIVE_STATE))
+        archive = join(private, self.name)
+        if self.source(archive) is None:
+            return
+        state = self.load(join(archive, ARCHIVE_STATE))
+        if state is not None:
+            state, warnings = py2data.convert_data(state, self.language, join(archive, ARCHIVE_STATE), self.charsets)
+            self.result.warnings += warnings
+            self.make(target / self.name / ARCHIVE_STATE, pickle.dumps(to_target(state, self.target.classes)))
+        database = join(archive, DATABASE)
+        if not self.tree.is_dir(database):
+            return
+        self.make(target / self.name / DATABASE)
+        for name in self.tree.listdir(database):
+            self.make(target / self.name / DATABASE / name, self.database(join(database, name)))
+
+    def database(self, rel):
+        """One pipermail index: a marshal dict; the -article index's values are pickled Articles."""
+        loaded = py2data.load_archive_database(self.tree.path(rel))
+        loaded, warnings = py2data.convert_data(loaded, self.language, rel, self.charsets)
+        self.result.warnings += warnings
+        if rel.endswith("-article"):
+            loaded = {key: pickle.dumps(to_target(article, self.target.classes)) for key, article in loaded.items()}
+        return marshal.dumps(loaded)
+
+    def roll_back(self):
+        for path in reversed(self.created):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            elif os.path.lexists(path):
+                path.unlink()
+
+
+# The whole run.
+
+def old_lists(source, target, names):
+    """A ListImport for each list of SOURCE whose host_name is target's domain (and each that
+    cannot be read, whatever its domain), the old site lists left out; and the names asked for
+    that SOURCE does not give this domain."""
+    tree = DirectoryTree(source)
+    mine = []
+    for root in find_installations(tree):
+        site_list, charsets = site_settings(mm_cfg_of(tree, root))
+        for name in tree.listdir(join(root, "lists")):
+            if name == site_list or (names and name not in names):
+                continue
+            job = ListImport(tree, root, name, charsets, target)
+            if job.loaded is None or str(job.loaded[0].get("host_name", "")).lower() == target.domain.lower():
+                mine.append(job)
+    return mine, sorted(set(names) - {job.name for job in mine})
+
+
+def import_lists(source, target, dry_run=False, names=()):
+    mine, missing = old_lists(source, target, list(names))
+    for job in mine:
+        existing = target.lists / job.name
+        if existing.exists():
+            imported = (existing / MARKER).exists()
+            job.result.result = "skipped: imported before" if imported else "skipped: a list of that name exists here"
+            continue
+        try:
+            job.run(dry_run)
+        except Exception as exc:  # any failure: this list is rolled back, the others go on
+            job.roll_back()
+            why = exc if isinstance(exc, ListError) else "%s: %s" % (type(exc).__name__, exc)
+            job.result.result = "failed, rolled back: %s" % why
+    return [job.result for job in mine] + [Result(name, result="not in SOURCE for %s" % target.domain) for name in missing]
+
+
+def report_lines(results):
+    lines = ["LIST\tMEMBERS\tARCHIVED\tHELD\tRESULT"]
+    for item in results:
+        lines.append("%s\t%d\t%d\t%d\t%s" % (item.name, item.members, item.archived, item.held, item.result))
+        lines += ["  ! %s" % warning for warning in item.warnings]
+    return lines
+
+
+def genaliases_argv(python, prefix):
+    return [python, os.path.join(prefix, "bin", "genaliases"), "-q"]
+
+
+def check_perms_argv(python, prefix):
+    return [python, os.path.join(prefix, "bin", "check_perms"), "-f"]
+
+
+# On the list host: Mailman's side.
+
+def mailman_target():
+    from Mailman import MailList, mm_cfg
+    from Mailman.Archiver import HyperArch
+    from Mailman.Bouncer import _BounceInfo
+    from Mailman.Message import Message
+    from Mailman.UserDesc import UserDesc
+
+    def finish(name):
+        # Mailman's own load (schema update, CheckValues) and save (the public archive link).
+        mlist = MailList.MailList(name, lock=True)
+        try:
+            mlist.Save()
+            return len(mlist.getMembers())
+        finally:
+            mlist.Unlock()
+
+    classes = {
+        ("Mailman.Bouncer", "_BounceInfo"): _BounceInfo,
+        ("Mailman.UserDesc", "UserDesc"): UserDesc,
+        ("Mailman.Archiver.HyperArch", "Article"): HyperArch.Article,
+    }
+    return Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
+                  Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
+                  classes, Message, finish)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="mmdeb-import", description=__doc__.splitlines()[0])
+    parser.add_argument("source", type=Path, metavar="SOURCE", help="a copy of the old Mailman's tree (a directory)")
+    parser.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
+    parser.add_argument("--list", action="append", default=[], metavar="NAME", help="only this list (repeatable)")
+    args = parser.parse_args(argv)
+    if not args.source.is_dir() or not find_installations(DirectoryTree(args.source)):
+        print("mmdeb-import: error: %s holds no Mailman 2 installation (lists/ beside archives/, qfiles/, data/ or "
+              "Mailman/). Fix: give a directory copied from the old host, such as a copy of /var/lib/mailman"
+              % args.source, file=sys.stderr)
+        return 1
+    from Mailman import mm_cfg
+    target = mailman_target()
+    started = time.time()
+    results = import_lists(args.source, target, args.dry_run, args.list)
+    print("\n".join(report_lines(results)))
+    failed = sum(item.result.startswith(("failed", "not in")) for item in results)
+    if not args.dry_run and any(item.result == "imported" for item in results):
+        # The new lists receive mail at once; ownership and modes as check_perms wants them.
+        for command in (genaliases_argv(sys.executable, mm_cfg.PREFIX), check_perms_argv(sys.executable, mm_cfg.PREFIX)):
+            done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if done.returncode:
+                print("mmdeb-import: error: %s failed: %s Fix: run it again by hand once the cause is gone"
+                      % (" ".join(command), done.stderr.strip().splitlines()[-1:] or ""), file=sys.stderr)
+                failed += 1
+    print("%d imported, %d failed in %.0f s" % (sum(item.result == "imported" for item in results), failed,
+                                               time.time() - started))
+    return 1 if failed else 0

@@ -1,0 +1,201 @@
+"""mmdeb-import's pure parts and its file work, with tiny stand-ins for the fork's classes."""
+
+import email
+import email.message
+import marshal
+import pickle
+from pathlib import Path
+
+import pytest
+from old_mailman import DEBIAN, add_list, debian_tree, tree_digest
+from py2pickle import Py2Instance, dumps, marshal_dumps
+
+from mmdeb import py2data
+from mmdeb.listimport import (MARKER, ListError, Target, check_perms_argv, flatten_message, genaliases_argv,
+                              import_lists, report_lines, template_text, to_target)
+
+DOMAIN = "lists.example.org"
+GERMAN = "Grüße aus Köln"
+POLISH = "Zażółć gęślą jaźń"
+
+
+class BounceInfo:  # as Mailman.Bouncer._BounceInfo: its state is its instance dict
+    pass
+
+
+class Article:  # as pipermail's Article: it sets its own state
+    def __setstate__(self, state):
+        self.__dict__.update(state, via_setstate=True)
+
+
+CLASSES = {("Mailman.Bouncer", "_BounceInfo"): BounceInfo, ("Mailman.UserDesc", "UserDesc"): BounceInfo,
+           ("Mailman.Archiver.HyperArch", "Article"): Article}
+
+
+def stand_in(module: str, name: str, state: dict):
+    return py2data.loads_pickle(dumps(Py2Instance(module, name, state)))
+
+
+def test_stand_ins_become_the_target_classes():
+    loaded = {"m@example.net": stand_in("Mailman.Bouncer", "_BounceInfo", {b"score": 1.5})}
+    converted, _ = py2data.convert_data(loaded, "en", "config.pck")
+    info = to_target(converted, CLASSES)["m@example.net"]
+    assert (type(info), info.__dict__) == (BounceInfo, {"score": 1.5})
+    article = to_target(py2data.convert_data(stand_in("Mailman.Archiver.HyperArch", "Article", {b"subject": b"x"}),
+                                             "en", "db")[0], CLASSES)
+    assert article.__dict__ == {"subject": "x", "via_setstate": True}
+
+
+def test_an_unknown_class_fails_the_list():
+    with pytest.raises(ListError, match="holds a Mailman.Foo.Bar"):
+        to_target([stand_in("Mailman.Foo", "Bar", {})], CLASSES)
+
+
+def py2_message(headers: list[tuple[bytes, bytes]], payload, **extra) -> Py2Instance:
+    return Py2Instance("Mailman.Message", "Message", {
+        b"_headers": headers, b"_payload": payload, b"_charset": None, b"preamble": extra.get("preamble"),
+        b"epilogue": extra.get("epilogue"), b"defects": [], b"_unixfrom": None, b"_default_type": b"text/plain"})
+
+
+def test_a_py2_multipart_message_is_flattened_as_python_2_wrote_it():
+    text = py2_message([(b"Content-Type", b'text/plain; charset="iso-8859-1"'),
+                        (b"Content-Transfer-Encoding", b"8bit")], GERMAN.encode("iso-8859-1"))
+    outer = py2_message([(b"From", b"hans@example.de"), (b"Subject", b"=?iso-8859-1?q?Gr=FC=DFe?="),
+                         (b"Content-Type", b'multipart/mixed;\n\tboundary="XYZ"')], [text], preamble=b"pre", epilogue=b"")
+    flat = flatten_message(py2data.loads_pickle(dumps(outer)))
+    assert flat == (b'From: hans@example.de\nSubject: =?iso-8859-1?q?Gr=FC=DFe?=\nContent-Type: multipart/mixed;\n'
+                    b'\tboundary="XYZ"\n\npre\n--XYZ\nContent-Type: text/plain; charset="iso-8859-1"\n'
+                    b'Content-Transfer-Encoding: 8bit\n\n' + GERMAN.encode("iso-8859-1") + b'\n--XYZ--\n')
+    (part,) = email.message_from_bytes(flat).get_payload()
+    assert part.get_payload(decode=True).decode(part.get_content_charset()) == GERMAN
+
+
+def test_templates_are_re_encoded_to_utf8():
+    assert template_text(POLISH.encode("iso-8859-2"), "iso-8859-2", "t") == (POLISH.encode(), [])
+    assert template_text(b"f\xfcr", "utf-8", "t")[1] == ["t: text: not valid utf-8: read as iso-8859-1, one character a byte"]
+
+
+def test_argv():
+    assert genaliases_argv("/usr/bin/python3", "/var/lib/mailmen/d") == ["/usr/bin/python3", "/var/lib/mailmen/d/bin/genaliases", "-q"]
+    assert check_perms_argv("/usr/bin/python3", "/var/lib/mailmen/d") == ["/usr/bin/python3", "/var/lib/mailmen/d/bin/check_perms", "-f"]
+
+
+def german_list(root: Path, name: str = "deutsch", **attributes) -> None:
+    """A German (iso-8859-1) list with a member, bounce info, a held post, a pending subscription, a digest
+    in progress, a template and an archive."""
+    latin = GERMAN.encode("iso-8859-1")
+    member = b"hans@example.de"
+    list_dir = add_list(root, name, DOMAIN, "de", members=0, archived=2, held=1)
+    (list_dir / "config.pck").write_bytes(dumps({
+        b"real_name": name.encode(), b"host_name": DOMAIN.encode(), b"preferred_language": b"de",
+        b"web_page_url": b"http://old.example.org/mailman/", b"description": latin,
+        b"members": {member: 0}, b"digest_members": {}, b"usernames": {member: latin},
+        b"passwords": {member: b"geheim"}, b"language": {member: b"de"}, b"user_options": {member: 8},
+        b"bounce_info": {member: Py2Instance("Mailman.Bouncer", "_BounceInfo", {b"score": 1.0})}, **attributes}))
+    (root / "data" / f"heldmsg-{name}-1.pck").write_bytes(dumps(py2_message(
+        [(b"From", b"x@example.net"), (b"Subject", b"held")], b"Gr\xfc\xdfe\n")))
+    (list_dir / "pending.pck").write_bytes(dumps({b"evictions": {b"c00kie": 1.0}, b"c00kie": (b"S", Py2Instance(
+        "Mailman.UserDesc", "UserDesc", {b"address": b"neu@example.de", b"fullname": latin, b"language": b"de"}))}))
+    (list_dir / "digest.mbox").write_bytes(b"From x Mon Jan  1 00:00:00 2024\n\n" + latin + b"\n")
+    (list_dir / "de").mkdir()
+    (list_dir / "de/listinfo.html").write_bytes(b"<p>" + latin + b"</p>\n")
+    archive = root / "archives/private" / name
+    (archive / "database").mkdir(parents=True)
+    (archive / "index.html").write_bytes(b"<meta charset=iso-8859-1>" + latin)
+    (archive / "pipermail.pck").write_bytes(dumps({b"archives": [b"2024-January"], b"type": latin}))
+    (archive / "database/2024-January-article").write_bytes(marshal_dumps({b"<1@x>": dumps(
+        Py2Instance("Mailman.Archiver.HyperArch", "Article", {b"subject": latin, b"_lang": b"de"}))}))
+    (archive / "database/2024-January-date").write_bytes(marshal_dumps({b"1704067200.0\x00<1@x>": b"<1@x>"}))
+
+
+def target(tmp_path: Path) -> Target:
+    new = tmp_path / "new"
+    for directory in ("lists", "archives/private", "data"):
+        (new / directory).mkdir(parents=True, exist_ok=True)
+    return Target(DOMAIN, f"https://{DOMAIN}/mailman/", new / "lists", new / "archives/private", new / "data",
+                  CLASSES, email.message.Message)
+
+
+@pytest.fixture
+def old(tmp_path) -> Path:
+    root = debian_tree(tmp_path / "old")
+    german_list(root)
+    add_list(root, "elsewhere", "lists.example.net")
+    return tmp_path / "old"
+
+
+def test_a_list_is_moved_with_every_character(tmp_path, old):
+    new = target(tmp_path)
+    before = tree_digest(old)
+    (result,) = import_lists(old, new)
+    assert (result.name, result.members, result.archived, result.held, result.result, result.warnings) == (
+        "deutsch", 1, 2, 1, "imported", [])
+    assert tree_digest(old) == before
+    config = pickle.loads((new.lists / "deutsch/config.pck").read_bytes())
+    assert (config["description"], config["usernames"], config["passwords"], config["host_name"]) == (
+        GERMAN, {"hans@example.de": GERMAN}, {"hans@example.de": "geheim"}, DOMAIN)
+    assert config["bounce_info"]["hans@example.de"].__dict__ == {"score": 1.0}
+    requests = pickle.loads((new.lists / "deutsch/request.pck").read_bytes())
+    assert requests[1][1][4] == "heldmsg-deutsch-1.pck"
+    held = pickle.loads((new.data / "heldmsg-deutsch-1.pck").read_bytes())
+    assert (held["Subject"], held.get_payload(decode=True)) == ("held", b"Gr\xfc\xdfe\n")
+    pending = pickle.loads((new.lists / "deutsch/pending.pck").read_bytes())
+    assert pending["c00kie"][1].__dict__["fullname"] == GERMAN
+    assert (new.lists / "deutsch/de/listinfo.html").read_text() == f"<p>{GERMAN}</p>\n"
+    assert (new.lists / "deutsch/digest.mbox").read_bytes() == (old / DEBIAN / "lists/deutsch/digest.mbox").read_bytes()
+    for name in ("deutsch.mbox/deutsch.mbox", "deutsch/index.html"):
+        assert (new.archives / name).read_bytes() == (old / DEBIAN / "archives/private" / name).read_bytes()
+    articles = marshal.loads((new.archives / "deutsch/database/2024-January-article").read_bytes())
+    assert pickle.loads(articles["<1@x>"]).__dict__ == {"subject": GERMAN, "_lang": "de", "via_setstate": True}
+    assert marshal.loads((new.archives / "deutsch/database/2024-January-date").read_bytes()) == {
+        "1704067200.0\x00<1@x>": "<1@x>"}
+    assert pickle.loads((new.archives / "deutsch/pipermail.pck").read_bytes())["type"] == GERMAN
+
+
+def test_a_second_run_does_nothing(tmp_path, old):
+    new = target(tmp_path)
+    import_lists(old, new)
+    before = tree_digest(tmp_path / "new")
+    assert [(r.name, r.result) for r in import_lists(old, new)] == [("deutsch", "skipped: imported before")]
+    assert tree_digest(tmp_path / "new") == before
+    assert (new.lists / "deutsch" / MARKER).exists()
+
+
+def test_an_existing_list_is_not_overwritten(tmp_path, old):
+    new = target(tmp_path)
+    (new.lists / "deutsch").mkdir()
+    assert [r.result for r in import_lists(old, new)] == ["skipped: a list of that name exists here"]
+    assert list((new.lists / "deutsch").iterdir()) == []
+
+
+def test_dry_run_writes_nothing(tmp_path, old):
+    new = target(tmp_path)
+    before = tree_digest(tmp_path / "new")
+    assert [(r.members, r.held, r.result) for r in import_lists(old, new, dry_run=True)] == [(1, 1, "would be imported")]
+    assert tree_digest(tmp_path / "new") == before
+
+
+def test_a_failing_list_is_rolled_back_and_the_others_go_on(tmp_path, old):
+    german_list(old / DEBIAN, "kaputt", topics={b"x": Py2Instance("Mailman.Foo", "Bar", {})})
+    new = target(tmp_path)
+    results = {r.name: r.result for r in import_lists(old, new)}
+    assert results == {"deutsch": "imported",
+                       "kaputt": "failed, rolled back: holds a Mailman.Foo.Bar, which the import does not know"}
+    assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
+    assert sorted(p.name for p in new.archives.iterdir()) == ["deutsch", "deutsch.mbox"]
+    assert [p.name for p in new.data.iterdir()] == ["heldmsg-deutsch-1.pck"]
+
+
+def test_an_existing_archive_is_never_removed(tmp_path, old):
+    new = target(tmp_path)
+    (new.archives / "deutsch").mkdir()
+    (new.archives / "deutsch/keep.html").write_text("mine")
+    (result,) = import_lists(old, new)
+    assert result.result.startswith("failed, rolled back:") and (new.archives / "deutsch/keep.html").exists()
+    assert not (new.lists / "deutsch").exists()
+
+
+def test_lists_named_and_the_report(tmp_path, old):
+    results = import_lists(old, target(tmp_path), names=["deutsch", "nope"])
+    assert report_lines(results) == ["LIST\tMEMBERS\tARCHIVED\tHELD\tRESULT", "deutsch\t1\t2\t1\timported",
+                                     f"nope\t0\t0\t0\tnot in SOURCE for {DOMAIN}"]
