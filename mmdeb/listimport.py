@@ -177,7 +177,8 @@ class ListImport:
             raise ListError("%s exists already" % path)
         self.created.append(path)
         if data is None:
-            path.mkdir(mode=0o2775)
+            path.mkdir()
+            path.chmod(0o2775)  # as Mailman makes its directories, whatever the umask
         else:
             path.write_bytes(data)
             path.chmod(mode)

@@ -7,16 +7,13 @@ import pickle
 from pathlib import Path
 
 import pytest
-from old_mailman import DEBIAN, add_list, debian_tree, tree_digest
-from py2pickle import Py2Instance, dumps, marshal_dumps
+from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, py2_message, tree_digest
+from py2pickle import Py2Instance, dumps
 
 from mmdeb import py2data
 from mmdeb.listimport import (MARKER, ListError, Target, check_perms_argv, flatten_message, genaliases_argv,
                               import_lists, report_lines, template_text, to_target)
 
-DOMAIN = "lists.example.org"
-GERMAN = "Grüße aus Köln"
-POLISH = "Zażółć gęślą jaźń"
 
 
 class BounceInfo:  # as Mailman.Bouncer._BounceInfo: its state is its instance dict
@@ -51,12 +48,6 @@ def test_an_unknown_class_fails_the_list():
         to_target([stand_in("Mailman.Foo", "Bar", {})], CLASSES)
 
 
-def py2_message(headers: list[tuple[bytes, bytes]], payload, **extra) -> Py2Instance:
-    return Py2Instance("Mailman.Message", "Message", {
-        b"_headers": headers, b"_payload": payload, b"_charset": None, b"preamble": extra.get("preamble"),
-        b"epilogue": extra.get("epilogue"), b"defects": [], b"_unixfrom": None, b"_default_type": b"text/plain"})
-
-
 def test_a_py2_multipart_message_is_flattened_as_python_2_wrote_it():
     text = py2_message([(b"Content-Type", b'text/plain; charset="iso-8859-1"'),
                         (b"Content-Transfer-Encoding", b"8bit")], GERMAN.encode("iso-8859-1"))
@@ -78,34 +69,6 @@ def test_templates_are_re_encoded_to_utf8():
 def test_argv():
     assert genaliases_argv("/usr/bin/python3", "/var/lib/mailmen/d") == ["/usr/bin/python3", "/var/lib/mailmen/d/bin/genaliases", "-q"]
     assert check_perms_argv("/usr/bin/python3", "/var/lib/mailmen/d") == ["/usr/bin/python3", "/var/lib/mailmen/d/bin/check_perms", "-f"]
-
-
-def german_list(root: Path, name: str = "deutsch", **attributes) -> None:
-    """A German (iso-8859-1) list with a member, bounce info, a held post, a pending subscription, a digest
-    in progress, a template and an archive."""
-    latin = GERMAN.encode("iso-8859-1")
-    member = b"hans@example.de"
-    list_dir = add_list(root, name, DOMAIN, "de", members=0, archived=2, held=1)
-    (list_dir / "config.pck").write_bytes(dumps({
-        b"real_name": name.encode(), b"host_name": DOMAIN.encode(), b"preferred_language": b"de",
-        b"web_page_url": b"http://old.example.org/mailman/", b"description": latin,
-        b"members": {member: 0}, b"digest_members": {}, b"usernames": {member: latin},
-        b"passwords": {member: b"geheim"}, b"language": {member: b"de"}, b"user_options": {member: 8},
-        b"bounce_info": {member: Py2Instance("Mailman.Bouncer", "_BounceInfo", {b"score": 1.0})}, **attributes}))
-    (root / "data" / f"heldmsg-{name}-1.pck").write_bytes(dumps(py2_message(
-        [(b"From", b"x@example.net"), (b"Subject", b"held")], b"Gr\xfc\xdfe\n")))
-    (list_dir / "pending.pck").write_bytes(dumps({b"evictions": {b"c00kie": 1.0}, b"c00kie": (b"S", Py2Instance(
-        "Mailman.UserDesc", "UserDesc", {b"address": b"neu@example.de", b"fullname": latin, b"language": b"de"}))}))
-    (list_dir / "digest.mbox").write_bytes(b"From x Mon Jan  1 00:00:00 2024\n\n" + latin + b"\n")
-    (list_dir / "de").mkdir()
-    (list_dir / "de/listinfo.html").write_bytes(b"<p>" + latin + b"</p>\n")
-    archive = root / "archives/private" / name
-    (archive / "database").mkdir(parents=True)
-    (archive / "index.html").write_bytes(b"<meta charset=iso-8859-1>" + latin)
-    (archive / "pipermail.pck").write_bytes(dumps({b"archives": [b"2024-January"], b"type": latin}))
-    (archive / "database/2024-January-article").write_bytes(marshal_dumps({b"<1@x>": dumps(
-        Py2Instance("Mailman.Archiver.HyperArch", "Article", {b"subject": latin, b"_lang": b"de"}))}))
-    (archive / "database/2024-January-date").write_bytes(marshal_dumps({b"1704067200.0\x00<1@x>": b"<1@x>"}))
 
 
 def target(tmp_path: Path) -> Target:
