@@ -22,23 +22,20 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from datetime import date, datetime, timezone
 from pathlib import Path
-from types import SimpleNamespace
 
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from bench_build import RESULTS, machine  # noqa: E402
-from bench_runners import Mailbox  # noqa: E402
+from bench_runners import Mailbox, booted  # noqa: E402
 from conftest import TestUpstream, real_flavour  # noqa: E402
 from e2e_host import prefix  # noqa: E402
 from systemd_host import Project  # noqa: E402
 from test_e2e import address, wait_until  # noqa: E402
-from test_systemd import boot_with_repository  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
 
@@ -145,10 +142,8 @@ def main() -> None:
         repo, build_s = built_repository(directory, args.dist, upstream, domains)
         results["timings"]["build_and_publish_s"] = build_s if build_s is not None else "reused (--project)"
         start = time.monotonic()
-        host = boot_with_repository(SimpleNamespace(repo=repo), Path(work) / "host", args.dist,
-                                    [f"mailman-{domain}" for domain in domains], results["timings"])
-        results["timings"]["boot_and_install_s"] = round(time.monotonic() - start, 1)
-        try:
+        with booted(repo, Path(work), args.dist, [f"mailman-{domain}" for domain in domains], results) as host:
+            results["timings"]["boot_and_install_s"] = round(time.monotonic() - start, 1)
             start = time.monotonic()
             for domain in domains:
                 host.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
@@ -163,9 +158,6 @@ def main() -> None:
             save("idle_after_posts", idle_state(host, domains))
             results["load_at_end"] = os.getloadavg()
             save("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        finally:
-            host.stop()
-            subprocess.run(["rm", "-rf", "--one-file-system", str(host.root)], check=False)
     print(f"wrote {target}")
 
 

@@ -30,6 +30,7 @@ import sys
 import tempfile
 import threading
 import time
+from contextlib import contextmanager
 from datetime import date, datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -244,6 +245,18 @@ def bench_burst(host, domain: str, posts: int, members: int, timeout: float) -> 
     return result
 
 
+@contextmanager
+def booted(repo: Path, work: Path, dist: str, packages: list[str], results: dict):
+    """A booted host with packages installed from repo, removed at the end."""
+    # boot_with_repository needs only the project's repository.
+    host = boot_with_repository(SimpleNamespace(repo=repo), work / "host", dist, packages, results["timings"])
+    try:
+        yield host
+    finally:
+        host.stop()
+        subprocess.run(["rm", "-rf", "--one-file-system", str(host.root)], check=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dist", default="trixie")
@@ -277,10 +290,7 @@ def main() -> None:
         start = time.monotonic()
         repo, built = built_repository(directory, args.dist, upstream)
         results["timings"]["build_s"] = round(time.monotonic() - start, 1) if built else "reused (--project)"
-        # boot_with_repository needs only the project's repository.
-        host = boot_with_repository(SimpleNamespace(repo=repo), Path(work) / "host", args.dist,
-                                    [f"mailman-{domain}" for domain in MODES.values()], results["timings"])
-        try:
+        with booted(repo, Path(work), args.dist, [f"mailman-{domain}" for domain in MODES.values()], results) as host:
             make_users_lists(host)
             if "memory" in only:
                 save("idle_memory", bench_idle_memory(host))
@@ -297,9 +307,6 @@ def main() -> None:
             results["path_unit_at_end"] = {prop: unit_property(host, path, prop) for prop in ("ActiveState", "Result")}
             results["load_at_end"] = os.getloadavg()
             save("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))
-        finally:
-            host.stop()
-            subprocess.run(["rm", "-rf", "--one-file-system", str(host.root)], check=False)
     print(f"wrote {target}")
 
 
