@@ -134,13 +134,13 @@ def cmd_build(args, runner: Runner) -> None:
 
 
 def cmd_domains_add(args, runner: Runner) -> None:
-    print("\n".join(add_domains(args, args.domains, recorded="refuse")))
+    print("\n".join(add_domains(args, args.domains)))
 
 
-def add_domains(args, names: list[str], recorded: str) -> list[str]:
+def add_domains(args, names: list[str], keep_recorded: bool = False) -> list[str]:
     """Record names in args.state with the settings of args (add_record_settings' options), all
-    or none, and say what was done. A domain already recorded is refused (recorded="refuse") or
-    left as it is ("keep")."""
+    or none, and say what was done. A domain already recorded is refused, or with keep_recorded
+    left as it is."""
     upstream_name = args.upstream or default_upstream(args.flavour)
     upstream = resolve(upstream_name, args.flavour)
     dist = args.dist or upstream.flavour.dists[0]
@@ -151,7 +151,7 @@ def add_domains(args, names: list[str], recorded: str) -> list[str]:
         for raw in names:
             domain = Domain.parse(raw)
             if domain.name in state.domains:
-                if recorded == "refuse":
+                if not keep_recorded:
                     raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
                 lines.append(f"kept {domain.name}: already a domain of {args.state}, its settings unchanged")
                 continue
@@ -251,7 +251,7 @@ def cmd_import_plan(args, runner: Runner) -> None:
     if args.record:
         # After the plan, so the plan's flags show what the state file held before.
         domains = planned_domains(plan)
-        lines = add_domains(args, domains, recorded="keep") if domains else ["no domain to record: the plan moves no list"]
+        lines = add_domains(args, domains, keep_recorded=True) if domains else ["no domain to record: the plan moves no list"]
         print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
 
 

@@ -15,14 +15,14 @@ from urllib.parse import urlsplit
 from mmdeb import py2data
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.oldtree import DirectoryTree, count_mbox, find_installations, is_mbox, join, layout_of, mm_cfg_of, site_settings
+from mmdeb.oldtree import (DirectoryTree, count_mbox, find_installations, held_count, is_mbox, join, layout_of, member_count,
+                           mm_cfg_of, private_mbox, read_config, site_settings)
 from mmdeb.state import State
 
 # The queues whose files are mail not yet handled (Mailman/Defaults.py's *QUEUE_DIR).
 QUEUES = ("in", "out", "virgin", "bounces", "commands", "archive", "news", "retry", "shunt")
 # The site list every domain package creates (debian-templates/postinst.j2).
 TARGET_SITE_LIST = "mailman"
-REQUEST_HELDMSG = 1  # Mailman/ListAdmin.py
 # Files the plan reads whole; every other file is only listed (and mboxes counted).
 READ_WHOLE = {"config.pck", "config.pck.last", "request.pck", "mm_cfg.py"}
 
@@ -135,26 +135,14 @@ class ImportPlan:
     notes: list[str]
 
 
-def read_config(tree, list_dir: str, plan: ListPlan) -> dict | None:
-    """The list's config.pck, or config.pck.last (flagged) when config.pck cannot be read."""
-    problems = []
-    for name in ("config.pck", "config.pck.last"):
-        data = tree.read(join(list_dir, name))
-        if data is None:
-            problems.append(f"no {name}")
-            continue
-        try:
-            config = py2data.loads_pickle(data)
-            if not isinstance(config, dict):
-                raise ValueError("not a dictionary")
-        except Exception as exc:  # a corrupt pickle raises almost anything
-            problems.append(f"{name} unreadable ({type(exc).__name__}: {exc})")
-            continue
-        if problems:
-            plan.flags.append(f"{problems[0]}: planned from config.pck.last, which the import would use")
-        return config
-    plan.error = " and ".join(problems)
-    return None
+def plan_config(tree, list_dir: str, plan: ListPlan) -> dict | None:
+    """The list's config, flagged when it comes from config.pck.last."""
+    config, _, problems = read_config(tree, list_dir)
+    if config is None:
+        plan.error = " and ".join(problems)
+    elif problems:
+        plan.flags.append(f"{problems[0]}: planned from config.pck.last, which the import would use")
+    return config
 
 
 def list_domain(config: dict, plan: ListPlan) -> None:
@@ -174,8 +162,7 @@ def held_messages(tree, root: str, list_dir: str, name: str) -> int:
     data = tree.read(join(list_dir, "request.pck"))
     if data is not None:
         try:
-            requests = py2data.loads_pickle(data)
-            return sum(1 for value in requests.values() if isinstance(value, tuple) and value[:1] == (REQUEST_HELDMSG,))
+            return held_count(py2data.loads_pickle(data))
         except Exception:
             pass  # count the held files instead
     return sum(1 for file in tree.listdir(join(root, "data")) if file.startswith(f"heldmsg-{name}-"))
@@ -184,22 +171,23 @@ def held_messages(tree, root: str, list_dir: str, name: str) -> int:
 def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
     list_dir = join(root, "lists", name)
     plan = ListPlan(name, root)
-    config = read_config(tree, list_dir, plan)
+    config = plan_config(tree, list_dir, plan)
     if config is not None:
         config, warnings = py2data.convert_config(config, join(list_dir, "config.pck"), charsets)
         list_domain(config, plan)
         plan.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
         plan.charset = charsets.get(plan.language, "us-ascii")
-        plan.members = len(config.get("members", {})) + len(config.get("digest_members", {}))
+        plan.members = member_count(config)
         if warnings:
             plan.flags.append(f"{len(warnings)} strings would be read as ISO-8859-1, one character a byte "
                               f"(first: {warnings[0]})")
-    plan.archived = tree.mbox_messages(join(root, "archives/private", f"{name}.mbox", f"{name}.mbox")) or 0
+    plan.archived = tree.mbox_messages(private_mbox(root, name)) or 0
     plan.held = held_messages(tree, root, list_dir, name)
     return plan
 
 
-def flag_targets(lists: list[ListPlan], targets: set[str] | None, site_lists: dict[str, str]) -> None:
+def flag_targets(lists: list[ListPlan], targets: set[str] | None, installations: list[Installation]) -> None:
+    site_lists = {installation.root: installation.site_list for installation in installations}
     seen: dict[tuple[str, str], ListPlan] = {}
     for plan in lists:
         if plan.name == site_lists[plan.installation]:
@@ -224,13 +212,12 @@ def plan_import(source: Path, state_path: Path) -> ImportPlan:
         raise MmdebError(f"{source} is not a Mailman 2 installation (no lists/ beside archives/, qfiles/, data/ or Mailman/)",
                          "give the directory that holds Mailman's lists/ (such as /var/lib/mailman or "
                          "/usr/local/mailman), a parent of it, or a tarball of one")
-    installations, lists, site_lists = [], [], {}
+    installations, lists = [], []
     for root in roots:
         layout = layout_of(tree, root)
         site_list, charsets = site_settings(mm_cfg_of(tree, root))
         queued = {queue: len(tree.listdir(join(root, "qfiles", queue))) for queue in QUEUES}
         installations.append(Installation(root, layout, site_list, {queue: n for queue, n in queued.items() if n}))
-        site_lists[root] = site_list
         lists += [plan_list(tree, root, name, charsets) for name in tree.listdir(join(root, "lists"))
                   if tree.is_dir(join(root, "lists", name))]
     notes = []
@@ -239,7 +226,7 @@ def plan_import(source: Path, state_path: Path) -> ImportPlan:
         targets = set(State.load(state_path).domains)
     else:
         notes.append(f"no state file {state_path}: every domain is new (add them with mmdeb domains add DOMAIN)")
-    flag_targets(lists, targets, site_lists)
+    flag_targets(lists, targets, installations)
     waiting = sum(sum(installation.queued.values()) for installation in installations)
     if waiting:
         notes.append(f"{waiting} messages wait in the old queues: stop the old Mailman's incoming mail and let its "

@@ -29,9 +29,9 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from mmdeb import py2data
-from mmdeb.oldtree import DirectoryTree, count_mbox, find_installations, join, mm_cfg_of, site_settings
+from mmdeb.oldtree import (HELDMSG, DirectoryTree, find_installations, held_count, join, member_count, mm_cfg_of,
+                           private_mbox, read_config, site_settings)
 
-HELDMSG = 1  # Mailman/ListAdmin.py's request types
 SUBSCRIPTION = 2
 MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE
 DATABASE = "database"  # pipermail's marshal indexes, in archives/private/<name>/
@@ -163,14 +163,10 @@ class ListImport:
         return None if path is None else py2data.load_pickle(path)
 
     def config(self):
-        for name in ("config.pck", "config.pck.last"):
-            try:
-                config = self.load(join(self.list_dir, name))
-            except Exception:  # a corrupt pickle raises almost anything; Mailman falls back to .last too
-                continue
-            if isinstance(config, dict):
-                return py2data.convert_config(config, join(self.list_dir, name), self.charsets)
-        raise ListError("neither config.pck nor config.pck.last can be read")
+        config, name, _ = read_config(self.tree, self.list_dir)
+        if config is None:
+            raise ListError("neither config.pck nor config.pck.last can be read")
+        return py2data.convert_config(config, join(self.list_dir, name), self.charsets)
 
     def make(self, path, data=None, mode=0o660):
         if os.path.lexists(path):
@@ -198,14 +194,11 @@ class ListImport:
         config, warnings = self.loaded
         self.result.warnings += warnings
         self.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
-        self.result.members = len(config.get("members", {})) + len(config.get("digest_members", {}))
-        mbox = self.source(join(self.root, "archives/private", self.name + ".mbox", self.name + ".mbox"))
-        if mbox is not None:
-            with open(mbox, "rb") as lines:
-                self.result.archived = count_mbox(lines)
+        self.result.members = member_count(config)
+        self.result.archived = self.tree.mbox_messages(private_mbox(self.root, self.name)) or 0
         requests, warnings = self.requests()
         self.result.warnings += warnings
-        self.result.held = sum(1 for value in requests.values() if isinstance(value, tuple) and value[:1] == (HELDMSG,))
+        self.result.held = held_count(requests)
         if dry_run:
             self.result.result = "would be imported"
             return

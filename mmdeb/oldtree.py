@@ -19,6 +19,9 @@ SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
 NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
 
 
+HELDMSG = 1  # Mailman/ListAdmin.py's request type of a held message
+
+
 def join(*parts: str) -> str:
     return "/".join(part for part in parts if part)
 
@@ -32,6 +35,38 @@ def is_mbox(path: str) -> bool:
 def count_mbox(lines) -> int:
     # Mailman writes each message after a "From " line and escapes body lines as ">From ".
     return sum(1 for line in lines if line.startswith(b"From "))
+
+
+def private_mbox(root: str, name: str) -> str:
+    return join(root, "archives/private", f"{name}.mbox", f"{name}.mbox")
+
+
+def member_count(config: dict) -> int:
+    return len(config.get("members", {})) + len(config.get("digest_members", {}))
+
+
+def held_count(requests: dict) -> int:
+    return sum(1 for value in requests.values() if isinstance(value, tuple) and value[:1] == (HELDMSG,))
+
+
+def read_config(tree, list_dir: str) -> tuple[dict | None, str | None, list[str]]:
+    """The list's config from config.pck, or from config.pck.last when config.pck cannot be
+    read (as Mailman falls back); the file it came from; why a file was passed over."""
+    problems = []
+    for name in ("config.pck", "config.pck.last"):
+        data = tree.read(join(list_dir, name))
+        if data is None:
+            problems.append(f"no {name}")
+            continue
+        try:
+            config = py2data.loads_pickle(data)
+            if not isinstance(config, dict):
+                raise ValueError("not a dictionary")
+        except Exception as exc:  # a corrupt pickle raises almost anything
+            problems.append(f"{name} unreadable ({type(exc).__name__}: {exc})")
+            continue
+        return config, name, problems
+    return None, None, problems
 
 
 class DirectoryTree:
