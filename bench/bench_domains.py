@@ -34,7 +34,7 @@ from bench_build import RESULTS, machine  # noqa: E402
 from bench_runners import Mailbox, booted  # noqa: E402
 from conftest import TestUpstream, real_flavour  # noqa: E402
 from e2e_host import prefix  # noqa: E402
-from systemd_host import Project  # noqa: E402
+from systemd_host import Project, pid1_inotify_instances  # noqa: E402
 from test_e2e import address, wait_until  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
@@ -82,11 +82,10 @@ def idle_state(host, domains: list[str]) -> dict:
     pids = mailman_processes(host)
     pss, counted = pss_kib(host, pids)
     pid1_pss, _ = pss_kib(host, [1])
-    inotify = int(host.run("sh", "-c", "find /proc/1/fd -lname 'anon_inode:inotify' | wc -l").stdout)
     units = host.run("systemctl", "list-units", "--all", "--no-legend", "--plain", "mailman-*").stdout.splitlines()
     paths_active = sum(1 for line in units if line.split()[0].endswith(".path") and line.split()[2] == "active")
     return {"mailman_processes": counted, "mailman_pss_kib": pss, "systemd_pid1_pss_kib": pid1_pss,
-            "systemd_inotify_instances": inotify, "mailman_units_loaded": len(units),
+            "systemd_inotify_instances": pid1_inotify_instances(host), "mailman_units_loaded": len(units),
             "path_units_active": paths_active, "domains": len(domains)}
 
 

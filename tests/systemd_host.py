@@ -271,5 +271,10 @@ def processes_of(host: SystemdHost, domain: str) -> list[tuple[int, str, str]]:
     return found
 
 
+def pid1_inotify_instances(host: SystemdHost) -> int:
+    """systemd's inotify instances: its path units hold one per watched path."""
+    return int(host.run("sh", "-c", "find /proc/1/fd -lname 'anon_inode:inotify' | wc -l").stdout)
+
+
 def cgroup_of(host: SystemdHost, pid: int) -> str:
     return host.run("cat", f"/proc/{pid}/cgroup").stdout

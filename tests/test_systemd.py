@@ -19,7 +19,7 @@ from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, prefix
 from mmdeb import PROJECT_ROOT
 from mmdeb.upstream import FLAVOURS
-from systemd_host import Project, SystemdHost, cgroup_of, processes_of, unit, unit_property
+from systemd_host import Project, SystemdHost, cgroup_of, pid1_inotify_instances, processes_of, unit, unit_property
 from test_e2e import (address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol, confirm_by_reply,
                       members, wait_until)
 from test_e2e_py313 import admin_login, csrf, held, page
@@ -205,16 +205,13 @@ def test_idle_domains_run_no_process(host):
 
 def test_the_path_unit_holds_one_inotify_instance_per_watched_queue(host):
     """What the package's sysctl file sizes fs.inotify.max_user_instances by."""
-    def instances() -> int:
-        return int(host.run("sh", "-c", "find /proc/1/fd -lname 'anon_inode:inotify' | wc -l").stdout)
-
     path = f"mailman-{DOMAIN}.path"
     host.run("systemctl", "stop", path)
     try:
-        without = instances()
+        without = pid1_inotify_instances(host)
     finally:
         host.run("systemctl", "start", path)
-    assert instances() - without == 7  # in, out, virgin, commands, bounces, archive, news
+    assert pid1_inotify_instances(host) - without == 7  # in, out, virgin, commands, bounces, archive, news
 
 
 def test_a_post_starts_one_run_as_list_that_ends_when_the_queues_are_empty(host):
