@@ -20,7 +20,7 @@ from pathlib import Path
 from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.render import environment, series_names, templates_for
+from mmdeb.render import environment, importer_files, series_names, templates_for
 from mmdeb.spec import SETTINGS, ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.state import DomainState, PackageState, State
 from mmdeb.upstream import Upstream, resolve, sha256_of
@@ -70,16 +70,27 @@ def digest_templates(kind: str) -> str:
     return digest.hexdigest()
 
 
+def digest_importer() -> str:
+    """sha256 over the modules the py3 domain packages ship as mmdeb-import."""
+    digest = hashlib.sha256()
+    for path in importer_files():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
 def inputs_of(domain: DomainState, upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     """Everything a domain package is made from, each as one comparable string."""
     settings = {key: getattr(domain, key) for key in ("dist", *SETTINGS)}
-    return {
+    inputs = {
         "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
         "patches": digest_patches(patches_dir / upstream.flavour.name, domain.mode == "shared"),
         "templates": digest_templates("domain"),
         "settings": json.dumps(settings, sort_keys=True),
         "mmdeb": __version__,
     }
+    if upstream.flavour.ships_importer:
+        inputs["importer"] = digest_importer()
+    return inputs
 
 
 def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:
@@ -95,6 +106,7 @@ REASONS = {
     "upstream": "new upstream release {version}",
     "patches": "changed patches in patches/{flavour}",
     "templates": "changed debian-templates",
+    "importer": "changed mmdeb-import",
     "settings": "changed domain settings ({settings})",
     "mmdeb": "mmdeb {mmdeb}",
 }

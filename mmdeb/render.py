@@ -9,16 +9,24 @@ import jinja2
 from debian.changelog import Changelog, Version
 from debian.deb822 import Deb822
 
+import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
 from mmdeb.spec import CoreSpec, PackageSpec
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
+# mmdeb-import's modules (standard library only): copied to debian/mmdeb/, installed as <prefix>/pythonlib/mmdeb/.
+IMPORTER_MODULES = ("__init__.py", "py2data.py", "oldtree.py", "listimport.py")
+IMPORTER_DIR = "mmdeb"
+
+
+def importer_files() -> list[Path]:
+    return [Path(mmdeb.__file__).parent / name for name in IMPORTER_MODULES]
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
@@ -55,6 +63,10 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
             else:
                 shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
             target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
+    if spec.kind == "domain" and spec.flavour.ships_importer:
+        (debian_dir / IMPORTER_DIR).mkdir()
+        for path in importer_files():
+            shutil.copyfile(path, debian_dir / IMPORTER_DIR / path.name)
     copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
     write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)

@@ -34,6 +34,7 @@ class Flavour:
     depends: tuple[str, ...]
     depends_by_dist: dict[str, tuple[str, ...]] = field(default_factory=dict)
     components: tuple[str, ...] = ()
+    ships_importer: bool = False  # bin/mmdeb-import: py2data and listimport write Python 3 pickles
 
     @property
     def python_command(self) -> str:
@@ -69,6 +70,7 @@ FLAVOURS = {
         # Python 3.13 dropped modules Mailman imports: cgi (the CGI scripts) and
         # nntplib (the mail-news gateway: gate_news and the news runner).
         depends_by_dist={dist: ("python3-legacy-cgi", "python3-standard-nntplib") for dist in ("trixie", "forky")},
+        ships_importer=True,
     ),
     "gnu": Flavour(
         name="gnu",

@@ -46,6 +46,16 @@ def test_deb_holds_the_prefixed_mailman(built):
         assert not [name for name in members if name.endswith((".pyc", ".pyo"))]
 
 
+def test_py3_deb_holds_the_importer(built, upstream):
+    if upstream.flavour != "py3":
+        pytest.skip("mmdeb-import runs on the fork's python3")
+    with data_tar(deb_of(built, DOMAIN)) as tar:
+        members = {member.name: member for member in tar}
+        prefix = prefix_of(DOMAIN)
+        assert members[f"{prefix}/bin/mmdeb-import"].mode == 0o755
+        assert f"{prefix}/pythonlib/mmdeb/listimport.py" in members
+
+
 def test_package_starts_the_job_timers_never_the_jobs(built, tmp_path):
     # Starting mailpasswds at install would mail every member their password.
     deb = deb_of(built, DOMAIN)

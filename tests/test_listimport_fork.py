@@ -2,7 +2,7 @@
 make install), it imports crafted old lists, and the fork's own code reads them back.
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball); skipped otherwise. No package is built:
-the importer's modules are placed under the prefix as the packages will place them.
+the importer's modules and launcher are placed under the prefix as the packages place them.
 """
 
 import grp
@@ -13,6 +13,7 @@ import pickle
 import shutil
 import subprocess
 import tarfile
+from types import SimpleNamespace
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -20,14 +21,12 @@ import pytest
 from old_mailman import DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, tree_digest
 from py2pickle import dumps
 
-import mmdeb
 from conftest import REAL_TARBALL, real_flavour
+from mmdeb.render import environment, importer_files
+from mmdeb.upstream import FLAVOURS
 
 pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
 PYTHON = "/usr/bin/python3"
-# What the domain packages will ship under pythonlib/ (mmdeb's __init__ is standard library only).
-LIST_HOST_MODULES = ("__init__.py", "py2data.py", "oldtree.py", "listimport.py")
-LAUNCHER = "#!{python}\nimport paths\nimport sys\nfrom mmdeb.listimport import main\nsys.exit(main())\n"
 
 
 @pytest.fixture(scope="session")
@@ -46,10 +45,11 @@ def prefix(tmp_path_factory) -> Path:
     subprocess.run(["make", "install"], cwd=source, check=True, capture_output=True)
     package = prefix / "pythonlib/mmdeb"
     package.mkdir()
-    for name in LIST_HOST_MODULES:
-        shutil.copyfile(Path(mmdeb.__file__).parent / name, package / name)
+    for path in importer_files():
+        shutil.copyfile(path, package / path.name)
     launcher = prefix / "bin/mmdeb-import"
-    launcher.write_text(LAUNCHER.format(python=PYTHON))
+    spec = SimpleNamespace(flavour=FLAVOURS["py3"], domain=SimpleNamespace(name=DOMAIN))
+    launcher.write_text(environment().get_template("mmdeb-import.j2").render(spec=spec, mmdeb_version="test"))
     launcher.chmod(0o755)
     return prefix
 

@@ -216,3 +216,15 @@ def test_patches_are_sorted_into_core_only_and_domain_reaching():
     for path in ("src/common.c", "configure", "Mailman/Defaults.py.in", "Mailman/__init__.py.in",
                  "misc/paths.py.in", "bin/Makefile.in", "cron/crontab.in"):
         assert not CORE_ONLY.match(path), path
+
+
+def test_a_changed_importer_rebuilds_the_py3_domains(project, capsys):
+    # Old lists reach a host through the packages' mmdeb-import: a fix to it must reach the packages.
+    tmp_path, state, patches = project
+    assert rebuild(project) == 0
+    recorded = State.load(state)
+    for domain in recorded.domains.values():
+        domain.inputs["importer"] = "an older mmdeb-import"
+    recorded.save()
+    assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
+    assert capsys.readouterr().out.count("pending: changed mmdeb-import") == 2

@@ -5,7 +5,7 @@ from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
 from mmdeb.domain import Domain
-from mmdeb.render import render_debian
+from mmdeb.render import IMPORTER_MODULES, render_debian
 from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
 from mmdeb.upstream import resolve
 
@@ -88,3 +88,13 @@ def test_gnu_installs_vendored_dnspython(tmp_path, upstream):
         assert "cp -r dnspython/dns $(DESTDIR)$(PREFIX)/pythonlib/" in rules
     else:
         assert "PYTHONPATH" not in rules
+
+
+def test_py3_packages_carry_the_importer_and_gnu_packages_do_not(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    launcher = debian / "mmdeb-import"
+    if spec.flavour.name == "py3":
+        assert sorted(path.name for path in (debian / "mmdeb").iterdir()) == sorted(IMPORTER_MODULES)
+        assert launcher.read_text().startswith("#!/usr/bin/python3\n") and launcher.stat().st_mode & 0o111
+    else:
+        assert not launcher.exists() and not (debian / "mmdeb").exists()
