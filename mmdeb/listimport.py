@@ -36,6 +36,8 @@ SUBSCRIPTION = 2
 MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE
 DATABASE = "database"  # pipermail's marshal indexes, in archives/private/<name>/
 ARCHIVE_STATE = "pipermail.pck"
+NO_PACKAGE = "no package here"  # results that count as failures start with "failed" or one of these
+NOT_IN_SOURCE = "not in SOURCE"
 LIST_DATA = {"config.pck", "config.pck.last", "request.pck", "pending.pck", "digest.mbox", MARKER}
 
 
@@ -52,6 +54,7 @@ class Target:
     lists: Path  # LIST_DATA_DIR
     archives: Path  # PRIVATE_ARCHIVE_FILE_DIR
     data: Path  # DATA_DIR, where held messages live
+    mailmen: Path  # where each installed domain package has its prefix (/var/lib/mailmen)
     classes: dict  # (py2 module, class name) -> the fork's class
     message_class: type  # Mailman.Message.Message
     finish: object = None  # callable(name) -> members, after the files are in place (MailList load and save)
@@ -186,7 +189,10 @@ class ListImport:
         if os.path.lexists(path):  # never rolled back: not ours
             raise ListError("%s exists already" % path)
         self.created.append(path)
-        shutil.copytree(source, path, symlinks=True, ignore=lambda directory, names: [n for n in names if n in skip])
+        try:
+            shutil.copytree(source, path, symlinks=True, ignore=lambda directory, names: [n for n in names if n in skip])
+        except shutil.Error as exc:  # raised after the whole tree: the first file that failed, as OSError said it
+            raise ListError(exc.args[0][0][2]) from None
 
     def run(self, dry_run):
         if self.loaded is None:
@@ -302,23 +308,29 @@ class ListImport:
 
 def old_lists(source, target, names):
     """A ListImport for each list of SOURCE whose host_name is target's domain (and each that
-    cannot be read, whatever its domain), the old site lists left out; and the names asked for
-    that SOURCE does not give this domain."""
+    cannot be read, whatever its domain), the old site lists left out; a Result for each list
+    of a domain whose package is not installed here; and the names asked for that SOURCE does
+    not give this domain."""
     tree = DirectoryTree(source)
-    mine = []
+    mine, homeless = [], []
     for root in find_installations(tree):
         site_list, charsets = site_settings(mm_cfg_of(tree, root))
         for name in tree.listdir(join(root, "lists")):
             if name == site_list or (names and name not in names):
                 continue
             job = ListImport(tree, root, name, charsets, target)
-            if job.loaded is None or str(job.loaded[0].get("host_name", "")).lower() == target.domain.lower():
+            domain = "" if job.loaded is None else str(job.loaded[0].get("host_name", "")).lower()
+            if job.loaded is None or domain == target.domain.lower():
                 mine.append(job)
-    return mine, sorted(set(names) - {job.name for job in mine})
+            elif not (target.mailmen / domain).is_dir():
+                homeless.append(Result(name, result="%s: install mailman-%s, then run its bin/mmdeb-import"
+                                       % (NO_PACKAGE, domain)))
+    found = {job.name for job in mine} | {result.name for result in homeless}
+    return mine, homeless, sorted(set(names) - found)
 
 
 def import_lists(source, target, dry_run=False, names=()):
-    mine, missing = old_lists(source, target, list(names))
+    mine, homeless, missing = old_lists(source, target, list(names))
     for job in mine:
         existing = target.lists / job.name
         if existing.exists():
@@ -331,7 +343,12 @@ def import_lists(source, target, dry_run=False, names=()):
             job.roll_back()
             why = exc if isinstance(exc, ListError) else "%s: %s" % (type(exc).__name__, exc)
             job.result.result = "failed, rolled back: %s" % why
-    return [job.result for job in mine] + [Result(name, result="not in SOURCE for %s" % target.domain) for name in missing]
+    return ([job.result for job in mine] + homeless
+            + [Result(name, result="%s for %s" % (NOT_IN_SOURCE, target.domain)) for name in missing])
+
+
+def failed(result):
+    return result.result.startswith(("failed", NO_PACKAGE, NOT_IN_SOURCE))
 
 
 def report_lines(results):
@@ -375,7 +392,7 @@ def mailman_target():
     }
     return Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
                   Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
-                  classes, Message, finish)
+                  Path(mm_cfg.PREFIX).parent, classes, Message, finish)
 
 
 def main(argv=None):
@@ -394,7 +411,7 @@ def main(argv=None):
     started = time.time()
     results = import_lists(args.source, target, args.dry_run, args.list)
     print("\n".join(report_lines(results)))
-    failed = sum(item.result.startswith(("failed", "not in")) for item in results)
+    failures = sum(failed(item) for item in results)
     if not args.dry_run and any(item.result == "imported" for item in results):
         # The new lists receive mail at once; ownership and modes as check_perms wants them.
         for command in (genaliases_argv(sys.executable, mm_cfg.PREFIX), check_perms_argv(sys.executable, mm_cfg.PREFIX)):
@@ -402,7 +419,7 @@ def main(argv=None):
             if done.returncode:
                 print("mmdeb-import: error: %s failed: %s Fix: run it again by hand once the cause is gone"
                       % (" ".join(command), done.stderr.strip().splitlines()[-1:] or ""), file=sys.stderr)
-                failed += 1
-    print("%d imported, %d failed in %.0f s" % (sum(item.result == "imported" for item in results), failed,
+                failures += 1
+    print("%d imported, %d failed in %.0f s" % (sum(item.result == "imported" for item in results), failures,
                                                time.time() - started))
-    return 1 if failed else 0
+    return 1 if failures else 0

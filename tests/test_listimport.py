@@ -4,6 +4,7 @@ import email
 import email.message
 import marshal
 import pickle
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -11,8 +12,10 @@ from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, g
 from py2pickle import Py2Instance, dumps
 
 from mmdeb import py2data
-from mmdeb.listimport import (MARKER, ListError, Target, check_perms_argv, flatten_message, genaliases_argv,
-                              import_lists, report_lines, template_text, to_target)
+from mmdeb.listimport import (MARKER, ListError, Target, check_perms_argv, failed, flatten_message, genaliases_argv,
+                              import_lists, main, report_lines, template_text, to_target)
+
+OTHER_DOMAIN = "lists.example.net"
 
 
 
@@ -72,18 +75,21 @@ def test_argv():
 
 
 def target(tmp_path: Path) -> Target:
+    """This domain's Mailman at tmp_path/new; mailmen/ holds both domains' (installed) prefixes."""
     new = tmp_path / "new"
     for directory in ("lists", "archives/private", "data"):
         (new / directory).mkdir(parents=True, exist_ok=True)
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        (tmp_path / "mailmen" / domain).mkdir(parents=True, exist_ok=True)
     return Target(DOMAIN, f"https://{DOMAIN}/mailman/", new / "lists", new / "archives/private", new / "data",
-                  CLASSES, email.message.Message)
+                  tmp_path / "mailmen", CLASSES, email.message.Message)
 
 
 @pytest.fixture
 def old(tmp_path) -> Path:
     root = debian_tree(tmp_path / "old")
     german_list(root)
-    add_list(root, "elsewhere", "lists.example.net")
+    add_list(root, "elsewhere", OTHER_DOMAIN)
     return tmp_path / "old"
 
 
@@ -162,3 +168,42 @@ def test_lists_named_and_the_report(tmp_path, old):
     results = import_lists(old, target(tmp_path), names=["deutsch", "nope"])
     assert report_lines(results) == ["LIST\tMEMBERS\tARCHIVED\tHELD\tRESULT", "deutsch\t1\t2\t1\timported",
                                      f"nope\t0\t0\t0\tnot in SOURCE for {DOMAIN}"]
+
+
+def test_a_list_whose_domain_has_no_package_here_fails_with_the_fix(tmp_path, old):
+    new = target(tmp_path)
+    (tmp_path / "mailmen" / OTHER_DOMAIN).rmdir()
+    results = {r.name: r for r in import_lists(old, new)}
+    assert results["elsewhere"].result == (f"no package here: install mailman-{OTHER_DOMAIN}, then run its bin/mmdeb-import")
+    assert failed(results["elsewhere"]) and not failed(results["deutsch"])
+    assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
+
+
+def test_source_that_is_not_mailman_is_refused_with_the_fix(tmp_path, capsys):
+    (tmp_path / "home/someone").mkdir(parents=True)
+    assert main([str(tmp_path)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"mmdeb-import: error: {tmp_path} holds no Mailman 2 installation") and "Fix: " in error
+    assert len(error.splitlines()) == 1
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """tmp_path/new/archives/private on a 256 KiB tmpfs."""
+    archives = tmp_path / "new/archives/private"
+    archives.mkdir(parents=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "mmdeb-test", str(archives)], check=True)
+    yield archives
+    subprocess.run(["umount", str(archives)], check=True)
+
+
+def test_no_space_while_copying_archives_rolls_the_list_back(tmp_path, old, small_disk):
+    add_list(old / DEBIAN, "gross", DOMAIN, archived=20_000)  # a 0.9 MB mbox
+    new = target(tmp_path)
+    results = {r.name: r.result for r in import_lists(old, new)}
+    mbox = "archives/private/gross.mbox/gross.mbox"
+    assert results["gross"] == (f"failed, rolled back: [Errno 28] No space left on device: '{old / DEBIAN / mbox}' "
+                                f"-> '{tmp_path / 'new' / mbox}'")
+    assert results["deutsch"] == "imported"
+    assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
+    assert sorted(p.name for p in small_disk.iterdir()) == ["deutsch", "deutsch.mbox"]
