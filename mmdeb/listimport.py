@@ -21,6 +21,7 @@ import marshal
 import os
 import pickle
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -224,9 +225,10 @@ class ListImport:
             self.make(list_path / "digest.mbox", digest.read_bytes())
         self.templates(list_path)
         self.archives()
+        self.own()
         if target.finish is not None:
             self.result.members = target.finish(self.name)
-        self.make(list_path / MARKER, ("imported from %s\n" % self.tree.location(self.list_dir)).encode(), 0o644)
+        self.make(list_path / MARKER, ("imported from %s\n" % self.tree.location(self.list_dir)).encode(), 0o664)
         self.result.result = "imported"
 
     def requests(self):
@@ -295,6 +297,17 @@ class ListImport:
         if rel.endswith("-article"):
             loaded = {key: pickle.dumps(to_target(article, self.target.classes)) for key, article in loaded.items()}
         return marshal.dumps(loaded)
+
+    def own(self):
+        """Everything created, copied trees included, as check_perms wants it: in the group of
+        the list data (list), directories setgid and group-writable, files group-writable.
+        Mailman's runners write there as list; the copies keep the old host's ids and modes."""
+        group = self.target.lists.stat().st_gid
+        for top in self.created:
+            for path in [top, *(top.rglob("*") if top.is_dir() and not top.is_symlink() else ())]:
+                os.lchown(path, -1, group)
+                if not path.is_symlink():
+                    path.chmod(stat.S_IMODE(path.stat().st_mode) | (0o2770 if path.is_dir() else 0o660))
 
     def roll_back(self):
         for path in reversed(self.created):

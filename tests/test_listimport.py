@@ -3,6 +3,7 @@
 import email
 import email.message
 import marshal
+import os
 import pickle
 import subprocess
 from pathlib import Path
@@ -207,3 +208,19 @@ def test_no_space_while_copying_archives_rolls_the_list_back(tmp_path, old, smal
     assert results["deutsch"] == "imported"
     assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
     assert sorted(p.name for p in small_disk.iterdir()) == ["deutsch", "deutsch.mbox"]
+
+
+def test_what_is_imported_belongs_to_the_list_data_group_and_is_group_writable(tmp_path, old):
+    # The old host's copy keeps its ids and modes (here: no group write, no setgid); the new
+    # Mailman's runners write to the archive as list, its group.
+    for path in [old, *old.rglob("*")]:
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    new = target(tmp_path)
+    group = 1  # any group but root's, standing for list
+    for directory in (new.lists, new.archives, new.data):
+        os.chown(directory, -1, group)
+    assert [r.result for r in import_lists(old, new)] == ["imported"]
+    imported = [path for top in (new.lists, new.archives, new.data) for path in top.rglob("*")]
+    assert {path.stat().st_gid for path in imported} == {group}
+    assert all(path.stat().st_mode & 0o2770 == 0o2770 for path in imported if path.is_dir())
+    assert all(path.stat().st_mode & 0o660 == 0o660 for path in imported if path.is_file())
