@@ -5,15 +5,8 @@ Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball); skipped otherwise. No pac
 the importer's modules and launcher are placed under the prefix as the packages place them.
 """
 
-import grp
 import json
-import os
-import pwd
-import pickle
-import shutil
 import subprocess
-import tarfile
-from types import SimpleNamespace
 from email.header import decode_header, make_header
 from pathlib import Path
 
@@ -22,57 +15,19 @@ from old_mailman import DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_li
 from py2pickle import dumps
 
 from conftest import REAL_TARBALL, real_flavour
-from mmdeb.render import environment, importer_files
-from mmdeb.upstream import FLAVOURS
+from fork_prefix import PYTHON, install_fork, skeleton_config
 
 pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
-PYTHON = "/usr/bin/python3"
 
 
 @pytest.fixture(scope="session")
 def prefix(tmp_path_factory) -> Path:
-    """The fork, configured for DOMAIN and installed into a prefix (about a minute)."""
-    top = tmp_path_factory.mktemp("fork")
-    with tarfile.open(REAL_TARBALL) as tar:
-        tar.extractall(top / "src", filter="tar")
-    (source,) = (top / "src").iterdir()
-    prefix = top / "prefix"
-    user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    subprocess.run(["./configure", f"--prefix={prefix}", f"--with-python={PYTHON}", f"--with-username={user}",
-                    f"--with-groupname={group}", f"--with-mail-gid={group}", f"--with-cgi-gid={group}",
-                    f"--with-mailhost={DOMAIN}", f"--with-urlhost={DOMAIN}", "--without-permcheck"],
-                   cwd=source, check=True, capture_output=True)
-    subprocess.run(["make", "install"], cwd=source, check=True, capture_output=True)
-    package = prefix / "pythonlib/mmdeb"
-    package.mkdir()
-    for path in importer_files():
-        shutil.copyfile(path, package / path.name)
-    launcher = prefix / "bin/mmdeb-import"
-    spec = SimpleNamespace(flavour=FLAVOURS["py3"], domain=SimpleNamespace(name=DOMAIN))
-    launcher.write_text(environment().get_template("mmdeb-import.j2").render(spec=spec, mmdeb_version="test"))
-    launcher.chmod(0o755)
-    return prefix
-
-
-def py2_form(value):
-    """A value of a fork-written config as 2.1 would have pickled it (py2 str for str)."""
-    if isinstance(value, str):
-        return value.encode("utf-8")
-    if isinstance(value, dict):
-        return {py2_form(key): py2_form(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(py2_form(item) for item in value)
-    return value
+    return install_fork(Path(REAL_TARBALL), tmp_path_factory.mktemp("fork"), DOMAIN)
 
 
 @pytest.fixture(scope="session")
 def skeleton(prefix) -> dict:
-    """Every attribute of a list's config.pck (a new list's, made by the fork's newlist), in py2 form."""
-    subprocess.run([PYTHON, str(prefix / "bin/newlist"), "-q", "skeleton", "owner@example.org", "pw"],
-                   check=True, capture_output=True)
-    config = pickle.loads((prefix / "lists/skeleton/config.pck").read_bytes())
-    subprocess.run([PYTHON, str(prefix / "bin/rmlist"), "-a", "skeleton"], check=True, capture_output=True)
-    return py2_form(config)
+    return skeleton_config(prefix)
 
 
 def fork(prefix: Path, code: str) -> str:
@@ -96,6 +51,7 @@ def imported(prefix, skeleton, tmp_path_factory):
         b"usernames": {member: POLISH.encode("iso-8859-2")}, b"language": {member: b"pl"},
         b"passwords": {member: b"tajne"}, b"owner": [b"owner@example.pl"], b"data_version": 112}))
     add_list(root, "elsewhere", "lists.example.net")
+    (prefix.parent / "lists.example.net").mkdir(exist_ok=True)  # its package is installed: its own import's list
     before = tree_digest(old)
     first = subprocess.run([str(prefix / "bin/mmdeb-import"), str(old)], capture_output=True, text=True)
     second = subprocess.run([str(prefix / "bin/mmdeb-import"), str(old)], capture_output=True, text=True)
