@@ -59,6 +59,7 @@ class Target:
     classes: dict  # (py2 module, class name) -> the fork's class
     message_class: type  # Mailman.Message.Message
     finish: object = None  # callable(name) -> members, after the files are in place (MailList load and save)
+    rebuild_archive: object = None  # callable(name): pipermail's pages from the list's mbox (bin/arch)
 
 
 @dataclass
@@ -228,6 +229,10 @@ class ListImport:
         self.own()
         if target.finish is not None:
             self.result.members = target.finish(self.name)
+        if self.pages_missing and target.rebuild_archive is not None:
+            self.created.append(target.archives / self.name)  # what bin/arch writes goes on a roll-back
+            target.rebuild_archive(self.name)
+            self.result.warnings.append("SOURCE has the mbox but no archive pages: rebuilt from the mbox")
         self.make(list_path / MARKER, ("imported from %s\n" % self.tree.location(self.list_dir)).encode(), 0o664)
         self.result.result = "imported"
 
@@ -275,6 +280,7 @@ class ListImport:
         self.copy_tree(join(private, self.name + ".mbox"), target / (self.name + ".mbox"))
         self.copy_tree(join(private, self.name), target / self.name, skip=(DATABASE, ARCHIVE_STATE))
         archive = join(private, self.name)
+        self.pages_missing = self.source(archive) is None and self.result.archived > 0
         if self.source(archive) is None:
             return
         state = self.load(join(archive, ARCHIVE_STATE))
@@ -380,6 +386,10 @@ def check_perms_argv(python, prefix):
     return [python, os.path.join(prefix, "bin", "check_perms"), "-f"]
 
 
+def arch_argv(python, prefix, name):
+    return [python, os.path.join(prefix, "bin", "arch"), "--quiet", name]
+
+
 # On the list host: Mailman's side.
 
 def mailman_target():
@@ -398,6 +408,13 @@ def mailman_target():
         finally:
             mlist.Unlock()
 
+    def rebuild_archive(name):
+        # As list, as the archive runner writes; what fails says why in the list's result.
+        done = subprocess.run(arch_argv(sys.executable, mm_cfg.PREFIX, name), user=mm_cfg.MAILMAN_USER,
+                              group=mm_cfg.MAILMAN_GROUP, capture_output=True, text=True)
+        if done.returncode:
+            raise ListError("bin/arch failed: %s" % (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+
     classes = {
         ("Mailman.Bouncer", "_BounceInfo"): _BounceInfo,
         ("Mailman.UserDesc", "UserDesc"): UserDesc,
@@ -405,7 +422,7 @@ def mailman_target():
     }
     return Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
                   Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
-                  Path(mm_cfg.PREFIX).parent, classes, Message, finish)
+                  Path(mm_cfg.PREFIX).parent, classes, Message, finish, rebuild_archive)
 
 
 def main(argv=None):

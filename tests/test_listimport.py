@@ -6,6 +6,7 @@ import marshal
 import os
 import pickle
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,7 @@ from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, g
 from py2pickle import Py2Instance, dumps
 
 from mmdeb import py2data
-from mmdeb.listimport import (MARKER, ListError, Target, check_perms_argv, failed, flatten_message, genaliases_argv,
+from mmdeb.listimport import (MARKER, ListError, Target, arch_argv, check_perms_argv, failed, flatten_message, genaliases_argv,
                               import_lists, main, report_lines, template_text, to_target)
 
 OTHER_DOMAIN = "lists.example.net"
@@ -224,3 +225,17 @@ def test_what_is_imported_belongs_to_the_list_data_group_and_is_group_writable(t
     assert {path.stat().st_gid for path in imported} == {group}
     assert all(path.stat().st_mode & 0o2770 == 0o2770 for path in imported if path.is_dir())
     assert all(path.stat().st_mode & 0o660 == 0o660 for path in imported if path.is_file())
+
+
+def test_archive_pages_missing_from_source_are_rebuilt_from_the_mbox(tmp_path, old):
+    add_list(old / DEBIAN, "nurmbox", DOMAIN, archived=3)  # an mbox, no pipermail directory
+    rebuilt = []
+    new = replace(target(tmp_path), rebuild_archive=rebuilt.append)
+    results = {r.name: r for r in import_lists(old, new)}
+    assert rebuilt == ["nurmbox"]  # not deutsch, whose pages are copied
+    assert results["nurmbox"].warnings == ["SOURCE has the mbox but no archive pages: rebuilt from the mbox"]
+
+
+def test_argv_of_bin_arch():
+    assert arch_argv("/usr/bin/python3", "/var/lib/mailmen/d", "users") == [
+        "/usr/bin/python3", "/var/lib/mailmen/d/bin/arch", "--quiet", "users"]

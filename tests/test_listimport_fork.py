@@ -50,6 +50,8 @@ def imported(prefix, skeleton, tmp_path_factory):
         b"info": POLISH.encode("iso-8859-2"), b"members": {}, b"digest_members": {member: 0},
         b"usernames": {member: POLISH.encode("iso-8859-2")}, b"language": {member: b"pl"},
         b"passwords": {member: b"tajne"}, b"owner": [b"owner@example.pl"], b"data_version": 112}))
+    (add_list(root, "nurmbox", DOMAIN, archived=2) / "config.pck").write_bytes(dumps({
+        **skeleton, b"real_name": b"nurmbox", b"host_name": DOMAIN.encode(), b"data_version": 112}))
     add_list(root, "elsewhere", "lists.example.net")
     (prefix.parent / "lists.example.net").mkdir(exist_ok=True)  # its package is installed: its own import's list
     before = tree_digest(old)
@@ -63,14 +65,16 @@ def test_the_report(imported):
     first, _ = imported
     assert first.returncode == 0, first.stderr
     lines = first.stdout.splitlines()
-    assert lines[:3] == ["LIST\tMEMBERS\tARCHIVED\tHELD\tRESULT", "deutsch\t1\t2\t1\timported", "polski\t1\t0\t0\timported"]
-    assert lines[-1].startswith("2 imported, 0 failed")
+    assert lines[:5] == ["LIST\tMEMBERS\tARCHIVED\tHELD\tRESULT", "deutsch\t1\t2\t1\timported", "nurmbox\t0\t2\t0\timported",
+                         "  ! SOURCE has the mbox but no archive pages: rebuilt from the mbox", "polski\t1\t0\t0\timported"]
+    assert lines[-1].startswith("3 imported, 0 failed")
 
 
 def test_a_second_run_does_nothing(imported):
     _, second = imported
-    assert (second.returncode, second.stdout.splitlines()[1:3]) == (0, [
-        "deutsch\t0\t0\t0\tskipped: imported before", "polski\t0\t0\t0\tskipped: imported before"])
+    assert (second.returncode, second.stdout.splitlines()[1:4]) == (0, [
+        "deutsch\t0\t0\t0\tskipped: imported before", "nurmbox\t0\t0\t0\tskipped: imported before",
+        "polski\t0\t0\t0\tskipped: imported before"])
 
 
 def list_members(prefix: Path, *args: str) -> list[str]:
@@ -113,3 +117,15 @@ def test_the_archives_and_their_public_link(prefix, imported):
     mbox = (prefix / "archives/private/deutsch.mbox/deutsch.mbox").read_bytes()
     assert mbox.startswith(b"From ") and mbox.count(b"\nFrom ") == 1
 
+
+
+def test_archive_pages_missing_from_source_are_rebuilt_from_the_mbox(prefix, imported):
+    months = json.loads(fork(prefix, """
+import json
+from Mailman import MailList
+from Mailman.Archiver.HyperArch import HyperArchive
+archive = HyperArchive(MailList.MailList('nurmbox', lock=0))
+print(json.dumps({month: archive.database.numArticles(month) for month in archive.archives}))
+"""))
+    assert sum(months.values()) == 2  # in the month they are archived: the crafted posts have no Date
+    assert len(list((prefix / "archives/private/nurmbox").glob("*/00000[01].html"))) == 2
