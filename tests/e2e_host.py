@@ -41,12 +41,14 @@ class MailHost:
         """The command that runs its arguments inside the host."""
         raise NotImplementedError
 
-    def run(self, *argv: str, user: str | None = None, input: str | None = None,
+    def run(self, *argv: str, user: str | None = None, input: str | bytes | None = None,
             check: bool = True) -> subprocess.CompletedProcess:
+        """argv in the host; output as text, or as bytes when input is bytes."""
         command = self.enter()
         if user:
             command += ["runuser", "-u", user, "--"]
-        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=True, env=command_env())
+        result = subprocess.run([*command, *argv], input=input, capture_output=True, text=not isinstance(input, bytes),
+                                env=command_env())
         if check and result.returncode:
             raise AssertionError(f"{' '.join(argv)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
         return result

@@ -1,0 +1,327 @@
+"""Import with real old data: a GNU Mailman 2.1.39 host on bullseye (mmdeb's gnu package, one site
+serving two mail domains, pages on an old web host) gets lists in five languages and charsets,
+made with Mailman's own tools and by mail. Its tree is planned and recorded with `mmdeb import
+plan`, the py3 domain packages are rebuilt, published and installed with apt in a fresh booted
+trixie, and each domain's bin/mmdeb-import moves its lists in. Then the new Mailman must read
+what the old one had, string for string, and run the lists.
+
+Needs MMDEB_UPSTREAM_TARBALL (the py3 fork) and MMDEB_GNU_TARBALL (GNU Mailman 2.1.39, for the
+old host); skipped otherwise.
+"""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from pathlib import Path
+
+import pytest
+
+from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, TestUpstream, build, deb_of, real_flavour
+from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from mmdeb import PATCHES_DIR
+from mmdeb.upstream import FLAVOURS
+from systemd_host import Project
+from test_e2e import address, wait_until
+from test_e2e_py313 import csrf, held
+from test_systemd import boot_with_repository
+
+GNU_TARBALL = os.environ.get("MMDEB_GNU_TARBALL")
+pytestmark = [
+    pytest.mark.systemd,
+    pytest.mark.skipif(not (REAL_TARBALL and GNU_TARBALL) or real_flavour() != "py3",
+                       reason="needs the py3 fork (MMDEB_UPSTREAM_TARBALL) and GNU 2.1.39 (MMDEB_GNU_TARBALL)"),
+]
+
+OLD_WEB = "www.old.example"  # the old site's web host: after the import, no page or setting names it
+PASSWORD = "listpassword"
+USERS = ("alice", "bob", "carol", "dave", "erik")
+LIST_DUMP = Path(__file__).with_name("list_dump.py")
+
+
+class OldList:
+    def __init__(self, name, domain, language, charset, description, real_name, months, info=None):
+        self.name, self.domain, self.language, self.charset = name, domain, language, charset
+        self.description, self.real_name, self.months = description, real_name, months
+        self.info = info or description  # info: bytes in another charset, for the mixed list
+
+    def encoded(self, text: str) -> bytes:
+        return text.encode(self.charset)
+
+
+MIXED_INFO = "Привет – ein UTF-8-Text in einer Latin-1-Liste"
+LISTS = [
+    OldList("deutsch", DOMAIN, "de", "iso-8859-1", "Grüße aus Köln, Ärger über Öl", "Jürgen Müller",
+            {"2024-January": 2, "2024-February": 3, "2024-March": 1}),
+    OldList("polski", DOMAIN, "pl", "iso-8859-2", "Zażółć gęślą jaźń", "Łukasz Żółw", {"2024-April": 1, "2024-May": 2}),
+    OldList("gemischt", DOMAIN, "de", "iso-8859-1", "Straßenbahn für Übermütige", "Björn Öhrström",
+            {"2024-June": 1}, info=MIXED_INFO.encode("utf-8")),
+    OldList("nihongo", OTHER_DOMAIN, "ja", "euc-jp", "日本語のメーリングリスト", "山田太郎", {"2023-December": 1, "2024-January": 1}),
+    OldList("russkij", OTHER_DOMAIN, "ru", "utf-8", "Русский список рассылки", "Иван Петров", {"2024-February": 2}),
+]
+BY_NAME = {old.name: old for old in LISTS}
+MONTHS = {"January": 1, "February": 2, "March": 3, "April": 4, "May": 5, "June": 6, "December": 12}
+
+
+def py_literal(data: bytes) -> bytes:
+    """A Python 2 byte-string literal of data, for config_list -i (its file declares latin-1, so
+    every byte stands for itself)."""
+    return b"'" + data.replace(b"\\", b"\\\\").replace(b"'", b"\\'") + b"'"
+
+
+def dump(host, python: str, names) -> dict:
+    shutil.copy(LIST_DUMP, host.root / "srv/list_dump.py")  # a booted host has its own /tmp
+    found = {}
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        mine = [name for name in names if BY_NAME[name].domain == domain]
+        out = host.run(python, "/srv/list_dump.py", prefix(domain if python == "python3" else DOMAIN), *mine, user="list").stdout
+        found.update(json.loads(out))
+    return found
+
+
+# -- the old host ----------------------------------------------------------------
+
+def inject(host: Host, old: OldList, subject: str, date: str, sender: str, body: str) -> None:
+    message = (f"From: {sender}\nTo: {old.name}@{old.domain}\nSubject: {subject}\nDate: {date}\n"
+               f"Message-ID: <{uuid.uuid4()}@{HOSTNAME}>\nMIME-Version: 1.0\n"
+               f"Content-Type: text/plain; charset={old.charset}\nContent-Transfer-Encoding: 8bit\n\n").encode()
+    host.run(f"{prefix(DOMAIN)}/bin/inject", "-l", old.name, input=message + old.encoded(body) + b"\n")
+
+
+def make_old_lists(host: Host) -> dict:
+    """The lists, members, posts, a held post and a pending subscription; returns what the
+    tests need to find again: the confirmation request sent to erik."""
+    bin_ = f"{prefix(DOMAIN)}/bin"
+    for old in LISTS:
+        host.run(f"{bin_}/newlist", "-q", "-l", old.language, "-u", OLD_WEB, "-e", old.domain, old.name,
+                 address("bob"), PASSWORD)
+        settings = (b"# -*- coding: iso-8859-1 -*-\n"
+                    b"description = " + py_literal(old.encoded(old.description)) + b"\n"
+                    b"info = " + py_literal(old.info if isinstance(old.info, bytes) else old.encoded(old.info)) + b"\n"
+                    b"archive_private = %d\nsubscribe_policy = 1\ndigestable = 1\n" % (old.name != "deutsch"))
+        if old.name == "gemischt":  # alice reads it in Polish
+            settings += b"available_languages = ['de', 'pl']\n"
+        (host.root / "tmp/settings.py").write_bytes(settings)
+        host.run(f"{bin_}/config_list", "-i", "/tmp/settings.py", old.name)
+        regular = old.encoded(f"{old.real_name} <{address('alice')}>\n") + f"{address('carol')}\n{address('dave')}\n".encode()
+        host.run(f"{bin_}/add_members", "-w", "n", "-a", "n", "-r", "-", old.name, input=regular)
+        host.run(f"{bin_}/add_members", "-w", "n", "-a", "n", "-d", "-", old.name, input=f"{address('bob')}\n".encode())
+        # Mailman's own member API, as the admin pages use it: carol gets no mail, dave is moderated,
+        # alice has a password and, in the German list, Polish as her language with a Polish name.
+        code = [f"m.setDeliveryStatus({address('carol')!r}, MemberAdaptor.BYADMIN)",
+                f"m.setMemberOption({address('dave')!r}, mm_cfg.Moderate, 1)",
+                f"m.setMemberPassword({address('alice')!r}, 'alicepw')"]
+        if old.name == "gemischt":
+            polish_name = "Łukasz Żółw".encode("iso-8859-2")
+            code += [f"m.setMemberLanguage({address('alice')!r}, 'pl')", f"m.setMemberName({address('alice')!r}, {polish_name!r})"]
+        host.run(f"{bin_}/withlist", "-q", "-l", old.name,
+                 input="from Mailman import mm_cfg, MemberAdaptor\n" + "\n".join(code) + "\nm.Save()\n")
+        for month, count in old.months.items():
+            year, name = month.split("-")
+            for index in range(count):
+                day = index + 1
+                inject(host, old, f"{old.name} {month} {day}", f"Mon, {day:02d} {name[:3]} {year} 10:00:00 +0000",
+                       address("alice"), f"{old.description}\nPost {day} of {month}.")
+    # By mail, on the German list: a post of moderated dave, held; erik asks to join.
+    deutsch = BY_NAME["deutsch"]
+    host.send(address("dave"), f"deutsch@{DOMAIN}", "Eine Frage von Dave", user="dave")
+    host.send(address("erik"), f"deutsch-request@{DOMAIN}", "subscribe", user="erik")
+    confirm = host.wait_for_mail("erik", lambda m: (m["Subject"] or "").startswith("confirm "), timeout=180)
+    wait_until(lambda: held(host, "deutsch") and drained(host), timeout=180, what="the old host's queues to drain")
+    (host.root / prefix(DOMAIN).lstrip("/") / "lists/deutsch/de").mkdir(exist_ok=True)
+    # A list-specific template, as the admin's edithtml page writes it: in the list's charset.
+    (host.root / prefix(DOMAIN).lstrip("/") / "lists/deutsch/de/listinfo.html").write_bytes(
+        (host.root / prefix(DOMAIN).lstrip("/") / "templates/de/listinfo.html").read_bytes()
+        .replace(b"<MM-List-Info>", deutsch.encoded("<p>Eigene Vorlage: Schöne Grüße</p>\n<MM-List-Info>")))
+    return {"confirm": (confirm["Reply-To"], confirm["Subject"])}
+
+
+def drained(host: Host) -> bool:
+    queues = host.root / prefix(DOMAIN).lstrip("/") / "qfiles"
+    return not [path for name in ("in", "out", "virgin", "archive", "bounces", "commands") if (queues / name).is_dir()
+                for path in (queues / name).iterdir()]
+
+
+@pytest.fixture(scope="module")
+def old_site(tmp_path_factory):
+    """The old GNU host's tree as a tarball, what its Mailman read from it, and erik's request."""
+    directory = tmp_path_factory.mktemp("import-old")
+    gnu = TestUpstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
+    built = build(gnu, directory / "build", DOMAIN)
+    runtime = FLAVOURS["gnu"].depends_for("bullseye")
+    host = Host.create(directory / "host", "bullseye", ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
+    host.allow_service_starts()
+    host.start()
+    try:
+        host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
+        for user in USERS:
+            host.run("useradd", "--create-home", user)
+        host.run("postfix", "start")
+        host.install_offline([deb_of(built, DOMAIN)])
+        # Archive posts under their own dates, months ago (by default pipermail dates them now).
+        conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
+        conffile.write_text(conffile.read_text() + "ARCHIVER_CLOBBER_DATE_POLICY = 0\n")
+        host.run(f"/etc/init.d/mailman-{DOMAIN}", "restart")
+        found = make_old_lists(host)
+        found["dump"] = dump(host, "python2.7", list(BY_NAME))
+        host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+        source = directory / "old-site.tar.gz"
+        with tarfile.open(source, "w:gz") as tar:
+            for part in (prefix(DOMAIN), f"/etc/mailmen/{DOMAIN}"):
+                tar.add(host.root / part.lstrip("/"), part.lstrip("/"))
+        found["source"] = source
+        yield found
+    finally:
+        host.stop()
+
+
+# -- plan, record, build, install, import ---------------------------------------------
+
+@pytest.fixture(scope="module")
+def plan(old_site, upstream, tmp_path_factory):
+    project = Project(tmp_path_factory.mktemp("import-project"), upstream)
+    done = subprocess.run([sys.executable, "-m", "mmdeb", "--state", str(project.state), "import", "plan", str(old_site["source"]), "--json"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    project.mmdeb("import", "plan", str(old_site["source"]), "--record", "--upstream", str(upstream.tarball), "--dist", "trixie")
+    return project, json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def new_host(plan, old_site, tmp_path_factory):
+    project, _ = plan
+    project.rebuild_and_publish()
+    host = boot_with_repository(project, tmp_path_factory.mktemp("import-new") / "host", "trixie",
+                                [f"mailman-{DOMAIN}", f"mailman-{OTHER_DOMAIN}"], {})
+    try:
+        for user in USERS:
+            if user not in ("alice", "bob", "carol"):
+                host.run("useradd", "--create-home", user)
+        with tarfile.open(old_site["source"]) as tar:
+            tar.extractall(host.root / "srv/old", filter="fully_trusted")  # as root's tar xf: modes kept
+        host.reports = {domain: host.run(f"{prefix(domain)}/bin/mmdeb-import", "/srv/old", check=False)
+                        for domain in (DOMAIN, OTHER_DOMAIN)}
+        host.dump = dump(host, "python3", list(BY_NAME))
+        yield host
+    finally:
+        host.stop()
+
+
+def test_the_plan_shows_every_list_with_its_domain_and_charset(plan):
+    _, shown = plan
+    rows = {row["name"]: row for row in shown["lists"]}
+    for old in LISTS:
+        assert (rows[old.name]["package"], rows[old.name]["language"], rows[old.name]["charset"]) == (
+            f"mailman-{old.domain}", old.language, old.charset), rows[old.name]
+    assert rows["deutsch"]["held"] == 1 and rows["deutsch"]["archived"] == 6
+    assert not rows["mailman"]["moved"]  # the old site list: each domain has its own
+
+
+def test_the_import_reports_each_list(new_host):
+    for domain, done in new_host.reports.items():
+        assert done.returncode == 0, done.stdout + done.stderr
+        lines = done.stdout.splitlines()
+        for old in LISTS:
+            if old.domain == domain:
+                row = next(line for line in lines if line.startswith(old.name + "\t"))
+                archived = sum(old.months.values())
+                assert row == f"{old.name}\t4\t{archived}\t{int(old.name == 'deutsch')}\timported", done.stdout
+        assert not [line for line in lines if line.startswith("  !")], done.stdout  # every string valid in its charset
+
+
+def test_a_second_import_changes_nothing(new_host):
+    done = new_host.run(f"{prefix(DOMAIN)}/bin/mmdeb-import", "/srv/old")
+    assert "0 imported, 0 failed" in done.stdout
+    assert dump(new_host, "python3", list(BY_NAME)) == new_host.dump
+
+
+# Attributes the import sets for the new host, as fix_url does; the rest must be equal.
+MOVED = {"host_name", "web_page_url"}
+
+
+def test_every_config_attribute_is_equal_after_decoding(old_site, new_host):
+    for name, old in old_site["dump"].items():
+        new = new_host.dump[name]["config"]
+        for attribute, value in old["config"].items():
+            if attribute in MOVED or (name == "gemischt" and attribute == "info"):
+                continue
+            assert new.get(attribute) == value, f"{name}.{attribute}: {new.get(attribute)!r} != {value!r}"
+        assert new["host_name"] == BY_NAME[name].domain
+    assert new_host.dump["gemischt"]["config"]["info"] == MIXED_INFO  # the UTF-8 string in the Latin-1 list
+
+
+def test_members_are_equal(old_site, new_host):
+    for name, old in old_site["dump"].items():
+        assert new_host.dump[name]["members"] == old["members"], name
+    assert new_host.dump["deutsch"]["members"][address("alice")]["name"] == "Jürgen Müller"
+    assert new_host.dump["gemischt"]["members"][address("alice")]["name"] == "Łukasz Żółw"
+
+
+def test_the_held_post_and_the_pending_subscription_are_moved(old_site, new_host):
+    old = old_site["dump"]["deutsch"]
+    assert (old["held"], old["pending"]) == (["Eine Frage von Dave"], [address("erik")])
+    assert (new_host.dump["deutsch"]["held"], new_host.dump["deutsch"]["pending"]) == (old["held"], old["pending"])
+
+
+def test_archives_show_the_same_months_and_message_counts(old_site, new_host):
+    for name, old in old_site["dump"].items():
+        assert new_host.dump[name]["archive"] == old["archive"] == BY_NAME[name].months, name
+
+
+def test_umlauts_are_right_on_the_pages_and_in_config_list(new_host):
+    for old in LISTS:
+        listinfo = curl(new_host, old.domain, f"listinfo/{old.name}")
+        assert old.description in listinfo and OLD_WEB not in listinfo, old.name
+        config = new_host.run(f"{prefix(old.domain)}/bin/config_list", "-o", "-", old.name).stdout
+        assert old.description in config and OLD_WEB not in config, old.name
+    assert "Eigene Vorlage: Schöne Grüße" in curl(new_host, DOMAIN, "listinfo/deutsch")
+    admin = curl(new_host, DOMAIN, "admin/deutsch", {"adminpw": PASSWORD}, jar="admin")
+    assert BY_NAME["deutsch"].description in admin
+
+
+def curl(host, domain: str, path: str, data: dict | None = None, jar: str = "pages") -> str:
+    argv = ["curl", "-sSf", "-H", f"Host: {domain}", "-b", f"/tmp/{jar}.jar", "-c", f"/tmp/{jar}.jar"]
+    for key, value in (data or {}).items():
+        argv += ["--data-urlencode", f"{key}={value}"]
+    return host.run(*argv, f"http://127.0.0.1/mailman/{path}").stdout
+
+
+def test_the_held_post_is_approved_and_delivered(new_host):
+    (held_file,) = held(new_host, "deutsch")
+    msgid = held_file.stem.rsplit("-", 1)[1]
+    curl(new_host, DOMAIN, "admin/deutsch", {"adminpw": PASSWORD}, jar="admindb")
+    body = curl(new_host, DOMAIN, "admindb/deutsch", jar="admindb")
+    assert "Eine Frage von Dave" in body
+    curl(new_host, DOMAIN, "admindb/deutsch", {"csrf_token": csrf(body), msgid: "1", "submit": "Submit All Data"}, jar="admindb")
+    new_host.wait_for_mail("alice", lambda m: "Eine Frage von Dave" in (m["Subject"] or ""), timeout=180)
+
+
+def test_the_pending_subscription_is_confirmed(old_site, new_host):
+    reply_to, subject = old_site["confirm"]
+    new_host.send(address("erik"), reply_to, f"Re: {subject}", user="erik")
+    wait_until(lambda: address("erik") in new_host.run(f"{prefix(DOMAIN)}/bin/list_members", "deutsch").stdout,
+               timeout=180, what="erik's subscription")
+
+
+def test_members_post_and_every_mailbox_is_checked(new_host):
+    for old in LISTS:
+        token = uuid.uuid4().hex
+        new_host.send(address("alice"), f"{old.name}@{old.domain}", f"{old.name} after the move {token}", user="alice")
+        for user in ("alice", "dave"):  # regular members (alice gets her own posts by default)
+            new_host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""), timeout=180)
+        new_host.run("postqueue", "-f")
+        for user in ("bob", "carol"):  # bob takes digests, carol no mail
+            assert not [m for m in new_host.mailbox(user) if token in (m["Subject"] or "")], user
+
+
+def test_a_new_post_is_archived_beside_the_old_months(new_host):
+    token = uuid.uuid4().hex
+    new_host.send(address("alice"), f"polski@{DOMAIN}", f"archived {token}", user="alice")
+    archive = new_host.root / prefix(DOMAIN).lstrip("/") / "archives/private/polski"
+    wait_until(lambda: [page for page in archive.glob("*/0*.html") if token in page.read_text(errors="replace")],
+               timeout=180, what="the post's page in the archive")
+    months = dump(new_host, "python3", ["polski"])["polski"]["archive"]
+    assert {month: months[month] for month in BY_NAME["polski"].months} == BY_NAME["polski"].months
