@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 from mmdeb import py2data
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.oldtree import (DirectoryTree, count_mbox, find_installations, held_count, is_mbox, join, layout_of, member_count,
+from mmdeb.oldtree import (DirectoryTree, count_mbox, find_installations, held_files, is_mbox, join, layout_of, member_count,
                            mm_cfg_of, private_mbox, read_config, site_settings)
 from mmdeb.state import State
 
@@ -158,14 +158,17 @@ def list_domain(config: dict, plan: ListPlan) -> None:
         plan.flags.append(f"web_page_url is on {web}, host_name is {host}: the list's pages move to {domain.name}")
 
 
-def held_messages(tree, root: str, list_dir: str, name: str) -> int:
+def held_messages(tree, root: str, list_dir: str, name: str) -> tuple[int, int]:
+    """How many posts the list holds, and how many of their files data/ lacks."""
+    in_data = set(tree.listdir(join(root, "data")))
     data = tree.read(join(list_dir, "request.pck"))
     if data is not None:
         try:
-            return held_count(py2data.loads_pickle(data))
+            files = held_files(py2data.loads_pickle(data))
+            return len(files), len(set(files) - in_data)
         except Exception:
             pass  # count the held files instead
-    return sum(1 for file in tree.listdir(join(root, "data")) if file.startswith(f"heldmsg-{name}-"))
+    return sum(1 for file in in_data if file.startswith(f"heldmsg-{name}-")), 0
 
 
 def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
@@ -182,7 +185,10 @@ def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
             plan.flags.append(f"{len(warnings)} strings would be read as ISO-8859-1, one character a byte "
                               f"(first: {warnings[0]})")
     plan.archived = tree.mbox_messages(private_mbox(root, name)) or 0
-    plan.held = held_messages(tree, root, list_dir, name)
+    plan.held, missing = held_messages(tree, root, list_dir, name)
+    if missing:
+        plan.flags.append(f"{missing} of its {plan.held} held posts are not in data/: copy the whole tree "
+                          "(the import drops the requests whose post is missing)")
     return plan
 
 

@@ -45,8 +45,14 @@ def member_count(config: dict) -> int:
     return len(config.get("members", {})) + len(config.get("digest_members", {}))
 
 
+def held_files(requests: dict) -> list[str]:
+    """The data/ file of each held post in a loaded request.pck."""
+    return [value[1][4].decode("ascii", "replace") if isinstance(value[1][4], bytes) else value[1][4]
+            for value in requests.values() if isinstance(value, tuple) and value[:1] == (HELDMSG,)]
+
+
 def held_count(requests: dict) -> int:
-    return sum(1 for value in requests.values() if isinstance(value, tuple) and value[:1] == (HELDMSG,))
+    return len(held_files(requests))
 
 
 def read_config(tree, list_dir: str) -> tuple[dict | None, str | None, list[str]]:

@@ -274,3 +274,11 @@ def test_record_with_json_keeps_stdout_json(tmp_path, capsys, fixture_py3):
     assert record(tmp_path, fixture_py3, "--json") == 0
     out, err = capsys.readouterr()
     assert (len(json.loads(out)["lists"]), err.count("added ")) == (3, 2)
+
+
+def test_held_posts_missing_from_data_are_flagged(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "users", held=2)
+    (root / "data/heldmsg-users-1.pck").write_bytes(b"")  # the second was not copied
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert "1 of its 2 held posts are not in data/: copy the whole tree" in " ".join(only_list(result)["flags"])
