@@ -1,14 +1,16 @@
 """mmdeb-import SOURCE [--dry-run] [--list NAME ...]: move the lists of an old Mailman 2 into this domain.
 
-Runs on the list host, as root, with the fork's python3 and this domain's Mailman importable
-(its launcher imports the domain's bin/paths.py first, as Mailman's own scripts do). It takes
-the lists of SOURCE whose host_name is this domain, and per list moves: config.pck (with the
-members, their options, passwords, real names and languages, and the bounce info),
+Runs on the list host, as root, with python3. For the py3 fork, this domain's Mailman is
+imported (the launcher imports the domain's bin/paths.py first, as Mailman's own scripts do).
+It takes the lists of SOURCE whose host_name is this domain, and per list moves: config.pck
+(with the members, their options, passwords, real names and languages, and the bounce info),
 request.pck and the held messages, pending.pck, digest.mbox, the per-list templates, and
 the private archive (mbox byte for byte, pipermail's HTML copied, its databases and state
 converted). Python 2 data is decoded per charset by py2data, and its stand-ins become the
 fork's classes. Then web_page_url and host_name are this host's (as bin/fix_url.py does),
-and genaliases and check_perms -f run.
+and genaliases and check_perms -f run. GNU Mailman 2.1 (Python 2) reads the old data as it
+is: every file is copied byte for byte, and its own scripts (fix_url, arch, list_members)
+run in its python2.
 
 SOURCE is only read. A list that exists here is not touched; a list that fails is removed
 again and the others go on; a second run finds every list imported and does nothing.
@@ -17,6 +19,7 @@ Standard library and Mailman only, like py2data and oldtree.
 
 import argparse
 import email
+import json
 import marshal
 import os
 import pickle
@@ -60,6 +63,7 @@ class Target:
     message_class: type  # Mailman.Message.Message
     finish: object = None  # callable(name) -> members, after the files are in place (MailList load and save)
     rebuild_archive: object = None  # callable(name): pipermail's pages from the list's mbox (bin/arch)
+    convert: bool = True  # False for GNU Mailman 2.1 (Python 2), which reads the old data as it is
 
 
 @dataclass
@@ -149,6 +153,10 @@ def template_text(data, charset, where):
 # Moving one list (files only; Mailman's own code runs in target.finish).
 
 class ListImport:
+    """One list, its Python 2 data converted for the py3 fork."""
+
+    CONVERTED_ARCHIVE_PARTS = (DATABASE, ARCHIVE_STATE)
+
     def __init__(self, tree, root, name, charsets, target):
         self.tree, self.root, self.name, self.charsets, self.target = tree, root, name, charsets, target
         self.list_dir = join(root, "lists", name)
@@ -168,10 +176,10 @@ class ListImport:
         return None if path is None else py2data.load_pickle(path)
 
     def config(self):
-        config, name, _ = read_config(self.tree, self.list_dir)
+        config, self.config_file, _ = read_config(self.tree, self.list_dir)
         if config is None:
             raise ListError("neither config.pck nor config.pck.last can be read")
-        return py2data.convert_config(config, join(self.list_dir, name), self.charsets)
+        return py2data.convert_config(config, join(self.list_dir, self.config_file), self.charsets)
 
     def make(self, path, data=None, mode=0o660):
         if os.path.lexists(path):
@@ -211,16 +219,9 @@ class ListImport:
             self.result.result = "would be imported"
             return
         target = self.target
-        config["host_name"], config["web_page_url"] = target.domain, target.web_page_url
         list_path = target.lists / self.name
         self.make(list_path)
-        self.make(list_path / "config.pck", pickle.dumps(to_target(config, target.classes), 1))
-        self.make(list_path / "request.pck", pickle.dumps(self.held(requests), 1))
-        pending = self.load(join(self.list_dir, "pending.pck"))
-        if pending is not None:
-            pending, warnings = py2data.convert_data(pending, self.language, join(self.list_dir, "pending.pck"), self.charsets)
-            self.result.warnings += warnings
-            self.make(list_path / "pending.pck", pickle.dumps(to_target(pending, target.classes)))
+        self.list_data(list_path, config, requests)
         digest = self.source(join(self.list_dir, "digest.mbox"))
         if digest is not None:
             self.make(list_path / "digest.mbox", digest.read_bytes())
@@ -235,6 +236,18 @@ class ListImport:
             self.result.warnings.append("SOURCE has the mbox but no archive pages: rebuilt from the mbox")
         self.make(list_path / MARKER, ("imported from %s\n" % self.tree.location(self.list_dir)).encode(), 0o664)
         self.result.result = "imported"
+
+    def list_data(self, list_path, config, requests):
+        """config.pck (at this host's URL), request.pck with the held posts, pending.pck: converted."""
+        target = self.target
+        config["host_name"], config["web_page_url"] = target.domain, target.web_page_url
+        self.make(list_path / "config.pck", pickle.dumps(to_target(config, target.classes), 1))
+        self.make(list_path / "request.pck", pickle.dumps(self.held(requests), 1))
+        pending = self.load(join(self.list_dir, "pending.pck"))
+        if pending is not None:
+            pending, warnings = py2data.convert_data(pending, self.language, join(self.list_dir, "pending.pck"), self.charsets)
+            self.result.warnings += warnings
+            self.make(list_path / "pending.pck", pickle.dumps(to_target(pending, target.classes)))
 
     def requests(self):
         requests = self.load(join(self.list_dir, "request.pck")) or {}
@@ -269,20 +282,27 @@ class ListImport:
                 data = self.tree.read(join(directory, name))
                 if data is None:
                     continue
-                text, warnings = template_text(data, charset, join(directory, name))
+                text, warnings = self.template(data, charset, join(directory, name))
                 self.result.warnings += warnings
                 self.make(list_path / language / name, text, 0o664)
+
+    def template(self, data, charset, where):
+        return template_text(data, charset, where)
 
     def archives(self):
         """The mbox byte for byte; pipermail's HTML copied; its databases and state converted."""
         private = join(self.root, "archives/private")
         target = self.target.archives
         self.copy_tree(join(private, self.name + ".mbox"), target / (self.name + ".mbox"))
-        self.copy_tree(join(private, self.name), target / self.name, skip=(DATABASE, ARCHIVE_STATE))
+        self.copy_tree(join(private, self.name), target / self.name, skip=self.CONVERTED_ARCHIVE_PARTS)
         archive = join(private, self.name)
         self.pages_missing = self.source(archive) is None and self.result.archived > 0
-        if self.source(archive) is None:
-            return
+        if self.source(archive) is not None:
+            self.archive_data(archive)
+
+    def archive_data(self, archive):
+        """pipermail.pck and the databases, converted."""
+        target = self.target.archives
         state = self.load(join(archive, ARCHIVE_STATE))
         if state is not None:
             state, warnings = py2data.convert_data(state, self.language, join(archive, ARCHIVE_STATE), self.charsets)
@@ -323,6 +343,33 @@ class ListImport:
                 path.unlink()
 
 
+class VerbatimImport(ListImport):
+    """One list for GNU Mailman 2.1, which reads the old Python 2 data as it is: every file is
+    copied byte for byte; Target.finish sets the URL and host with Mailman's own fix_url."""
+
+    CONVERTED_ARCHIVE_PARTS = ()
+
+    def list_data(self, list_path, config, requests):
+        self.make(list_path / "config.pck", self.tree.read(join(self.list_dir, self.config_file)))
+        for name in ("request.pck", "pending.pck"):
+            data = self.tree.read(join(self.list_dir, name))
+            if data is not None:
+                self.make(list_path / name, data)
+        for value in requests.values():
+            if isinstance(value, tuple) and value[:1] == (HELDMSG,):
+                data = self.tree.read(join(self.root, "data", value[1][4]))
+                if data is None:
+                    self.result.warnings.append("held message %s is missing" % value[1][4])
+                    continue
+                self.make(self.target.data / value[1][4], data)
+
+    def template(self, data, charset, where):
+        return data, []
+
+    def archive_data(self, archive):
+        pass
+
+
 # The whole run.
 
 def old_lists(source, target, names):
@@ -337,7 +384,7 @@ def old_lists(source, target, names):
         for name in tree.listdir(join(root, "lists")):
             if name == site_list or (names and name not in names):
                 continue
-            job = ListImport(tree, root, name, charsets, target)
+            job = (ListImport if target.convert else VerbatimImport)(tree, root, name, charsets, target)
             domain = "" if job.loaded is None else str(job.loaded[0].get("host_name", "")).lower()
             if job.loaded is None or domain == target.domain.lower():
                 mine.append(job)
@@ -392,7 +439,17 @@ def arch_argv(python, prefix, name):
 
 # On the list host: Mailman's side.
 
+def run_script(argv, user=None, group=None):
+    """Run one of Mailman's scripts; what fails says why in the list's result."""
+    done = subprocess.run(argv, user=user, group=group, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1]
+        raise ListError("%s failed: %s" % (os.path.basename(argv[1]), last))
+    return done.stdout
+
+
 def mailman_target():
+    """This domain's Mailman, the py3 fork, imported in this process."""
     from Mailman import MailList, mm_cfg
     from Mailman.Archiver import HyperArch
     from Mailman.Bouncer import _BounceInfo
@@ -409,23 +466,58 @@ def mailman_target():
             mlist.Unlock()
 
     def rebuild_archive(name):
-        # As list, as the archive runner writes; what fails says why in the list's result.
-        done = subprocess.run(arch_argv(sys.executable, mm_cfg.PREFIX, name), user=mm_cfg.MAILMAN_USER,
-                              group=mm_cfg.MAILMAN_GROUP, capture_output=True, text=True)
-        if done.returncode:
-            raise ListError("bin/arch failed: %s" % (done.stderr.strip().splitlines() or ["exit %d" % done.returncode])[-1])
+        # As list, as the archive runner writes.
+        run_script(arch_argv(sys.executable, mm_cfg.PREFIX, name), mm_cfg.MAILMAN_USER, mm_cfg.MAILMAN_GROUP)
 
     classes = {
         ("Mailman.Bouncer", "_BounceInfo"): _BounceInfo,
         ("Mailman.UserDesc", "UserDesc"): UserDesc,
         ("Mailman.Archiver.HyperArch", "Article"): HyperArch.Article,
     }
-    return Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
-                  Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
-                  Path(mm_cfg.PREFIX).parent, classes, Message, finish, rebuild_archive)
+    target = Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
+                    Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
+                    Path(mm_cfg.PREFIX).parent, classes, Message, finish, rebuild_archive)
+    return target, sys.executable, mm_cfg.PREFIX
 
 
-def main(argv=None):
+SETTINGS_OF_PYTHON2 = """import json, paths
+from Mailman import mm_cfg
+print(json.dumps(dict(domain=mm_cfg.DEFAULT_EMAIL_HOST, url_host=mm_cfg.DEFAULT_URL_HOST,
+    url=mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST, lists=mm_cfg.LIST_DATA_DIR,
+    archives=mm_cfg.PRIVATE_ARCHIVE_FILE_DIR, data=mm_cfg.DATA_DIR, user=mm_cfg.MAILMAN_USER,
+    group=mm_cfg.MAILMAN_GROUP)))
+"""
+
+
+def fix_url_argv(python, prefix, name, url_host):
+    return [python, os.path.join(prefix, "bin", "withlist"), "-q", "-l", "-r", "fix_url", name, "-u", url_host]
+
+
+def list_members_argv(python, prefix, name):
+    return [python, os.path.join(prefix, "bin", "list_members"), name]
+
+
+def python2_target(python, prefix):
+    """GNU Mailman 2.1 at prefix, on Python 2, which this process cannot import: its settings read
+    by its own python, the data copied as it is, the list saved by its fix_url, pages by its arch."""
+    done = subprocess.run([python, "-c", SETTINGS_OF_PYTHON2], cwd=os.path.join(prefix, "bin"), check=True,
+                          capture_output=True, text=True)
+    settings = json.loads(done.stdout)
+
+    def finish(name):
+        run_script(fix_url_argv(python, prefix, name, settings["url_host"]))
+        return len(run_script(list_members_argv(python, prefix, name)).split())
+
+    def rebuild_archive(name):
+        run_script(arch_argv(python, prefix, name), settings["user"], settings["group"])
+
+    target = Target(settings["domain"], settings["url"], Path(settings["lists"]), Path(settings["archives"]),
+                    Path(settings["data"]), Path(prefix).parent, {}, None, finish, rebuild_archive, convert=False)
+    return target, python, prefix
+
+
+def main(argv=None, python2=None, prefix=None):
+    """python2 and prefix: GNU Mailman 2.1's interpreter and prefix (else the fork's, imported)."""
     parser = argparse.ArgumentParser(prog="mmdeb-import", description=__doc__.splitlines()[0])
     parser.add_argument("source", type=Path, metavar="SOURCE", help="a copy of the old Mailman's tree (a directory)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
@@ -436,15 +528,14 @@ def main(argv=None):
               "Mailman/). Fix: give a directory copied from the old host, such as a copy of /var/lib/mailman"
               % args.source, file=sys.stderr)
         return 1
-    from Mailman import mm_cfg
-    target = mailman_target()
+    target, python, prefix = mailman_target() if python2 is None else python2_target(python2, prefix)
     started = time.time()
     results = import_lists(args.source, target, args.dry_run, args.list)
     print("\n".join(report_lines(results)))
     failures = sum(failed(item) for item in results)
     if not args.dry_run and any(item.result == "imported" for item in results):
         # The new lists receive mail at once; ownership and modes as check_perms wants them.
-        for command in (genaliases_argv(sys.executable, mm_cfg.PREFIX), check_perms_argv(sys.executable, mm_cfg.PREFIX)):
+        for command in (genaliases_argv(python, prefix), check_perms_argv(python, prefix)):
             done = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if done.returncode:
                 print("mmdeb-import: error: %s failed: %s Fix: run it again by hand once the cause is gone"

@@ -5,6 +5,8 @@ it on the build host, and the import command that the packages ship reads SOURCE
 on the list host. Nothing here writes.
 """
 
+from __future__ import annotations  # the annotations below on bullseye's Python 3.9
+
 import os
 import re
 from pathlib import Path, PurePosixPath

@@ -71,7 +71,7 @@ def digest_templates(kind: str) -> str:
 
 
 def digest_importer() -> str:
-    """sha256 over the modules the py3 domain packages ship as mmdeb-import."""
+    """sha256 over the modules the domain packages ship as mmdeb-import."""
     digest = hashlib.sha256()
     for path in importer_files():
         digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
@@ -81,16 +81,14 @@ def digest_importer() -> str:
 def inputs_of(domain: DomainState, upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     """Everything a domain package is made from, each as one comparable string."""
     settings = {key: getattr(domain, key) for key in ("dist", *SETTINGS)}
-    inputs = {
+    return {
         "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
         "patches": digest_patches(patches_dir / upstream.flavour.name, domain.mode == "shared"),
         "templates": digest_templates("domain"),
+        "importer": digest_importer(),
         "settings": json.dumps(settings, sort_keys=True),
         "mmdeb": __version__,
     }
-    if upstream.flavour.ships_importer:
-        inputs["importer"] = digest_importer()
-    return inputs
 
 
 def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:

@@ -63,7 +63,7 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
             else:
                 shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
             target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
-    if spec.kind == "domain" and spec.flavour.ships_importer:
+    if spec.kind == "domain":
         (debian_dir / IMPORTER_DIR).mkdir()
         for path in importer_files():
             shutil.copyfile(path, debian_dir / IMPORTER_DIR / path.name)

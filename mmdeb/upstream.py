@@ -34,7 +34,6 @@ class Flavour:
     depends: tuple[str, ...]
     depends_by_dist: dict[str, tuple[str, ...]] = field(default_factory=dict)
     components: tuple[str, ...] = ()
-    ships_importer: bool = False  # bin/mmdeb-import: py2data and listimport write Python 3 pickles
 
     @property
     def python_command(self) -> str:
@@ -70,7 +69,6 @@ FLAVOURS = {
         # Python 3.13 dropped modules Mailman imports: cgi (the CGI scripts) and
         # nntplib (the mail-news gateway: gate_news and the news runner).
         depends_by_dist={dist: ("python3-legacy-cgi", "python3-standard-nntplib") for dist in ("trixie", "forky")},
-        ships_importer=True,
     ),
     "gnu": Flavour(
         name="gnu",
@@ -78,7 +76,7 @@ FLAVOURS = {
         dists=("bullseye",),
         python="/usr/bin/python2.7",
         build_depends=("python2.7-dev",),
-        depends=("python2.7",),
+        depends=("python2.7", "python3"),  # python3: mmdeb-import, which drives 2.1 through its scripts
         # configure refuses to run without dnspython < 2, which bullseye lacks for Python 2.
         components=("dnspython",),
     ),

@@ -173,9 +173,15 @@ def old_site(tmp_path_factory):
             for part in (prefix(DOMAIN), f"/etc/mailmen/{DOMAIN}"):
                 tar.add(host.root / part.lstrip("/"), part.lstrip("/"))
         found["source"] = source
+        found["gnu_deb"] = deb_of(built, DOMAIN)
         yield found
     finally:
         host.stop()
+
+
+def extract(source: Path, host) -> None:
+    with tarfile.open(source) as tar:
+        tar.extractall(host.root / "srv/old", filter="fully_trusted")  # as root's tar xf: modes kept
 
 
 # -- plan, record, build, install, import ---------------------------------------------
@@ -200,8 +206,7 @@ def new_host(plan, old_site, tmp_path_factory):
         for user in USERS:
             if user not in ("alice", "bob", "carol"):
                 host.run("useradd", "--create-home", user)
-        with tarfile.open(old_site["source"]) as tar:
-            tar.extractall(host.root / "srv/old", filter="fully_trusted")  # as root's tar xf: modes kept
+        extract(old_site["source"], host)
         host.reports = {domain: host.run(f"{prefix(domain)}/bin/mmdeb-import", "/srv/old", check=False)
                         for domain in (DOMAIN, OTHER_DOMAIN)}
         host.dump = dump(host, "python3", list(BY_NAME))
@@ -325,3 +330,48 @@ def test_a_new_post_is_archived_beside_the_old_months(new_host):
                timeout=180, what="the post's page in the archive")
     months = dump(new_host, "python3", ["polski"])["polski"]["archive"]
     assert {month: months[month] for month in BY_NAME["polski"].months} == BY_NAME["polski"].months
+
+
+# -- GNU 2.1 to GNU 2.1, on bullseye ------------------------------------------------------
+
+GNU_LISTS = [old.name for old in LISTS if old.domain == DOMAIN]
+
+
+@pytest.fixture(scope="module")
+def gnu_host(old_site, tmp_path_factory):
+    """A fresh bullseye host with the gnu package of DOMAIN, after its mmdeb-import of SOURCE."""
+    runtime = FLAVOURS["gnu"].depends_for("bullseye")
+    host = Host.create(tmp_path_factory.mktemp("import-gnu") / "host", "bullseye", ["postfix", "procps", *runtime],
+                       MTA_DEBCONF["postfix"])
+    host.allow_service_starts()
+    host.start()
+    try:
+        host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
+        for user in USERS:
+            host.run("useradd", "--create-home", user)
+        host.run("postfix", "start")
+        host.install_offline([old_site["gnu_deb"]])
+        extract(old_site["source"], host)
+        lists = [argument for name in GNU_LISTS for argument in ("--list", name)]
+        host.report = host.run(f"{prefix(DOMAIN)}/bin/mmdeb-import", *lists, "/srv/old", check=False)
+        host.dump = dump(host, "python2.7", GNU_LISTS)
+        yield host
+    finally:
+        host.stop()
+
+
+def test_gnu_to_gnu_moves_every_list_as_it_was(old_site, gnu_host):
+    assert gnu_host.report.returncode == 0, gnu_host.report.stdout + gnu_host.report.stderr
+    for name in GNU_LISTS:
+        old, new = old_site["dump"][name], gnu_host.dump[name]
+        assert {key: value for key, value in new["config"].items() if key not in MOVED} == {
+            key: value for key, value in old["config"].items() if key not in MOVED}, name
+        assert (new["members"], new["archive"], new["held"], new["pending"]) == (
+            old["members"], old["archive"], old["held"], old["pending"]), name
+        assert new["config"]["host_name"] == DOMAIN and OLD_WEB not in new["config"]["web_page_url"], name
+
+
+def test_gnu_to_gnu_lists_take_posts(gnu_host):
+    token = uuid.uuid4().hex
+    gnu_host.send(address("alice"), f"deutsch@{DOMAIN}", f"after the move {token}", user="alice")
+    gnu_host.wait_for_mail("dave", lambda m: token in (m["Subject"] or ""), timeout=180)

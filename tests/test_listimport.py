@@ -14,8 +14,9 @@ from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, g
 from py2pickle import Py2Instance, dumps
 
 from mmdeb import py2data
-from mmdeb.listimport import (MARKER, ListError, Target, arch_argv, check_perms_argv, failed, flatten_message, genaliases_argv,
-                              import_lists, main, report_lines, template_text, to_target)
+from mmdeb.listimport import (MARKER, ListError, Target, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message,
+                              genaliases_argv, import_lists, list_members_argv, main, report_lines, template_text,
+                              to_target)
 
 OTHER_DOMAIN = "lists.example.net"
 
@@ -239,3 +240,23 @@ def test_archive_pages_missing_from_source_are_rebuilt_from_the_mbox(tmp_path, o
 def test_argv_of_bin_arch():
     assert arch_argv("/usr/bin/python3", "/var/lib/mailmen/d", "users") == [
         "/usr/bin/python3", "/var/lib/mailmen/d/bin/arch", "--quiet", "users"]
+
+
+def test_gnu_target_gets_every_file_byte_for_byte(tmp_path, old):
+    finished = []
+    new = replace(target(tmp_path), convert=False, finish=lambda name: finished.append(name) or 1)
+    (result,) = import_lists(old, new)
+    assert (result.result, result.members, finished) == ("imported", 1, ["deutsch"])
+    source = old / DEBIAN
+    for name in ("lists/deutsch/config.pck", "lists/deutsch/request.pck", "lists/deutsch/pending.pck",
+                 "lists/deutsch/de/listinfo.html", "data/heldmsg-deutsch-1.pck",
+                 "archives/private/deutsch/pipermail.pck", "archives/private/deutsch/database/2024-January-article"):
+        copied = {"lists": new.lists, "data": new.data, "archives": new.archives.parent}[name.split("/")[0]]
+        assert (copied / name.split("/", 1)[1]).read_bytes() == (source / name).read_bytes(), name
+
+
+def test_argv_of_the_gnu_scripts():
+    prefix = "/var/lib/mailmen/d"
+    assert fix_url_argv("/usr/bin/python2.7", prefix, "users", "d") == [
+        "/usr/bin/python2.7", f"{prefix}/bin/withlist", "-q", "-l", "-r", "fix_url", "users", "-u", "d"]
+    assert list_members_argv("/usr/bin/python2.7", prefix, "users") == ["/usr/bin/python2.7", f"{prefix}/bin/list_members", "users"]
