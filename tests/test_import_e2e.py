@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, TestUpstream, build, deb_of, real_flavour
+from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_flavour
+from conftest import TestUpstream as Upstream  # not collected as a test class
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR
 from mmdeb.upstream import FLAVOURS
@@ -149,7 +150,7 @@ def drained(host: Host) -> bool:
 def old_site(tmp_path_factory):
     """The old GNU host's tree as a tarball, what its Mailman read from it, and erik's request."""
     directory = tmp_path_factory.mktemp("import-old")
-    gnu = TestUpstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
+    gnu = Upstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
     built = build(gnu, directory / "build", DOMAIN)
     runtime = FLAVOURS["gnu"].depends_for("bullseye")
     host = Host.create(directory / "host", "bullseye", ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
