@@ -176,10 +176,13 @@ class ListImport:
         return None if path is None else py2data.load_pickle(path)
 
     def config(self):
-        config, self.config_file, _ = read_config(self.tree, self.list_dir)
+        config, self.config_file, problems = read_config(self.tree, self.list_dir)
         if config is None:
-            raise ListError("neither config.pck nor config.pck.last can be read")
-        return py2data.convert_config(config, join(self.list_dir, self.config_file), self.charsets)
+            raise ListError(" and ".join(problems))
+        config, warnings = py2data.convert_config(config, join(self.list_dir, self.config_file), self.charsets)
+        if problems:  # as Mailman does, the list comes from config.pck.last
+            warnings.insert(0, "%s: imported from config.pck.last" % problems[0])
+        return config, warnings
 
     def make(self, path, data=None, mode=0o660):
         if os.path.lexists(path):

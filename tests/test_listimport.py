@@ -260,3 +260,21 @@ def test_argv_of_the_gnu_scripts():
     assert fix_url_argv("/usr/bin/python2.7", prefix, "users", "d") == [
         "/usr/bin/python2.7", f"{prefix}/bin/withlist", "-q", "-l", "-r", "fix_url", "users", "-u", "d"]
     assert list_members_argv("/usr/bin/python2.7", prefix, "users") == ["/usr/bin/python2.7", f"{prefix}/bin/list_members", "users"]
+
+
+def test_an_unreadable_config_is_taken_from_config_pck_last_and_said(tmp_path, old):
+    lists = old / DEBIAN / "lists/deutsch"
+    (lists / "config.pck.last").write_bytes((lists / "config.pck").read_bytes())
+    (lists / "config.pck").write_bytes(b"\x80garbage")
+    (result,) = import_lists(old, target(tmp_path))
+    assert result.result == "imported"
+    assert result.warnings[0].startswith("config.pck unreadable (") and result.warnings[0].endswith(
+        "): imported from config.pck.last")
+
+
+def test_an_unreadable_config_without_config_pck_last_fails_the_list(tmp_path, old):
+    (old / DEBIAN / "lists/deutsch/config.pck").write_bytes(b"\x80garbage")
+    new = target(tmp_path)
+    (result,) = import_lists(old, new)
+    assert result.result.startswith("failed: config.pck unreadable (") and result.result.endswith("and no config.pck.last")
+    assert list(new.lists.iterdir()) == []
