@@ -146,14 +146,10 @@ def drained(host: Host) -> bool:
                 for path in (queues / name).iterdir()]
 
 
-@pytest.fixture(scope="module")
-def old_site(tmp_path_factory):
-    """The old GNU host's tree as a tarball, what its Mailman read from it, and erik's request."""
-    directory = tmp_path_factory.mktemp("import-old")
-    gnu = Upstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
-    built = build(gnu, directory / "build", DOMAIN)
+def bullseye_host(root: Path) -> Host:
+    """A started bullseye chroot with Postfix delivering locally, the USERS and the gnu packages' dependencies."""
     runtime = FLAVOURS["gnu"].depends_for("bullseye")
-    host = Host.create(directory / "host", "bullseye", ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
+    host = Host.create(root, "bullseye", ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
     try:
@@ -161,6 +157,20 @@ def old_site(tmp_path_factory):
         for user in USERS:
             host.run("useradd", "--create-home", user)
         host.run("postfix", "start")
+    except BaseException:
+        host.stop()
+        raise
+    return host
+
+
+@pytest.fixture(scope="module")
+def old_site(tmp_path_factory):
+    """The old GNU host's tree as a tarball, what its Mailman read from it, and erik's request."""
+    directory = tmp_path_factory.mktemp("import-old")
+    gnu = Upstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
+    built = build(gnu, directory / "build", DOMAIN)
+    host = bullseye_host(directory / "host")
+    try:
         host.install_offline([deb_of(built, DOMAIN)])
         # Archive posts under their own dates, months ago (by default pipermail dates them now).
         conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
@@ -341,16 +351,8 @@ GNU_LISTS = [old.name for old in LISTS if old.domain == DOMAIN]
 @pytest.fixture(scope="module")
 def gnu_host(old_site, tmp_path_factory):
     """A fresh bullseye host with the gnu package of DOMAIN, after its mmdeb-import of SOURCE."""
-    runtime = FLAVOURS["gnu"].depends_for("bullseye")
-    host = Host.create(tmp_path_factory.mktemp("import-gnu") / "host", "bullseye", ["postfix", "procps", *runtime],
-                       MTA_DEBCONF["postfix"])
-    host.allow_service_starts()
-    host.start()
+    host = bullseye_host(tmp_path_factory.mktemp("import-gnu") / "host")
     try:
-        host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
-        for user in USERS:
-            host.run("useradd", "--create-home", user)
-        host.run("postfix", "start")
         host.install_offline([old_site["gnu_deb"]])
         extract(old_site["source"], host)
         lists = [argument for name in GNU_LISTS for argument in ("--list", name)]
