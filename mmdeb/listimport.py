@@ -403,15 +403,15 @@ def import_lists(source, target, dry_run=False, names=()):
     for job in mine:
         existing = target.lists / job.name
         if existing.exists():
-            imported = (existing / MARKER).exists()
-            job.result.result = "skipped: imported before" if imported else "skipped: a list of that name exists here"
+            job.result.result = ("skipped: imported before" if (existing / MARKER).exists() else
+                                 "failed: a list of that name exists here: remove or rename one of them, run again")
             continue
         try:
             job.run(dry_run)
         except Exception as exc:  # any failure: this list is rolled back, the others go on
             job.roll_back()
             why = exc if isinstance(exc, ListError) else "%s: %s" % (type(exc).__name__, exc)
-            job.result.result = "failed, rolled back: %s" % why
+            job.result.result = "failed, rolled back: %s; fix that, run again" % why
     return ([job.result for job in mine] + homeless
             + [Result(name, result="%s for %s" % (NOT_IN_SOURCE, target.domain)) for name in missing])
 

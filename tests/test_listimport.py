@@ -136,7 +136,9 @@ def test_a_second_run_does_nothing(tmp_path, old):
 def test_an_existing_list_is_not_overwritten(tmp_path, old):
     new = target(tmp_path)
     (new.lists / "deutsch").mkdir()
-    assert [r.result for r in import_lists(old, new)] == ["skipped: a list of that name exists here"]
+    (result,) = import_lists(old, new)
+    assert result.result == "failed: a list of that name exists here: remove or rename one of them, run again"
+    assert failed(result)
     assert list((new.lists / "deutsch").iterdir()) == []
 
 
@@ -152,7 +154,8 @@ def test_a_failing_list_is_rolled_back_and_the_others_go_on(tmp_path, old):
     new = target(tmp_path)
     results = {r.name: r.result for r in import_lists(old, new)}
     assert results == {"deutsch": "imported",
-                       "kaputt": "failed, rolled back: holds a Mailman.Foo.Bar, which the import does not know"}
+                       "kaputt": "failed, rolled back: holds a Mailman.Foo.Bar, which the import does not know; fix that, "
+                                 "run again"}
     assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
     assert sorted(p.name for p in new.archives.iterdir()) == ["deutsch", "deutsch.mbox"]
     assert [p.name for p in new.data.iterdir()] == ["heldmsg-deutsch-1.pck"]
@@ -206,7 +209,7 @@ def test_no_space_while_copying_archives_rolls_the_list_back(tmp_path, old, smal
     results = {r.name: r.result for r in import_lists(old, new)}
     mbox = "archives/private/gross.mbox/gross.mbox"
     assert results["gross"] == (f"failed, rolled back: [Errno 28] No space left on device: '{old / DEBIAN / mbox}' "
-                                f"-> '{tmp_path / 'new' / mbox}'")
+                                f"-> '{tmp_path / 'new' / mbox}'; fix that, run again")
     assert results["deutsch"] == "imported"
     assert sorted(p.name for p in new.lists.iterdir()) == ["deutsch"]
     assert sorted(p.name for p in small_disk.iterdir()) == ["deutsch", "deutsch.mbox"]
