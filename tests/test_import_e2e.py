@@ -64,7 +64,6 @@ LISTS = [
     OldList("russkij", OTHER_DOMAIN, "ru", "utf-8", "Русский список рассылки", "Иван Петров", {"2024-February": 2}),
 ]
 BY_NAME = {old.name: old for old in LISTS}
-MONTHS = {"January": 1, "February": 2, "March": 3, "April": 4, "May": 5, "June": 6, "December": 12}
 
 
 def py_literal(data: bytes) -> bytes:
