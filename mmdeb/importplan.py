@@ -16,11 +16,9 @@ from mmdeb import py2data
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.oldtree import (DirectoryTree, count_mbox, find_installations, held_files, is_mbox, join, layout_of, member_count,
-                           mm_cfg_of, private_mbox, read_config, site_settings)
+                           mm_cfg_of, private_mbox, queued_mail, read_config, site_settings)
 from mmdeb.state import State
 
-# The queues whose files are mail not yet handled (Mailman/Defaults.py's *QUEUE_DIR).
-QUEUES = ("in", "out", "virgin", "bounces", "commands", "archive", "news", "retry", "shunt")
 # The site list every domain package creates (debian-templates/postinst.j2).
 TARGET_SITE_LIST = "mailman"
 # Files the plan reads whole; every other file is only listed (and mboxes counted).
@@ -222,8 +220,7 @@ def plan_import(source: Path, state_path: Path) -> ImportPlan:
     for root in roots:
         layout = layout_of(tree, root)
         site_list, charsets = site_settings(mm_cfg_of(tree, root))
-        queued = {queue: len(tree.listdir(join(root, "qfiles", queue))) for queue in QUEUES}
-        installations.append(Installation(root, layout, site_list, {queue: n for queue, n in queued.items() if n}))
+        installations.append(Installation(root, layout, site_list, queued_mail(tree, root)))
         lists += [plan_list(tree, root, name, charsets) for name in tree.listdir(join(root, "lists"))
                   if tree.is_dir(join(root, "lists", name))]
     notes = []
@@ -236,7 +233,8 @@ def plan_import(source: Path, state_path: Path) -> ImportPlan:
     waiting = sum(sum(installation.queued.values()) for installation in installations)
     if waiting:
         notes.append(f"{waiting} messages wait in the old queues: stop the old Mailman's incoming mail and let its "
-                     "runners drain qfiles/ before the import")
+                     "runners drain qfiles/ before the import (mmdeb-import refuses queued mail unless given "
+                     "--without-queued-mail)")
     return ImportPlan(str(source), installations, lists, notes)
 
 

@@ -1,4 +1,4 @@
-"""mmdeb-import SOURCE [--dry-run] [--list NAME ...]: move the lists of an old Mailman 2 into this domain.
+"""mmdeb-import SOURCE [--dry-run] [--list NAME ...] [--without-queued-mail]: move the lists of an old Mailman 2 into this domain.
 
 Runs on the list host, as root, with python3. For the py3 fork, this domain's Mailman is
 imported (the launcher imports the domain's bin/paths.py first, as Mailman's own scripts do).
@@ -34,7 +34,7 @@ from pathlib import Path
 
 from mmdeb import py2data
 from mmdeb.oldtree import (HELDMSG, DirectoryTree, find_installations, held_count, join, member_count, mm_cfg_of,
-                           private_mbox, read_config, site_settings)
+                           private_mbox, queued_mail, read_config, site_settings)
 
 SUBSCRIPTION = 2
 MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE
@@ -525,11 +525,23 @@ def main(argv=None, python2=None, prefix=None):
     parser.add_argument("source", type=Path, metavar="SOURCE", help="a copy of the old Mailman's tree (a directory)")
     parser.add_argument("--dry-run", action="store_true", help="say what would be imported, write nothing")
     parser.add_argument("--list", action="append", default=[], metavar="NAME", help="only this list (repeatable)")
+    parser.add_argument("--without-queued-mail", action="store_true",
+                        help="import although mail waits in SOURCE's queues (it is not moved)")
     args = parser.parse_args(argv)
-    if not args.source.is_dir() or not find_installations(DirectoryTree(args.source)):
+    tree = DirectoryTree(args.source)
+    installations = find_installations(tree) if args.source.is_dir() else []
+    if not installations:
         print("mmdeb-import: error: %s holds no Mailman 2 installation (lists/ beside archives/, qfiles/, data/ or "
               "Mailman/). Fix: give a directory copied from the old host, such as a copy of /var/lib/mailman"
               % args.source, file=sys.stderr)
+        return 1
+    queued = {root: queued_mail(tree, root) for root in installations}
+    waiting = ["%s: %s" % (root or ".", ", ".join("%s %d" % item for item in counts.items()))
+               for root, counts in queued.items() if counts]
+    if waiting and not args.without_queued_mail:
+        print("mmdeb-import: error: mail waits in SOURCE's queues, which the import does not move (%s). Fix: let the "
+              "old Mailman drain qfiles/ and copy it again, or pass --without-queued-mail" % "; ".join(waiting),
+              file=sys.stderr)
         return 1
     target, python, prefix = mailman_target() if python2 is None else python2_target(python2, prefix)
     started = time.time()

@@ -16,6 +16,8 @@ from mmdeb import py2data
 # A directory with lists/ and one of these beside it is a Mailman installation.
 MAILMAN_MARKERS = ("archives", "qfiles", "data", "Mailman")
 DEFAULT_SITE_LIST = "mailman"  # Mailman's MAILMAN_SITE_LIST
+# The queues whose files are mail not yet handled (Mailman/Defaults.py's *QUEUE_DIR).
+QUEUES = ("in", "out", "virgin", "bounces", "commands", "archive", "news", "retry", "shunt")
 MAX_LINKS = 40  # as the kernel's limit, against link loops
 SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
 NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
@@ -45,6 +47,12 @@ def private_mbox(root: str, name: str) -> str:
 
 def member_count(config: dict) -> int:
     return len(config.get("members", {})) + len(config.get("digest_members", {}))
+
+
+def queued_mail(tree, root: str) -> dict[str, int]:
+    """queue → the files waiting in it, for the queues of the installation at root that hold any."""
+    counts = {queue: len(tree.listdir(join(root, "qfiles", queue))) for queue in QUEUES}
+    return {queue: count for queue, count in counts.items() if count}
 
 
 def held_files(requests: dict) -> list[str]:

@@ -281,3 +281,11 @@ def test_an_unreadable_config_without_config_pck_last_fails_the_list(tmp_path, o
     (result,) = import_lists(old, new)
     assert result.result.startswith("failed: config.pck unreadable (") and result.result.endswith("and no config.pck.last")
     assert list(new.lists.iterdir()) == []
+
+
+def test_mail_waiting_in_the_old_queues_is_refused_with_the_fix(tmp_path, old, capsys):
+    (old / DEBIAN / "qfiles/in/1700000000.1+abc.pck").write_bytes(b"")
+    assert main([str(old)]) == 1
+    error = capsys.readouterr().err
+    assert error == (f"mmdeb-import: error: mail waits in SOURCE's queues, which the import does not move ({DEBIAN}: "
+                     "in 1). Fix: let the old Mailman drain qfiles/ and copy it again, or pass --without-queued-mail\n")
