@@ -1,4 +1,4 @@
-"""mmdeb-import SOURCE [--dry-run] [--list NAME ...] [--without-queued-mail]: move the lists of an old Mailman 2 into this domain.
+"""mmdeb-import SOURCE [--dry-run] [--list NAME ...]: move the lists of an old Mailman 2 into this domain.
 
 Runs on the list host, as root, with python3. For the py3 fork, this domain's Mailman is
 imported (the launcher imports the domain's bin/paths.py first, as Mailman's own scripts do).
