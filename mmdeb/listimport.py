@@ -33,7 +33,7 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from mmdeb import py2data
-from mmdeb.oldtree import (HELDMSG, DirectoryTree, find_installations, held_count, join, member_count, mm_cfg_of,
+from mmdeb.oldtree import (HELDMSG, DirectoryTree, find_installations, held_count, held_files, join, member_count, mm_cfg_of,
                            private_mbox, queued_mail, read_config, site_settings)
 
 SUBSCRIPTION = 2
@@ -332,7 +332,9 @@ class ListImport:
         the list data (list), directories setgid and group-writable, files group-writable.
         Mailman's runners write there as list; the copies keep the old host's ids and modes."""
         group = self.target.lists.stat().st_gid
-        for top in self.created:
+        created = set(self.created)
+        tops = [path for path in self.created if not created.intersection(path.parents)]  # each path once
+        for top in tops:
             for path in [top, *(top.rglob("*") if top.is_dir() and not top.is_symlink() else ())]:
                 os.lchown(path, -1, group)
                 if not path.is_symlink():
@@ -358,13 +360,12 @@ class VerbatimImport(ListImport):
             data = self.tree.read(join(self.list_dir, name))
             if data is not None:
                 self.make(list_path / name, data)
-        for value in requests.values():
-            if isinstance(value, tuple) and value[:1] == (HELDMSG,):
-                data = self.tree.read(join(self.root, "data", value[1][4]))
-                if data is None:
-                    self.result.warnings.append("held message %s is missing" % value[1][4])
-                    continue
-                self.make(self.target.data / value[1][4], data)
+        for filename in held_files(requests):
+            data = self.tree.read(join(self.root, "data", filename))
+            if data is None:
+                self.result.warnings.append("held message %s is missing" % filename)
+                continue
+            self.make(self.target.data / filename, data)
 
     def template(self, data, charset, where):
         return data, []
