@@ -81,6 +81,8 @@ class Result:
 def to_target(value, classes):
     """value with every py2data.StandIn made an instance of the fork's class for it: its state
     set as unpickling would (__setstate__, else the instance dict)."""
+    if isinstance(value, (str, bytes, int, float)):  # most values: first
+        return value
     if isinstance(value, dict):
         return {to_target(key, classes): to_target(item, classes) for key, item in value.items()}
     if isinstance(value, (list, tuple, set, frozenset)):

@@ -102,8 +102,8 @@ class DirectoryTree:
                     return None
                 done.pop()
                 continue
-            path = self.top.joinpath(*done, part)
-            if not path.is_symlink():
+            path = os.path.join(self.top, *done, part)  # os.path: pathlib is slow for 60,000 files
+            if not os.path.islink(path):
                 done.append(part)
                 continue
             hops += 1

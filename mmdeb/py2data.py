@@ -29,6 +29,7 @@ Rules:
 """
 
 import codecs
+import functools
 import io
 import pickle
 import struct
@@ -142,53 +143,66 @@ class _MarshalReader:
         self.interned = []
 
     def take(self, size):
-        if self.pos + size > len(self.data):
+        end = self.pos + size
+        if end > len(self.data):
             raise ValueError("marshal data ends early")
-        chunk = self.data[self.pos:self.pos + size]
-        self.pos += size
+        chunk = self.data[self.pos:end]
+        self.pos = end
         return chunk
 
     def int32(self):
-        return struct.unpack("<i", self.take(4))[0]
+        if self.pos + 4 > len(self.data):
+            raise ValueError("marshal data ends early")
+        value = _INT32.unpack_from(self.data, self.pos)[0]
+        self.pos += 4
+        return value
 
     def read(self):
-        code = self.take(1)
-        constants = {b"N": None, b"T": True, b"F": False}
-        if code in constants:
-            return constants[code]
-        if code == b"i":
-            return self.int32()
-        if code == b"I":
-            return struct.unpack("<q", self.take(8))[0]
-        if code == b"g":
-            return struct.unpack("<d", self.take(8))[0]
-        if code == b"f":
-            return float(self.take(self.take(1)[0]))
-        if code == b"l":
-            count = self.int32()
-            digits = struct.unpack("<%dH" % abs(count), self.take(2 * abs(count)))
-            value = sum(digit << (15 * i) for i, digit in enumerate(digits))
-            return -value if count < 0 else value
-        if code in (b"s", b"t"):
-            value = self.take(self.int32())
-            if code == b"t":
-                self.interned.append(value)
-            return value
-        if code == b"R":
-            return self.interned[self.int32()]
-        if code == b"u":
-            return self.take(self.int32()).decode("utf-8")
-        if code in (b"(", b"[", b"<", b">"):
-            items = [self.read() for _ in range(self.int32())]
-            return {b"(": tuple, b"[": list, b"<": set, b">": frozenset}[code](items)
-        if code == b"{":
+        if self.pos >= len(self.data):
+            raise ValueError("marshal data ends early")
+        code = self.data[self.pos]
+        self.pos += 1
+        # Strings and dicts first: pipermail's databases are dicts of strings.
+        if code == 0x73:  # s
+            return self.take(self.int32())
+        if code == 0x7B:  # {
             result = {}
             while self.data[self.pos:self.pos + 1] != b"0":
                 key = self.read()
                 result[key] = self.read()
             self.pos += 1
             return result
-        raise ValueError("unknown marshal type %r at offset %d" % (code, self.pos - 1))
+        if code == 0x74:  # t
+            value = self.take(self.int32())
+            self.interned.append(value)
+            return value
+        if code == 0x52:  # R
+            return self.interned[self.int32()]
+        if code in _MARSHAL_CONSTANTS:
+            return _MARSHAL_CONSTANTS[code]
+        if code == 0x69:  # i
+            return self.int32()
+        if code == 0x49:  # I
+            return struct.unpack("<q", self.take(8))[0]
+        if code == 0x67:  # g
+            return struct.unpack("<d", self.take(8))[0]
+        if code == 0x66:  # f
+            return float(self.take(self.take(1)[0]))
+        if code == 0x6C:  # l
+            count = self.int32()
+            digits = struct.unpack("<%dH" % abs(count), self.take(2 * abs(count)))
+            value = sum(digit << (15 * i) for i, digit in enumerate(digits))
+            return -value if count < 0 else value
+        if code == 0x75:  # u
+            return self.take(self.int32()).decode("utf-8")
+        if code in _MARSHAL_SEQUENCES:
+            return _MARSHAL_SEQUENCES[code](self.read() for _ in range(self.int32()))
+        raise ValueError("unknown marshal type %r at offset %d" % (bytes([code]), self.pos - 1))
+
+
+_INT32 = struct.Struct("<i")
+_MARSHAL_CONSTANTS = {ord("N"): None, ord("T"): True, ord("F"): False}
+_MARSHAL_SEQUENCES = {ord("("): tuple, ord("["): list, ord("<"): set, ord(">"): frozenset}
 
 
 def loads_marshal(data):
@@ -204,8 +218,12 @@ def load_marshal(path):
         return loads_marshal(f.read())
 
 
-def is_single_byte(charset):
-    return codecs.lookup(charset).name.startswith(SINGLE_BYTE_CODECS)
+@functools.lru_cache(maxsize=None)
+def decoding_order(charset):
+    """The charsets to try, in order, for non-ASCII bytes declared as charset (see the
+    module's docstring). Raises LookupError for an unknown charset."""
+    single_byte = codecs.lookup(charset).name.startswith(SINGLE_BYTE_CODECS)
+    return ("utf-8", charset) if single_byte else (charset, "utf-8")
 
 
 def _strict(raw, charset):
@@ -221,16 +239,42 @@ def decode_text(raw, charset):
     if raw.isascii():
         return raw.decode("ascii"), None
     try:
-        single_byte = is_single_byte(charset)
+        order = decoding_order(charset)
     except LookupError:
         return raw.decode(FALLBACK_CHARSET), "unknown charset %s: read as %s" % (charset, FALLBACK_CHARSET)
-    order = ["utf-8", charset] if single_byte else [charset, "utf-8"]
     for candidate in order:
         text = _strict(raw, candidate)
         if text is not None:
             return text, None
     tried = charset if codecs.lookup(charset).name == "utf-8" else "%s nor utf-8" % charset
     return raw.decode(FALLBACK_CHARSET), "not valid %s: read as %s, one character a byte" % (tried, FALLBACK_CHARSET)
+
+
+# Where a string sits, as a warning names it: a str, or (parent, describe, key), spelt out
+# only when a warning needs it (most strings never do, and there are millions of them).
+
+def _key_of(key):
+    return " key " + label(key)
+
+
+def _item_of(key):
+    return "[%s]" % label(key)
+
+
+def _index_of(index):
+    return "[%d]" % index
+
+
+def _attribute_of(key):
+    return "." + attribute_name(key)
+
+
+def spell(where):
+    parts = []
+    while isinstance(where, tuple):
+        where, describe, key = where
+        parts.append(describe(key))
+    return where + "".join(reversed(parts))
 
 
 class Converter:
@@ -243,7 +287,7 @@ class Converter:
         self.warnings = []
 
     def warn(self, where, reason):
-        self.warnings.append("%s: %s: %s" % (self.source, where, reason))
+        self.warnings.append("%s: %s: %s" % (self.source, spell(where), reason))
 
     def charset(self, language, where):
         if isinstance(language, bytes):
@@ -263,12 +307,12 @@ class Converter:
         """value with every byte string decoded in charset (an instance that names its own
         language: in that language's charset)."""
         if isinstance(value, bytes):
-            return self.text(value, charset, where)
+            return value.decode("ascii") if value.isascii() else self.text(value, charset, where)
         if isinstance(value, dict):
-            return {self.value(key, charset, "%s key %s" % (where, label(key))):
-                    self.value(item, charset, "%s[%s]" % (where, label(key))) for key, item in value.items()}
+            return {self.value(key, charset, (where, _key_of, key)): self.value(item, charset, (where, _item_of, key))
+                    for key, item in value.items()}
         if isinstance(value, (list, tuple, set, frozenset)):
-            return type(value)(self.value(item, charset, "%s[%d]" % (where, index)) for index, item in enumerate(value))
+            return type(value)(self.value(item, charset, (where, _index_of, index)) for index, item in enumerate(value))
         if isinstance(value, StandIn):
             return self.instance(value, charset, where)
         return value
@@ -279,9 +323,9 @@ class Converter:
             for attribute in OWN_LANGUAGE_ATTRIBUTES:
                 language = state.get(attribute.encode("ascii"), state.get(attribute))
                 if isinstance(language, (bytes, str)):
-                    charset = self.charset(language, "%s.%s" % (where, attribute))
+                    charset = self.charset(language, (where, _attribute_of, attribute))
                     break
-            state = {self.value(key, "ascii", where): self.value(item, charset, "%s.%s" % (where, attribute_name(key)))
+            state = {self.value(key, "ascii", where): self.value(item, charset, (where, _attribute_of, key))
                      for key, item in state.items()}
         else:
             state = self.value(state, charset, where)

@@ -189,6 +189,14 @@ def test_archive_databases(tmp_path):
     assert (articles["<1@x>"].state["subject"], articles["<1@x>"].state["author"], warnings) == ("Grüße", "Jürgen", [])
 
 
+def test_invalid_string_deep_in_an_archive_database_is_reported_with_its_place():
+    article = Py2Instance("Mailman.Archiver.HyperArch", "Article", {
+        b"_lang": b"ru", b"body": [b"ok\n", b"\xff\xfe\n"]})
+    database = loads_marshal(marshal_dumps({b"<1@x>": dumps(article, 0)}))
+    _, warnings = convert_data({key: loads_pickle(value) for key, value in database.items()}, "de", "2024-May-article")
+    assert warnings == ["2024-May-article: ['<1@x>'].body[1]: not valid utf-8: read as iso-8859-1, one character a byte"]
+
+
 def test_unknown_language_is_reported(tmp_path):
     path = saved_config(tmp_path, config("tlh", description=b"Qapla'"))
     result, warnings = convert_config(load_pickle(path), str(path))
