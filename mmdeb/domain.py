@@ -37,6 +37,16 @@ class Domain:
         return f"{LOCK_ROOT}/{self.name}"
 
     @property
+    def webroot(self) -> str:
+        """What the web server shows of this domain over plain HTTP: certbot --webroot's ACME challenges."""
+        return f"{self.prefix}/webroot"
+
+    @property
+    def tls_conf(self) -> str:
+        """Apache's certificate and key lines for this domain, written by postinst from debconf."""
+        return f"/etc/mailmen/{self.name}/apache-tls.conf"
+
+    @property
     def ident(self) -> str:
         """The name with only letters, digits and underscores (Exim driver names, cron.d files)."""
         return self.name.replace(".", "_").replace("-", "_")

@@ -25,6 +25,9 @@ class ChangelogEntry:
 
 
 MODES = ("prefix", "shared")
+# A domain package's Depends in every flavour: ps (the units), the web server's default
+# certificate (ssl-cert's snakeoil pair) and ucf (the certificate's configuration).
+DOMAIN_DEPENDS = ("procps", "ssl-cert", "ucf")
 # on-demand: on systemd hosts, a path unit starts `qrunner --drain` when a queue gets mail, and
 # nothing runs while the queues are empty. always-on: mailmanctl and its runners, all the time
 # (what hosts without systemd run in either case).
@@ -174,6 +177,10 @@ class PackageSpec(SourceNames):
         return self.domain.package
 
     @property
+    def depends(self) -> tuple[str, ...]:
+        return domain_depends(self.flavour, self.dist)
+
+    @property
     def mail_domain(self) -> str:
         return self.domain.name
 
@@ -215,3 +222,8 @@ class PackageSpec(SourceNames):
     def job_unit(self, job: Job) -> str:
         """The name of the job's systemd timer and service, without the suffix."""
         return f"{self.package}-{job.name}"
+
+
+def domain_depends(flavour: Flavour, dist: str) -> tuple[str, ...]:
+    """What a domain package of flavour needs installed on dist, besides shared libraries."""
+    return DOMAIN_DEPENDS + flavour.depends_for(dist)

@@ -11,6 +11,7 @@ import uuid
 from pathlib import Path
 
 from mmdeb.repo import KEYRING
+from tls import preseed_certificates
 
 HOSTNAME = "host.example"
 MTA_DEBCONF = {
@@ -157,3 +158,22 @@ class Host(MailHost):
         for deb in debs:
             shutil.copy(deb, target)
         return self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
+
+
+def web_host(root: Path, dist: str, packages: list[str], domains: list[str]) -> Host:
+    """A started host with Postfix and Apache running, users alice, bob and carol, the
+    packages (the domain packages' dependencies) and certificates of the test CA for domains."""
+    machine = Host.create(root, dist, ["postfix", "apache2", "curl", *packages], MTA_DEBCONF["postfix"])
+    machine.allow_service_starts()
+    machine.start()
+    try:
+        machine.run("postconf", "-e", f"myhostname = {HOSTNAME}")
+        for user in ("alice", "bob", "carol"):
+            machine.run("useradd", "--create-home", user)
+        machine.run("postfix", "start")
+        machine.run("apache2ctl", "start")
+        preseed_certificates(machine, *domains)
+    except BaseException:
+        machine.stop()
+        raise
+    return machine

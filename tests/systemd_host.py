@@ -18,6 +18,7 @@ from pathlib import Path
 from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
 from mmdeb.builders.chroot import mirror
 from mmdeb.cli import main
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS, cache_dir
 
 BOOT_TIMEOUT = 120
@@ -42,7 +43,7 @@ rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*
 
 
 def base_packages(dist: str) -> list[str]:
-    return sorted({*BASE_PACKAGES, *FLAVOURS["py3"].depends_for(dist)})
+    return sorted({*BASE_PACKAGES, *domain_depends(FLAVOURS["py3"], dist)})
 
 
 def mmdebstrap_argv(dist: str, target: Path, packages: list[str], mirror_url: str) -> list[str]:

@@ -4,6 +4,7 @@ in a fresh mmdebstrap chroot whose daemons run in their own network namespace.
 Needs the real upstream tarball (the fixture is no Mailman), root and the Debian mirror.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -16,7 +17,9 @@ import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from tls import CA, HOST_TLS_DIR, curl_argv, preseed_certificates, trust_ca_for_chromium
 from mmdeb import PROJECT_ROOT
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -65,9 +68,9 @@ def runner_pids(host: Host, domain: str) -> list[int]:
                 ids=lambda param: "-".join(param))
 def host(request, upstream, tmp_path_factory):
     mta, mode = request.param
-    runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
+    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
     root = tmp_path_factory.mktemp(f"e2e-{mta}-{mode}") / "host"
-    machine = Host.create(root, upstream.dist, [mta, "apache2", "procps", "curl", *runtime], MTA_DEBCONF[mta])
+    machine = Host.create(root, upstream.dist, [mta, "apache2", "curl", *runtime], MTA_DEBCONF[mta])
     machine.mta, machine.mode = mta, mode
     machine.allow_service_starts()
     machine.start()
@@ -80,6 +83,7 @@ def host(request, upstream, tmp_path_factory):
         machine.run("apache2ctl", "start")
         if mta == "exim4-daemon-light":
             machine.exim_debconf = (root / EXIM_DEBCONF).read_bytes()
+        preseed_certificates(machine, DOMAIN, OTHER_DOMAIN)
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
         core = [core_deb_of(built)] if mode == "shared" else []
         installed = machine.install_offline([*core, deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
@@ -150,10 +154,61 @@ def test_listinfo_shows_only_the_domains_own_lists(host):
     host.run(f"{prefix(OTHER_DOMAIN)}/bin/newlist", "-q", "netonly", address("bob"), "listpassword")
     listed = {}
     for domain in (DOMAIN, OTHER_DOMAIN):
-        page = host.run("curl", "-sf", "-H", f"Host: {domain}", "http://127.0.0.1/mailman/listinfo").stdout
+        page = host.run(*curl_argv(domain, "mailman/listinfo"), "-sSf").stdout
         listed[domain] = set(re.findall(r'href="listinfo/([^"]+)"', page))
     assert "users" in listed[DOMAIN] and "netonly" not in listed[DOMAIN]
     assert {"users", "netonly"} <= listed[OTHER_DOMAIN]
+
+
+def test_http_redirects_to_https(host):
+    head = host.run(*curl_argv(DOMAIN, "mailman/listinfo", scheme="http"), "-sSI").stdout
+    assert head.split()[1] == "301" and f"Location: https://{DOMAIN}/mailman/listinfo" in head, head
+
+
+def test_acme_challenges_are_served_over_http(host):
+    challenges = host.root / prefix(DOMAIN).lstrip("/") / "webroot/.well-known/acme-challenge"
+    (challenges / "token-1").write_text("token-1.thumbprint")
+    argv = curl_argv(DOMAIN, ".well-known/acme-challenge/token-1", scheme="http")
+    assert host.run(*argv, "-sSf").stdout == "token-1.thumbprint"
+
+
+def web_page_url(host: Host, listname: str = "users") -> str:
+    config = host.run(f"{prefix(DOMAIN)}/bin/dumpdb", f"{prefix(DOMAIN)}/lists/{listname}/config.pck").stdout
+    return re.search(r"'web_page_url': '([^']*)'", config).group(1)
+
+
+def test_lists_link_to_https(host):
+    assert web_page_url(host) == f"https://{DOMAIN}/mailman/"
+
+
+def test_another_site_serving_the_domain_over_https_is_named_and_left_alone(host):
+    site = host.root / "etc/apache2/sites-available/zz-other.conf"
+    site.write_text(f"<VirtualHost *:443>\n\tServerName {DOMAIN}\n\tSSLEngine on\n"
+                    f"\tSSLCertificateFile {HOST_TLS_DIR}/{DOMAIN}.pem\n\tSSLCertificateKeyFile {HOST_TLS_DIR}/{DOMAIN}.key\n"
+                    "</VirtualHost>\n")
+    host.run("a2ensite", "-q", "zz-other")
+    try:
+        said = host.run("dpkg-reconfigure", "-fnoninteractive", f"mailman-{DOMAIN}").stderr
+    finally:
+        host.run("a2dissite", "-q", "zz-other")
+        site.unlink()
+    assert f"zz-other.conf:1 already serves https://{DOMAIN}" in said, said
+
+
+@pytest.mark.parametrize("problem", ["missing", "wrong key"])
+def test_a_bad_certificate_is_refused_and_the_old_one_kept(host, problem):
+    package = f"mailman-{DOMAIN}"
+    certificate, key = f"{HOST_TLS_DIR}/{DOMAIN}.pem", f"{HOST_TLS_DIR}/{OTHER_DOMAIN}.key"
+    if problem == "missing":
+        certificate, key = "/etc/ssl/nonexistent.pem", f"{HOST_TLS_DIR}/{DOMAIN}.key"
+    host.run("debconf-set-selections", input=f"{package} {package}/tls_certificate string {certificate}\n"
+                                             f"{package} {package}/tls_key string {key}\n")
+    said = host.run("dpkg-reconfigure", "-fnoninteractive", package).stderr
+    reason = "does not exist" if problem == "missing" else "does not belong to the certificate"
+    assert reason in said and "keeps the certificate it had" in said, said
+    assert f"{HOST_TLS_DIR}/{DOMAIN}.key" in (host.root / f"etc/mailmen/{DOMAIN}/apache-tls.conf").read_text()
+    host.run("apache2ctl", "configtest")
+    assert "users" in host.run(*curl_argv(DOMAIN, "mailman/listinfo"), "-sSf").stdout
 
 
 def smtp_refusal(host: Host, recipient: str) -> str:
@@ -168,21 +223,22 @@ def test_unknown_list_address_refused_at_smtp_time(host):
     assert "550" in smtp_refusal(host, f"nosuchlist@{DOMAIN}")
 
 
-def test_listinfo_screenshot(host):
+def test_listinfo_screenshot(host, tmp_path):
     chromium = shutil.which("chromium")
-    if not chromium:
-        pytest.skip("chromium is not installed (apt-get install chromium)")
+    if not chromium or not shutil.which("certutil"):
+        pytest.skip("chromium or certutil is not installed (apt-get install chromium libnss3-tools)")
+    trust_ca_for_chromium(host.root / CA.lstrip("/"), tmp_path)
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     for domain in (DOMAIN, OTHER_DOMAIN):
-        shot = ARTIFACTS / f"listinfo-{domain}-{host.mta}.png"
+        shot = ARTIFACTS / f"listinfo-{domain}-{host.mta}-{host.mode}.png"
         shot.unlink(missing_ok=True)
         subprocess.run(
             ["ip", "netns", "exec", host.netns, chromium, "--headless", "--no-sandbox", "--disable-gpu",
              "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
-             "--disable-sync", f"--user-data-dir={host.root}/tmp/chromium-{domain}",
+             "--disable-sync", f"--user-data-dir={tmp_path}/chromium-{domain}",
              f"--host-resolver-rules=MAP {domain} 127.0.0.1", f"--screenshot={shot}", "--window-size=1000,700",
-             f"http://{domain}/mailman/listinfo"],
-            check=True, capture_output=True, timeout=120,
+             f"https://{domain}/mailman/listinfo"],
+            check=True, capture_output=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
         )
         assert shot.stat().st_size > 1000
 
@@ -294,6 +350,9 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
         host.send(address("bob"), f"users@{DOMAIN}", f"queued {token}", body=token, user="bob")
     queue = host.root / prefix(DOMAIN).lstrip("/") / "qfiles/in"
     wait_until(lambda: len(list(queue.glob("*.pck"))) == 3, what="three posts in qfiles/in")
+    # As an HTTP-only revision left the list.
+    host.run(f"{prefix(DOMAIN)}/bin/withlist", "-l", "users", input=f"m.web_page_url = 'http://{DOMAIN}/mailman/'\nm.Save()\n")
+    (host.root / prefix(DOMAIN).lstrip("/") / "data/https-urls").unlink()
 
     host.install_offline([deb_of(newer, DOMAIN, revision=2)])
 
@@ -302,6 +361,7 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     assert "# kept across upgrades" in conffile.read_text()
     assert members(host, DOMAIN) == [address("bob")]
     assert runner_pids(host, DOMAIN), "runners started again after the upgrade"
+    assert web_page_url(host) == f"https://{DOMAIN}/mailman/"
 
 
 def test_drain_delivers_the_queued_posts_and_exits(host, upstream):

@@ -4,6 +4,7 @@ import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import Host
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -14,7 +15,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def bare_host(upstream, tmp_path_factory):
-    runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
+    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
     machine = Host.create(tmp_path_factory.mktemp("e2e-bare") / "host", upstream.dist, ["procps", *runtime])
     machine.allow_service_starts()
     machine.start()
@@ -26,7 +27,7 @@ def test_configures_without_mta_and_web_server_and_says_what_to_do(bare_host, bu
     result = bare_host.install_offline([deb_of(built, DOMAIN)])
     said = result.stdout + result.stderr
     assert "no MTA (Postfix or Exim 4) is installed" in said
-    assert "apache2 is not installed" in said and "a2ensite mailman-lists.example.org" in said
+    assert "apache2 is not installed" in said and "dpkg-reconfigure mailman-lists.example.org" in said
     status = bare_host.run("dpkg-query", "-W", "-f=${Status}", f"mailman-{DOMAIN}").stdout
     assert status == "install ok installed"
 

@@ -16,8 +16,10 @@ import uuid
 import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
-from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from e2e_host import HOSTNAME, Host, prefix, web_host
 from test_e2e import wait_until
+from tls import curl_argv
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -67,12 +69,12 @@ def assert_clean(what: str, output: str, logs: Logs) -> None:
 
 
 def page(host: Host, jar: str, path: str, data: dict | None = None, status: int = 200) -> str:
-    """GET (or, with data, POST) http://DOMAIN/mailman/PATH with a cookie jar of its own."""
+    """GET (or, with data, POST) https://DOMAIN/mailman/PATH with a cookie jar of its own."""
     logs = Logs(host)
-    argv = ["curl", "-sS", "-w", "\n%{http_code}", "-H", f"Host: {DOMAIN}", "-b", f"/tmp/{jar}.jar", "-c", f"/tmp/{jar}.jar"]
+    argv = [*curl_argv(DOMAIN, f"mailman/{path}"), "-sS", "-w", "\n%{http_code}", "-b", f"/tmp/{jar}.jar", "-c", f"/tmp/{jar}.jar"]
     for key, value in (data or {}).items():
         argv += ["--data-urlencode", f"{key}={value}"]
-    body, _, code = host.run(*argv, f"http://127.0.0.1/mailman/{path}").stdout.rpartition("\n")
+    body, _, code = host.run(*argv).stdout.rpartition("\n")
     method = "POST" if data else "GET"
     assert code == str(status), f"{method} {path}: HTTP {code}, not {status}:\n{body[-3000:]}"
     assert_clean(f"{method} {path}", body, logs)
@@ -104,23 +106,15 @@ def held(host: Host, listname: str) -> list:
 def host(request, upstream, tmp_path_factory):
     if upstream.flavour != "py3":
         pytest.skip("the Python 3.13 sweep is for the py3 flavour")
-    runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
-    root = tmp_path_factory.mktemp("e2e-every-script") / "host"
-    machine = Host.create(root, upstream.dist, ["postfix", "apache2", "procps", "curl", *runtime], MTA_DEBCONF["postfix"])
-    machine.allow_service_starts()
-    machine.start()
+    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    machine = web_host(tmp_path_factory.mktemp("e2e-every-script") / "host", upstream.dist, runtime, [DOMAIN])
     try:
-        machine.run("postconf", "-e", f"myhostname = {HOSTNAME}")
-        for user in ("alice", "bob", "carol"):
-            machine.run("useradd", "--create-home", user)
-        machine.run("postfix", "start")
-        machine.run("apache2ctl", "start")
         machine.install_offline([deb_of(request.getfixturevalue("built"), DOMAIN)])
         machine.run(f"{PREFIX}/bin/newlist", "-q", "users", address("bob"), LIST_PASSWORD)
         machine.run(f"{PREFIX}/bin/add_members", "-r", "-", "users", input=address("alice") + "\n")
         # The rmlist page is off unless the site allows owners to delete their lists; generated
         # passwords (reset_pw, subscriptions by mail) take the secure path, which is not the default.
-        conffile = root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
+        conffile = machine.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
         conffile.write_text(conffile.read_text() + "OWNERS_CAN_DELETE_THEIR_OWN_LISTS = Yes\nUSER_FRIENDLY_PASSWORDS = No\n")
         yield machine
     finally:

@@ -11,6 +11,7 @@ import pytest
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 
 pytestmark = [
@@ -50,7 +51,7 @@ def serve(repo: Path, host: Host) -> None:
 
 def list_host(upstream, tmp_path: Path, repo: Path) -> Host:
     """A started host with Postfix, users alice and bob, and the repository in its sources."""
-    runtime = FLAVOURS[upstream.flavour].depends_for(upstream.dist)
+    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
     host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.use_repository(repo, upstream.dist)

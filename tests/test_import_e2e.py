@@ -24,11 +24,13 @@ from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_fla
 from conftest import TestUpstream as Upstream  # not collected as a test class
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR
+from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 from systemd_host import Project
 from test_e2e import address, wait_until
 from test_e2e_py313 import csrf, held
 from test_systemd import boot_with_repository
+from tls import curl_argv
 
 GNU_TARBALL = os.environ.get("MMDEB_GNU_TARBALL")
 pytestmark = [
@@ -147,7 +149,7 @@ def drained(host: Host) -> bool:
 
 def bullseye_host(root: Path) -> Host:
     """A started bullseye chroot with Postfix delivering locally, the USERS and the gnu packages' dependencies."""
-    runtime = FLAVOURS["gnu"].depends_for("bullseye")
+    runtime = domain_depends(FLAVOURS["gnu"], "bullseye")
     host = Host.create(root, "bullseye", ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
@@ -210,8 +212,7 @@ def plan(old_site, upstream, tmp_path_factory):
 def new_host(plan, old_site, tmp_path_factory):
     project, _ = plan
     project.rebuild_and_publish()
-    host = boot_with_repository(project, tmp_path_factory.mktemp("import-new") / "host", "trixie",
-                                [f"mailman-{DOMAIN}", f"mailman-{OTHER_DOMAIN}"], {})
+    host = boot_with_repository(project, tmp_path_factory.mktemp("import-new") / "host", "trixie", [DOMAIN, OTHER_DOMAIN], {})
     try:
         for user in USERS:
             if user not in ("alice", "bob", "carol"):
@@ -298,10 +299,10 @@ def test_umlauts_are_right_on_the_pages_and_in_config_list(new_host):
 
 
 def curl(host, domain: str, path: str, data: dict | None = None, jar: str = "pages") -> str:
-    argv = ["curl", "-sSf", "-H", f"Host: {domain}", "-b", f"/tmp/{jar}.jar", "-c", f"/tmp/{jar}.jar"]
+    argv = [*curl_argv(domain, f"mailman/{path}"), "-sSf", "-b", f"/tmp/{jar}.jar", "-c", f"/tmp/{jar}.jar"]
     for key, value in (data or {}).items():
         argv += ["--data-urlencode", f"{key}={value}"]
-    return host.run(*argv, f"http://127.0.0.1/mailman/{path}").stdout
+    return host.run(*argv).stdout
 
 
 def test_the_held_post_is_approved_and_delivered(new_host):

@@ -1,6 +1,8 @@
 import re
+import subprocess
 from dataclasses import replace
 
+import pytest
 from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
@@ -30,7 +32,7 @@ def test_control_names_the_domain_package(tmp_path, upstream):
     source, binary = Deb822.iter_paragraphs((debian / "control").read_text())
     assert source["Source"] == binary["Package"] == "mailman-lists.example.org"
     assert "debhelper-compat (= 13)" in source["Build-Depends"]
-    for dependency in spec.flavour.depends_for(spec.dist):
+    for dependency in spec.depends:
         assert dependency in binary["Depends"]
 
 
@@ -99,3 +101,34 @@ def test_domain_packages_carry_the_importer(tmp_path, upstream):
         assert f'main(python2="/usr/bin/python2.7", prefix="{spec.prefix}")' in launcher
     else:  # the fork's python3 imports this domain's Mailman
         assert "import paths" in launcher and "main()" in launcher
+
+
+def test_apache_serves_mailman_over_https_with_the_debconf_certificate(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    https = (debian / "apache.conf").read_text().split("<VirtualHost *:443>")[1]
+    assert f"Include /etc/mailmen/{spec.domain.name}/apache-tls.conf" in https
+    assert f"ScriptAlias /mailman/ {spec.domain.prefix}/cgi-bin/" in https
+
+
+def test_apache_redirects_http_to_https_except_acme_challenges(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    http = (debian / "apache.conf").read_text().split("<VirtualHost *:80>")[1].split("</VirtualHost>")[0]
+    pattern, target = re.search(r"RedirectMatch permanent (\S+) (\S+)", http).groups()
+    redirected = {path: re.sub(pattern, target.replace("$1", r"\1"), path) if re.match(pattern, path) else None
+                  for path in ("/mailman/listinfo", "/", "/.well-known/acme-challenge/token")}
+    assert redirected == {"/mailman/listinfo": f"https://{spec.domain.name}/mailman/listinfo",
+                          "/": f"https://{spec.domain.name}/", "/.well-known/acme-challenge/token": None}
+    assert f"Alias /.well-known/acme-challenge/ {spec.domain.webroot}/.well-known/acme-challenge/" in http
+
+
+def test_mailman_makes_https_urls(tmp_path, upstream):
+    _, debian = rendered(tmp_path, upstream)
+    assert "DEFAULT_URL_PATTERN = 'https://%s/mailman/'" in (debian / "mm_cfg.py").read_text()
+
+
+@pytest.mark.parametrize("mode", ["prefix", "shared"])
+def test_maintainer_scripts_are_valid_shell(tmp_path, upstream, mode):
+    _, debian = rendered(tmp_path, upstream, mode=mode)
+    for script in (path for path in ("preinst", "postinst", "prerm", "postrm", "config") if (debian / path).exists()):
+        checked = subprocess.run(["sh", "-n", str(debian / script)], capture_output=True, text=True)
+        assert checked.returncode == 0, f"{script}: {checked.stderr}"

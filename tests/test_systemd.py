@@ -24,6 +24,7 @@ from test_e2e import (address, check_alice_leaves_by_mail, check_post_reaches_al
                       members, wait_until)
 from test_e2e_py313 import admin_login, csrf, held, page
 from test_e2e_repository import FIX_MARKER, add_fix, serve
+from tls import HOST_TLS_DIR, preseed_certificates
 
 pytestmark = [
     pytest.mark.systemd,
@@ -127,15 +128,17 @@ def make_users_lists(host) -> None:
         host.run(f"{prefix(domain)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")
 
 
-def boot_with_repository(project: Project, root, dist: str, packages: list[str], timings: dict) -> SystemdHost:
-    """A booted host with users and the project's repository, packages installed by apt."""
+def boot_with_repository(project: Project, root, dist: str, domains: list[str], timings: dict) -> SystemdHost:
+    """A booted host with users and the project's repository, the domains' packages installed
+    by apt, with certificates from the test CA."""
     machine = SystemdHost.create(root, dist)
     timings.setdefault("boot_s", []).append(round(machine.boot(), 2))
     for user in USERS:
         machine.run("useradd", "--create-home", user)
     machine.use_repository(project.repo, dist)
     serve(project.repo, machine)
-    machine.run("apt-get", "install", "--yes", *packages)
+    preseed_certificates(machine, *domains)
+    machine.run("apt-get", "install", "--yes", *[f"mailman-{domain}" for domain in domains])
     return machine
 
 
@@ -162,7 +165,7 @@ def booted_domains(directory, upstream, dist: str, timings: dict, **settings):
     project = Project(directory, upstream)
     project.add(*DOMAINS, dist=dist, **settings)
     project.rebuild_and_publish()
-    machine = boot_with_repository(project, directory / "host", dist, [f"mailman-{d}" for d in DOMAINS], timings)
+    machine = boot_with_repository(project, directory / "host", dist, list(DOMAINS), timings)
     machine.project = project
     machine.mode = settings.get("mode", "prefix")
     try:
@@ -435,6 +438,29 @@ def test_held_post_approved_on_the_web_reaches_the_members(host):
     assert subject in body
     page(host, "admindb", "admindb/users", {"csrf_token": csrf(body), msgid: "1", "submit": "Submit All Data"})
     host.wait_for_mail("bob", lambda m: subject in (m["Subject"] or ""))
+
+
+def served_certificate(host: SystemdHost, domain: str) -> str:
+    shown = host.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null"
+                     " | openssl x509 -noout -fingerprint -sha256").stdout
+    return shown.strip()
+
+
+def fingerprint(host: SystemdHost, certificate: str) -> str:
+    return host.run("openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", certificate).stdout.strip()
+
+
+def test_dpkg_reconfigure_changes_the_certificate(host):
+    package = f"mailman-{DOMAIN}"
+    snakeoil = ("/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-snakeoil.key")
+    issued = (f"{HOST_TLS_DIR}/{DOMAIN}.pem", f"{HOST_TLS_DIR}/{DOMAIN}.key")
+    served = {}
+    for certificate, key in (snakeoil, issued):
+        host.run("debconf-set-selections", input=f"{package} {package}/tls_certificate string {certificate}\n"
+                                                 f"{package} {package}/tls_key string {key}\n")
+        host.run("dpkg-reconfigure", "-fnoninteractive", package)
+        served[certificate] = served_certificate(host, DOMAIN)
+    assert served == {certificate: fingerprint(host, certificate) for certificate in (snakeoil[0], issued[0])}
 
 
 # -- 4. reboot -------------------------------------------------------------------
