@@ -42,9 +42,14 @@ class Domain:
         return f"{self.prefix}/webroot"
 
     @property
-    def tls_conf(self) -> str:
+    def apache_tls_conf(self) -> str:
         """Apache's certificate and key lines for this domain, written by postinst from debconf."""
         return f"/etc/mailmen/{self.name}/apache-tls.conf"
+
+    @property
+    def nginx_tls_conf(self) -> str:
+        """nginx's certificate and key lines for this domain, written by postinst from debconf."""
+        return f"/etc/mailmen/{self.name}/nginx-tls.conf"
 
     @property
     def ident(self) -> str:

@@ -160,10 +160,19 @@ class Host(MailHost):
         return self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
 
 
-def web_host(root: Path, dist: str, packages: list[str], domains: list[str]) -> Host:
-    """A started host with Postfix and Apache running, users alice, bob and carol, the
+# What serves the web in a test host, and how it is started without an init system.
+WEB_SERVERS = {
+    "apache2": (["apache2"], [["apache2ctl", "start"]]),
+    "nginx": (["nginx", "fcgiwrap", "spawn-fcgi"], [["/etc/init.d/fcgiwrap", "start"], ["nginx"]]),
+}
+
+
+def web_host(root: Path, dist: str, packages: list[str], domains: list[str], server: str = "apache2") -> Host:
+    """A started host with Postfix and the web server running, users alice, bob and carol, the
     packages (the domain packages' dependencies) and certificates of the test CA for domains."""
-    machine = Host.create(root, dist, ["postfix", "apache2", "curl", *packages], MTA_DEBCONF["postfix"])
+    server_packages, starts = WEB_SERVERS[server]
+    machine = Host.create(root, dist, ["postfix", "curl", *server_packages, *packages], MTA_DEBCONF["postfix"])
+    machine.server = server
     machine.allow_service_starts()
     machine.start()
     try:
@@ -171,7 +180,8 @@ def web_host(root: Path, dist: str, packages: list[str], domains: list[str]) -> 
         for user in ("alice", "bob", "carol"):
             machine.run("useradd", "--create-home", user)
         machine.run("postfix", "start")
-        machine.run("apache2ctl", "start")
+        for start in starts:
+            machine.run(*start)
         preseed_certificates(machine, *domains)
     except BaseException:
         machine.stop()

@@ -1,7 +1,8 @@
 """The web interface in a real browser: headless Chromium (Debian's package) over HTTPS,
 trusting only a test CA made here, so that no certificate error is ignored.
 
-Two domains in a fresh mmdebstrap host with Postfix and Apache, in prefix and in shared mode.
+Two domains in a fresh mmdebstrap host with Postfix and Apache, or nginx with fcgiwrap, in
+prefix and in shared mode.
 Needs the real upstream tarball, chromium and certutil (libnss3-tools). Screenshots of every
 step go to build/test-artifacts/browser/.
 """
@@ -13,7 +14,7 @@ import pytest
 
 from browser import Browser
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, core_deb_of, deb_of
-from e2e_host import Host, prefix, web_host
+from e2e_host import WEB_SERVERS, Host, prefix, web_host
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 from test_e2e import ARTIFACTS, address, members, wait_until
@@ -30,11 +31,13 @@ PASSWORD = "listpassword"
 SHOTS = ARTIFACTS / "browser"
 
 
-@pytest.fixture(scope="module", params=["prefix", "shared"])
+@pytest.fixture(scope="module", params=[(server, mode) for server in WEB_SERVERS for mode in ("prefix", "shared")],
+                ids="-".join)
 def host(request, upstream, tmp_path_factory):
-    mode = request.param
+    server, mode = request.param
     runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
-    machine = web_host(tmp_path_factory.mktemp(f"browser-{mode}") / "host", upstream.dist, runtime, [DOMAIN, OTHER_DOMAIN])
+    machine = web_host(tmp_path_factory.mktemp(f"browser-{server}-{mode}") / "host", upstream.dist, runtime,
+                       [DOMAIN, OTHER_DOMAIN], server)
     machine.mode = mode
     try:
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
@@ -61,7 +64,7 @@ def browser(host, tmp_path):
 
 
 def shot(browser: Browser, host: Host, name: str) -> None:
-    browser.screenshot(SHOTS / f"{host.mode}-{name}.png")
+    browser.screenshot(SHOTS / f"{host.server}-{host.mode}-{name}.png")
 
 
 def url(domain: str, path: str) -> str:

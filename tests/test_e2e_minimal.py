@@ -27,7 +27,7 @@ def test_configures_without_mta_and_web_server_and_says_what_to_do(bare_host, bu
     result = bare_host.install_offline([deb_of(built, DOMAIN)])
     said = result.stdout + result.stderr
     assert "no MTA (Postfix or Exim 4) is installed" in said
-    assert "apache2 is not installed" in said and "dpkg-reconfigure mailman-lists.example.org" in said
+    assert "neither apache2 nor nginx is installed" in said and "dpkg-reconfigure mailman-lists.example.org" in said
     status = bare_host.run("dpkg-query", "-W", "-f=${Status}", f"mailman-{DOMAIN}").stdout
     assert status == "install ok installed"
 

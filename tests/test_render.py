@@ -132,3 +132,16 @@ def test_maintainer_scripts_are_valid_shell(tmp_path, upstream, mode):
     for script in (path for path in ("preinst", "postinst", "prerm", "postrm", "config") if (debian / path).exists()):
         checked = subprocess.run(["sh", "-n", str(debian / script)], capture_output=True, text=True)
         assert checked.returncode == 0, f"{script}: {checked.stderr}"
+
+
+def test_nginx_runs_only_mailmans_cgi_programs_through_fcgiwrap(tmp_path, upstream):
+    spec, debian = rendered(tmp_path, upstream)
+    nginx = (debian / "nginx.conf").read_text()
+    pattern = re.search(r"location ~ (\S+) \{", nginx).group(1).replace("(?<", "(?P<")  # nginx's PCRE, in Python
+    runs = {path: bool(re.match(pattern, path)) for path in
+            ("/mailman/listinfo", "/mailman/listinfo/users", "/cgi-bin/mailman/admin/users/general", "/mailman/../bin/newlist",
+             "/mailman/mailman.py")}
+    assert runs == {"/mailman/listinfo": True, "/mailman/listinfo/users": True, "/cgi-bin/mailman/admin/users/general": True,
+                    "/mailman/../bin/newlist": False, "/mailman/mailman.py": False}
+    assert f"include {spec.domain.nginx_tls_conf};" in nginx and "fastcgi_pass unix:/run/fcgiwrap.socket;" in nginx
+    assert f"alias {spec.domain.prefix}/archives/public/;" in nginx and "archives/private" not in nginx
