@@ -1,0 +1,56 @@
+"""The README's certbot steps, for real: certbot certonly --webroot against the domain's
+webroot, with pebble (Let's Encrypt's test ACME server) validating over http on port 80,
+then dpkg-reconfigure with the certificate's paths. Apache serves the new certificate.
+Needs the real upstream tarball (the package's postinst), root and the Debian mirror."""
+
+import json
+
+import pytest
+
+from conftest import DOMAIN, REAL_TARBALL, deb_of
+from e2e_host import prefix, web_host
+from mmdeb.spec import domain_depends
+from mmdeb.upstream import FLAVOURS
+from tls import CA, HOST_TLS_DIR, issue
+
+pytestmark = [
+    pytest.mark.chroot,
+    pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
+]
+PACKAGE = f"mailman-{DOMAIN}"
+LIVE = f"/etc/letsencrypt/live/{DOMAIN}"
+
+
+def fingerprint_argv(source: str) -> list[str]:
+    return ["sh", "-c", f"{source} | openssl x509 -noout -fingerprint -sha256"]
+
+
+def test_certbot_webroot_then_dpkg_reconfigure(upstream, built, tmp_path):
+    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    host = web_host(tmp_path / "host", upstream.dist, ["certbot", "pebble", *runtime], [], server="apache2")
+    try:
+        host.install_offline([deb_of(built, DOMAIN)])  # with the snakeoil pair
+        # pebble's API over HTTPS with a certificate of the test CA, which certbot is told to trust.
+        issue(host.root / HOST_TLS_DIR.lstrip("/"), "localhost")
+        (host.root / "etc/pebble.json").write_text(json.dumps({"pebble": {
+            "listenAddress": "127.0.0.1:14000", "managementListenAddress": "127.0.0.1:15000",
+            "certificate": f"{HOST_TLS_DIR}/localhost.pem", "privateKey": f"{HOST_TLS_DIR}/localhost.key",
+            "httpPort": 80, "tlsPort": 443, "ocspResponderURL": "", "externalAccountBindingRequired": False}}))
+        with (host.root / "etc/hosts").open("a") as hosts:
+            hosts.write(f"127.0.0.1 {DOMAIN}\n")  # where pebble validates the challenge
+        host.run("sh", "-c", "PEBBLE_VA_NOSLEEP=1 PEBBLE_WFE_NONCEREJECT=0 pebble -config /etc/pebble.json "
+                 ">/var/log/pebble.log 2>&1 &")
+        host.run("sh", "-c", "for i in $(seq 50); do curl -s --cacert %s https://localhost:14000/dir >/dev/null && exit 0;"
+                 " sleep 0.2; done; exit 1" % CA)
+        host.run("env", f"REQUESTS_CA_BUNDLE={CA}", "certbot", "certonly", "--non-interactive", "--agree-tos",
+                 "--register-unsafely-without-email", "--server", "https://localhost:14000/dir",
+                 "--webroot", "-w", f"{prefix(DOMAIN)}/webroot", "-d", DOMAIN)
+        host.run("debconf-set-selections", input=f"{PACKAGE} {PACKAGE}/tls_certificate string {LIVE}/fullchain.pem\n"
+                                                 f"{PACKAGE} {PACKAGE}/tls_key string {LIVE}/privkey.pem\n")
+        host.run("dpkg-reconfigure", "-fnoninteractive", PACKAGE)
+        served = host.run(*fingerprint_argv(f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} </dev/null "
+                                            "2>/dev/null")).stdout
+        issued = host.run(*fingerprint_argv(f"cat {LIVE}/cert.pem")).stdout
+        assert served == issued and issued.strip()
+    finally:
+        host.stop()
