@@ -17,10 +17,11 @@ import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import HOSTNAME, Host, prefix, web_host
-from test_e2e import wait_until
-from tls import curl_argv
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
+from old_mailman import add_list, debian_tree
+from test_e2e import wait_until
+from tls import curl_argv
 
 pytestmark = [
     pytest.mark.chroot,
@@ -337,6 +338,14 @@ def test_site_scripts(host):
     run_script(host, "bin/mailmanctl -q restart")
     for script in ("b4b5-archfix", "discard", "rb-archfix", "show_qfiles", "qrunner", "mailmanctl", "update", "withlist"):
         run_script(host, f"bin/{script} --help")
+
+
+def test_mmdeb_import_moves_an_old_list_in(host):
+    old = host.root / "srv/old-site"
+    add_list(debian_tree(old), "altliste", DOMAIN, "de", members=2, description="Grüße".encode("iso-8859-1"))
+    assert "would be imported" in run_script(host, "bin/mmdeb-import --dry-run /srv/old-site")
+    assert "1 imported, 0 failed" in run_script(host, "bin/mmdeb-import /srv/old-site")
+    assert "Grüße" in run_script(host, "bin/config_list -o - altliste")
 
 
 def test_every_bin_script_is_run_here(host):
