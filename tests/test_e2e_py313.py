@@ -10,6 +10,7 @@ Needs the real upstream tarball, root and the Debian mirror.
 import email.header
 import email.utils
 import html
+import pickle
 import re
 import uuid
 
@@ -19,7 +20,8 @@ from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import HOSTNAME, Host, prefix, web_host
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
-from old_mailman import add_list, debian_tree
+from fork_prefix import py2_form
+from old_mailman import GERMAN, debian_tree, german_list
 from test_e2e import wait_until
 from tls import curl_argv
 
@@ -341,11 +343,12 @@ def test_site_scripts(host):
 
 
 def test_mmdeb_import_moves_an_old_list_in(host):
-    old = host.root / "srv/old-site"
-    add_list(debian_tree(old), "altliste", DOMAIN, "de", members=2, description="Grüße".encode("iso-8859-1"))
+    """An old German list as 2.1 pickled it (iso-8859-1), with every attribute a list has."""
+    every_attribute = pickle.loads((host.root / PREFIX.lstrip("/") / "lists/users/config.pck").read_bytes())
+    german_list(debian_tree(host.root / "srv/old-site"), "altliste", base=py2_form(every_attribute))
     assert "would be imported" in run_script(host, "bin/mmdeb-import --dry-run /srv/old-site")
     assert "1 imported, 0 failed" in run_script(host, "bin/mmdeb-import /srv/old-site")
-    assert "Grüße" in run_script(host, "bin/config_list -o - altliste")
+    assert GERMAN in run_script(host, "bin/config_list -o - altliste")
 
 
 def test_every_bin_script_is_run_here(host):
