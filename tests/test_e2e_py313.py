@@ -343,8 +343,10 @@ def test_site_scripts(host):
 
 
 def test_mmdeb_import_moves_an_old_list_in(host):
-    """An old German list as 2.1 pickled it (iso-8859-1), with every attribute a list has."""
-    every_attribute = pickle.loads((host.root / PREFIX.lstrip("/") / "lists/users/config.pck").read_bytes())
+    """An old German list as 2.1 pickled it (iso-8859-1), with every attribute a new list has."""
+    run_script(host, "bin/newlist -q skeleton bob@host.example skeletonpw")
+    every_attribute = pickle.loads((host.root / PREFIX.lstrip("/") / "lists/skeleton/config.pck").read_bytes())
+    run_script(host, "bin/rmlist -a skeleton")
     german_list(debian_tree(host.root / "srv/old-site"), "altliste", base=py2_form(every_attribute))
     assert "would be imported" in run_script(host, "bin/mmdeb-import --dry-run /srv/old-site")
     assert "1 imported, 0 failed" in run_script(host, "bin/mmdeb-import /srv/old-site")
