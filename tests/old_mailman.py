@@ -74,7 +74,9 @@ def german_list(root: Path, name: str = "deutsch", base: dict | None = None, **a
         b"web_page_url": b"http://old.example.org/mailman/", b"description": latin, b"data_version": 112,
         b"members": {member: 0}, b"digest_members": {}, b"usernames": {member: latin},
         b"passwords": {member: b"geheim"}, b"language": {member: b"de"}, b"user_options": {member: 8},
-        b"bounce_info": {member: Py2Instance("Mailman.Bouncer", "_BounceInfo", {b"score": 1.0})}, **attributes}))
+        b"bounce_info": {member: Py2Instance("Mailman.Bouncer", "_BounceInfo", {  # as 2.1's _BounceInfo.__init__ sets
+            b"member": member, b"score": 1.0, b"date": (2024, 5, 17), b"noticesleft": 3, b"lastnotice": (1970, 1, 1),
+            b"cookie": None})}, **attributes}))
     (root / "data" / f"heldmsg-{name}-1.pck").write_bytes(dumps(py2_message(
         [(b"From", b"x@example.net"), (b"Subject", b"held")], b"Gr\xfc\xdfe\n")))
     (list_dir / "pending.pck").write_bytes(dumps({b"evictions": {b"c00kie": 1.0}, b"c00kie": (b"S", Py2Instance(

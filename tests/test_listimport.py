@@ -106,7 +106,9 @@ def test_a_list_is_moved_with_every_character(tmp_path, old):
     config = pickle.loads((new.lists / "deutsch/config.pck").read_bytes())
     assert (config["description"], config["usernames"], config["passwords"], config["host_name"]) == (
         GERMAN, {"hans@example.de": GERMAN}, {"hans@example.de": "geheim"}, DOMAIN)
-    assert config["bounce_info"]["hans@example.de"].__dict__ == {"score": 1.0}
+    assert config["bounce_info"]["hans@example.de"].__dict__ == {
+        "member": "hans@example.de", "score": 1.0, "date": (2024, 5, 17), "noticesleft": 3, "lastnotice": (1970, 1, 1),
+        "cookie": None}
     requests = pickle.loads((new.lists / "deutsch/request.pck").read_bytes())
     assert requests[1][1][4] == "heldmsg-deutsch-1.pck"
     held = pickle.loads((new.data / "heldmsg-deutsch-1.pck").read_bytes())
