@@ -11,7 +11,7 @@ from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import prefix, web_host
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
-from tls import CA, HOST_TLS_DIR, issue
+from tls import CA, HOST_TLS_DIR, fingerprint, issue, served_fingerprint
 
 pytestmark = [
     pytest.mark.chroot,
@@ -19,10 +19,6 @@ pytestmark = [
 ]
 PACKAGE = f"mailman-{DOMAIN}"
 LIVE = f"/etc/letsencrypt/live/{DOMAIN}"
-
-
-def fingerprint_argv(source: str) -> list[str]:
-    return ["sh", "-c", f"{source} | openssl x509 -noout -fingerprint -sha256"]
 
 
 def test_certbot_webroot_then_dpkg_reconfigure(upstream, built, tmp_path):
@@ -48,9 +44,8 @@ def test_certbot_webroot_then_dpkg_reconfigure(upstream, built, tmp_path):
         host.run("debconf-set-selections", input=f"{PACKAGE} {PACKAGE}/tls_certificate string {LIVE}/fullchain.pem\n"
                                                  f"{PACKAGE} {PACKAGE}/tls_key string {LIVE}/privkey.pem\n")
         host.run("dpkg-reconfigure", "-fnoninteractive", PACKAGE)
-        served = host.run(*fingerprint_argv(f"openssl s_client -connect 127.0.0.1:443 -servername {DOMAIN} </dev/null "
-                                            "2>/dev/null")).stdout
-        issued = host.run(*fingerprint_argv(f"cat {LIVE}/cert.pem")).stdout
+        served = served_fingerprint(host, DOMAIN)
+        issued = fingerprint(host, f"{LIVE}/cert.pem")
         assert served == issued and issued.strip()
     finally:
         host.stop()

@@ -24,7 +24,7 @@ from test_e2e import (address, check_alice_leaves_by_mail, check_post_reaches_al
                       members, wait_until)
 from test_e2e_py313 import admin_login, csrf, held, page
 from test_e2e_repository import FIX_MARKER, add_fix, serve
-from tls import HOST_TLS_DIR, preseed_certificates
+from tls import HOST_TLS_DIR, fingerprint, preseed_certificates, served_fingerprint
 
 pytestmark = [
     pytest.mark.systemd,
@@ -440,16 +440,6 @@ def test_held_post_approved_on_the_web_reaches_the_members(host):
     host.wait_for_mail("bob", lambda m: subject in (m["Subject"] or ""))
 
 
-def served_certificate(host: SystemdHost, domain: str) -> str:
-    shown = host.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null"
-                     " | openssl x509 -noout -fingerprint -sha256").stdout
-    return shown.strip()
-
-
-def fingerprint(host: SystemdHost, certificate: str) -> str:
-    return host.run("openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", certificate).stdout.strip()
-
-
 def test_dpkg_reconfigure_changes_the_certificate(host):
     package = f"mailman-{DOMAIN}"
     snakeoil = ("/etc/ssl/certs/ssl-cert-snakeoil.pem", "/etc/ssl/private/ssl-cert-snakeoil.key")
@@ -459,7 +449,7 @@ def test_dpkg_reconfigure_changes_the_certificate(host):
         host.run("debconf-set-selections", input=f"{package} {package}/tls_certificate string {certificate}\n"
                                                  f"{package} {package}/tls_key string {key}\n")
         host.run("dpkg-reconfigure", "-fnoninteractive", package)
-        served[certificate] = served_certificate(host, DOMAIN)
+        served[certificate] = served_fingerprint(host, DOMAIN)
     assert served == {certificate: fingerprint(host, certificate) for certificate in (snakeoil[0], issued[0])}
 
 

@@ -51,3 +51,14 @@ def trust_ca_for_chromium(ca: Path, home: Path) -> None:
     subprocess.run(["certutil", "-N", "-d", f"sql:{nssdb}", "--empty-password"], check=True, capture_output=True)
     subprocess.run(["certutil", "-A", "-d", f"sql:{nssdb}", "-t", "C,,", "-n", "mmdeb test CA", "-i", str(ca)],
                    check=True, capture_output=True)
+
+
+def served_fingerprint(host, domain: str) -> str:
+    """The SHA-256 fingerprint of the certificate the host serves for domain on port 443."""
+    return host.run("sh", "-c", f"openssl s_client -connect 127.0.0.1:443 -servername {domain} </dev/null 2>/dev/null"
+                    " | openssl x509 -noout -fingerprint -sha256").stdout.strip()
+
+
+def fingerprint(host, certificate: str) -> str:
+    """The SHA-256 fingerprint of the certificate file, a path in the host."""
+    return host.run("openssl", "x509", "-noout", "-fingerprint", "-sha256", "-in", certificate).stdout.strip()
