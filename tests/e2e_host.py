@@ -167,11 +167,15 @@ WEB_SERVERS = {
 }
 
 
+def start_web_server(host: Host, server: str) -> None:
+    for start in WEB_SERVERS[server][1]:
+        host.run(*start)
+
+
 def web_host(root: Path, dist: str, packages: list[str], domains: list[str], server: str = "apache2") -> Host:
     """A started host with Postfix and the web server running, users alice, bob and carol, the
     packages (the domain packages' dependencies) and certificates of the test CA for domains."""
-    server_packages, starts = WEB_SERVERS[server]
-    machine = Host.create(root, dist, ["postfix", "curl", *server_packages, *packages], MTA_DEBCONF["postfix"])
+    machine = Host.create(root, dist, ["postfix", "curl", *WEB_SERVERS[server][0], *packages], MTA_DEBCONF["postfix"])
     machine.server = server
     machine.allow_service_starts()
     machine.start()
@@ -180,8 +184,7 @@ def web_host(root: Path, dist: str, packages: list[str], domains: list[str], ser
         for user in ("alice", "bob", "carol"):
             machine.run("useradd", "--create-home", user)
         machine.run("postfix", "start")
-        for start in starts:
-            machine.run(*start)
+        start_web_server(machine, server)
         preseed_certificates(machine, *domains)
     except BaseException:
         machine.stop()

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
-from e2e_host import MTA_DEBCONF, WEB_SERVERS, Host, prefix, web_host
+from e2e_host import MTA_DEBCONF, WEB_SERVERS, Host, prefix, start_web_server, web_host
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 from test_e2e import address
@@ -23,11 +23,6 @@ NGINX_SITE = f"etc/nginx/sites-enabled/{PACKAGE}"
 
 def listinfo(host: Host) -> str:
     return host.run(*curl_argv(DOMAIN, "mailman/listinfo"), "-sSf").stdout
-
-
-def start_services(host: Host, server: str) -> None:
-    for start in WEB_SERVERS[server][1]:
-        host.run(*start)
 
 
 def test_nginx_installed_after_the_domain_package_serves_it(upstream, built, tmp_path):
@@ -46,7 +41,7 @@ def test_nginx_installed_after_the_domain_package_serves_it(upstream, built, tmp
         for apt in (["apt-get", "update"], ["apt-get", "install", "--yes", *WEB_SERVERS["nginx"][0]]):
             subprocess.run(["chroot", str(host.root), *apt], check=True, capture_output=True)
         host.allow_service_starts()
-        start_services(host, "nginx")
+        start_web_server(host, "nginx")
         assert 'href="listinfo/users"' in listinfo(host)
     finally:
         host.stop()
@@ -65,7 +60,7 @@ def test_debconf_chooses_between_apache_and_nginx(upstream, built, tmp_path):
         host.run("debconf-set-selections", input=f"{PACKAGE} {PACKAGE}/web_server select apache2\n")
         host.run("dpkg-reconfigure", "-fnoninteractive", PACKAGE)
         host.run("nginx", "-s", "stop")
-        start_services(host, "apache2")
+        start_web_server(host, "apache2")
         served_by_apache = (host.root / NGINX_SITE).is_symlink(), host.run("a2query", "-s", PACKAGE, check=False).returncode
         assert 'href="listinfo/users"' in listinfo(host)
         assert (served_by_nginx, served_by_apache) == ((True, 1), (False, 0))
