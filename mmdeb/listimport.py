@@ -301,8 +301,9 @@ class ListImport:
         self.copy_tree(join(private, self.name + ".mbox"), target / (self.name + ".mbox"))
         self.copy_tree(join(private, self.name), target / self.name, skip=self.CONVERTED_ARCHIVE_PARTS)
         archive = join(private, self.name)
-        self.pages_missing = self.source(archive) is None and self.result.archived > 0
-        if self.source(archive) is not None:
+        has_pages = self.source(archive) is not None
+        self.pages_missing = not has_pages and self.result.archived > 0
+        if has_pages:
             self.archive_data(archive)
 
     def archive_data(self, archive):
