@@ -13,15 +13,14 @@ from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
 from mmdeb.pipeline import BuildRequest, build, default_upstream, run
-from mmdeb.rebuild import URGENCIES, plan_all, split_version
+from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
+from mmdeb.settings import BUILDERS, URGENCIES
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
 from mmdeb.watch import check
-
-BUILDERS = ["sbuild", "pbuilder", "local"]
 
 
 def add_build_options(sub: argparse.ArgumentParser) -> None:

@@ -33,8 +33,6 @@ CORE_ONLY = re.compile(
     r"(Mailman|bin|cron|scripts|templates|messages|tests)/(?!crontab)"
 )
 
-URGENCIES = ("low", "medium", "high", "critical", "emergency")
-
 
 def patched_paths(patch: str) -> set[str]:
     """The source paths a quilt patch touches, without their a/ b/ (or tree) component."""

@@ -1,0 +1,57 @@
+"""Where mmdeb keeps its files: beside ./mmdeb.toml in a working directory, or, when mmdeb
+is installed as a Debian package (it ships /etc/mmdeb), in the system's places:
+
+  /etc/mmdeb/mmdeb.conf        settings                /var/lib/mmdeb/mmdeb.toml   state
+  /etc/mmdeb/catalogue.toml    the local catalogue     /var/lib/mmdeb/build/       build output
+  /var/cache/mmdeb/            chroots and downloads   /var/lib/mmdeb/repo/        apt repository
+                                                       /var/lib/mmdeb/reports/     autorebuild reports
+A directory that holds mmdeb.toml keeps working as it always did, installed or not.
+"""
+
+import os
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+STATE_NAME = "mmdeb.toml"
+
+
+@dataclass(frozen=True)
+class Places:
+    system: bool
+    state: Path
+    out: Path
+    repo: Path
+    cache: Path
+    settings: Path
+    catalogue: Path
+    reports: Path
+
+
+def user_cache() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mmdeb"
+
+
+def working(directory: Path) -> Places:
+    return Places(False, directory / STATE_NAME, directory / "build", directory / "repo", user_cache(),
+                  directory / "mmdeb.conf", directory / "catalogue.toml", directory / "reports")
+
+
+def system(root: Path) -> Places:
+    lib = root / "var/lib/mmdeb"
+    return Places(True, lib / STATE_NAME, lib / "build", lib / "repo", root / "var/cache/mmdeb",
+                  root / "etc/mmdeb/mmdeb.conf", root / "etc/mmdeb/catalogue.toml", lib / "reports")
+
+
+def choose(cwd: Path, root: Path) -> Places:
+    if (cwd / STATE_NAME).exists() or not (root / "etc/mmdeb").is_dir():
+        return working(cwd)
+    return system(root)
+
+
+def current() -> Places:
+    """The places of this run. $MMDEB_ROOT moves the system places under another root (tests);
+    $MMDEB_CACHE moves the cache."""
+    places = choose(Path.cwd(), Path(os.environ.get("MMDEB_ROOT") or "/"))
+    if os.environ.get("MMDEB_CACHE"):
+        return replace(places, cache=Path(os.environ["MMDEB_CACHE"]))
+    return places
