@@ -3,30 +3,51 @@
 import argparse
 import json
 import logging
-import os
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__
+from mmdeb import PATCHES_DIR, __version__, places, tracking
+from mmdeb.autorebuild import autorebuild, deliver
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
-from mmdeb.pipeline import BuildRequest, build, default_upstream, run
+from mmdeb.pipeline import BuildRequest, build, built_files, default_upstream, run
 from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.settings import BUILDERS, URGENCIES
+from mmdeb.settings import BUILDERS, POLICIES, URGENCIES, load as load_settings
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
-from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
+from mmdeb.state import DomainState, State, locked
+from mmdeb.catalogue import load_catalogue
+from mmdeb.upstream import DIST_RELEASES, FLAVOURS, resolve
 from mmdeb.watch import check
 
 
+# Defaults that depend on where mmdeb runs (see places.py); filled in by with_defaults.
+WHERE = {
+    "state": "./mmdeb.toml, or /var/lib/mmdeb/mmdeb.toml when mmdeb is installed",
+    "out": "./build, or /var/lib/mmdeb/build when installed",
+    "repo": "./repo, or /var/lib/mmdeb/repo when installed",
+}
+
+
+def with_defaults(args: argparse.Namespace) -> argparse.Namespace:
+    """args with every option left unset taken from this run's places and mmdeb.conf."""
+    where = places.current()
+    settings = load_settings(where.settings)
+    defaults = {"state": where.state, "out": where.out, "repo": where.repo,
+                "builder": settings.builder, "jobs": settings.build_jobs}
+    for name, value in defaults.items():
+        if getattr(args, name, "unused") is None:
+            setattr(args, name, value)
+    return args
+
+
 def add_build_options(sub: argparse.ArgumentParser) -> None:
-    sub.add_argument("--builder", choices=BUILDERS, default="sbuild")
-    sub.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="domains built at once (default: one per CPU)")
-    sub.add_argument("--out", type=Path, default=Path("build"), help="output directory (default: build/)")
+    sub.add_argument("--builder", choices=BUILDERS, help="default: build.builder in mmdeb.conf, or sbuild")
+    sub.add_argument("--jobs", type=int, help="domains built at once (default: build.jobs in mmdeb.conf, or one per CPU)")
+    sub.add_argument("--out", type=Path, help=f"output directory (default: {WHERE['out']})")
     sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
 
 
@@ -52,7 +73,7 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mmdeb", description="Per-domain Debian packages of GNU Mailman 2.")
     top.add_argument("--version", action="version", version=f"mmdeb {__version__}")
     top.add_argument("-v", "--verbose", action="store_true", help="show every command and its output")
-    top.add_argument("--state", type=Path, default=DEFAULT_STATE, help="the state file (default: ./mmdeb.toml)")
+    top.add_argument("--state", type=Path, help=f"the state file (default: {WHERE['state']})")
     commands = top.add_subparsers(dest="command", required=True)
 
     for name, help_text in (("build", "build source and binary packages for each domain"),
@@ -90,8 +111,8 @@ def parser() -> argparse.ArgumentParser:
     rebuild.set_defaults(handler=cmd_rebuild)
 
     publish = commands.add_parser("publish", help="put built packages into the signed apt repository")
-    publish.add_argument("--repo", type=Path, default=Path("repo"), help="repository directory (default: repo/)")
-    publish.add_argument("--out", type=Path, default=Path("build"), help="where the packages were built")
+    publish.add_argument("--repo", type=Path, help=f"repository directory (default: {WHERE['repo']})")
+    publish.add_argument("--out", type=Path, help=f"where the packages were built (default: {WHERE['out']})")
     publish.set_defaults(handler=cmd_publish)
 
     importing = commands.add_parser("import", help="move lists of an old Mailman 2 into domain packages")
@@ -113,6 +134,26 @@ def parser() -> argparse.ArgumentParser:
         "check", help="report newer upstream releases (exit 0 when every upstream could be checked)")
     upstream_check.add_argument("name", nargs="?", metavar="NAME", help="default: every upstream in the catalogue")
     upstream_check.set_defaults(handler=cmd_upstream_check)
+    upstream_add = upstream_actions.add_parser(
+        "add", help="download a release, verify it and record it in the local catalogue under NAME")
+    upstream_add.add_argument("name", metavar="NAME")
+    upstream_add.add_argument("url", metavar="URL", help="the release tarball")
+    upstream_add.add_argument("--sha256", help="refuse the download unless it has this sha256")
+    upstream_add.add_argument("--signature-url", help="its detached OpenPGP signature (with --signing-key)")
+    upstream_add.add_argument("--signing-key", type=Path, help="a binary keyring holding the release key; copied beside the catalogue")
+    upstream_add.add_argument("--watch-url", help="a page listing the releases (for mmdeb upstream update)")
+    upstream_add.add_argument("--watch-regex", help="a regex whose one group captures a version in that page")
+    upstream_add.set_defaults(handler=cmd_upstream_add)
+    upstream_update = upstream_actions.add_parser(
+        "update", help="record NAME's newest release, downloaded and verified, in the local catalogue")
+    upstream_update.add_argument("name", metavar="NAME")
+    upstream_update.set_defaults(handler=cmd_upstream_update)
+
+    auto = commands.add_parser(
+        "autorebuild", help="look for new releases and changes, then rebuild, publish and mail a report as mmdeb.conf allows")
+    auto.add_argument("--policy", choices=POLICIES, help="default: autorebuild.policy in mmdeb.conf (report)")
+    auto.add_argument("--mail-to", help="default: autorebuild.mail_to in mmdeb.conf (root)")
+    auto.set_defaults(handler=cmd_autorebuild)
     return top
 
 
@@ -213,14 +254,6 @@ def cmd_rebuild(args, runner: Runner) -> None:
         state.save()
 
 
-def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
-    files = [out / dist / f"{package}_{version}.dsc", *sorted((out / dist).glob(f"{package}*_{version}_*.deb"))]
-    if len(files) < 2 or not files[0].exists():
-        raise MmdebError(f"the built files of {package} {version} are not in {out / dist}",
-                         f"rebuild it (mmdeb rebuild --out {out}) or give --out")
-    return files
-
-
 def cmd_publish(args, runner: Runner) -> None:
     with locked(args.state) as state:
         pending = [(package, dist, record) for package, dist, record in state.packages()
@@ -259,11 +292,41 @@ def cmd_upstream_check(args, runner: Runner) -> None:
         print(line, flush=True)
 
 
+def cmd_upstream_add(args, runner: Runner) -> None:
+    if bool(args.watch_url) != bool(args.watch_regex):
+        raise MmdebError("a watch needs both --watch-url and --watch-regex", "give both, or neither")
+    watch = {"url": args.watch_url, "regex": args.watch_regex} if args.watch_url else None
+    recorded = tracking.add(args.name, args.url, args.sha256, runner, args.signature_url, args.signing_key, watch)
+    print(f"added {recorded.name}: Mailman {recorded.version}, sha256 {recorded.sha256}, verified by {recorded.verified_by}")
+
+
+def cmd_upstream_update(args, runner: Runner) -> None:
+    recorded = tracking.update(args.name, runner)
+    if recorded is None:
+        print(f"{args.name} is up to date")
+        return
+    print(f"updated {recorded.name}: {recorded.old_version} -> {recorded.version} ({recorded.url}), "
+          f"sha256 {recorded.sha256}, verified by {recorded.verified_by}")
+
+
+def cmd_autorebuild(args, runner: Runner) -> None:
+    where = replace(places.current(), state=args.state)
+    settings = load_settings(where.settings)
+    settings = replace(settings, policy=args.policy or settings.policy, mail_to=args.mail_to or settings.mail_to)
+    report = autorebuild(where, settings, runner)
+    print(report.text(), end="", flush=True)
+    if report.eventful:
+        kept = deliver(report, where, settings.mail_to, runner)
+        print(f"report mailed to {settings.mail_to} and kept in {kept}")
+    if report.failures:
+        raise MmdebError(f"autorebuild failed: {report.failures[0]}", f"see the report mailed to {settings.mail_to}")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.handler(args, Runner(echo=args.verbose))
+        args.handler(with_defaults(args), Runner(echo=args.verbose))
     except MmdebError as exc:
         print(f"mmdeb: error: {exc}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ package's files appear in <out>/<dist>/ only once it has built.
 import os
 import shutil
 import tempfile
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -18,7 +18,8 @@ from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 from mmdeb.source import build_source
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.upstream import cache_dir, load_catalogue, resolve
+from mmdeb.catalogue import load_catalogue
+from mmdeb.upstream import cache_dir, resolve
 
 
 @dataclass
@@ -87,6 +88,16 @@ def run(request: BuildRequest, runner: Runner) -> list[Path]:
 
 def build(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
     """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
+    outcomes = build_each(specs, builder_name, out, jobs, runner)
+    failure = next((outcome for _, outcome in outcomes if isinstance(outcome, MmdebError)), None)
+    if failure:
+        raise failure
+    return [artifact for _, artifacts in outcomes for artifact in artifacts]
+
+
+def build_each(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int,
+               runner: Runner) -> list[tuple[PackageSpec | CoreSpec, list[Path] | MmdebError]]:
+    """Build every spec, one failure not stopping the others: each spec with its artifacts or its error."""
     builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
         builder.check()
@@ -99,8 +110,23 @@ def build(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Pa
     out = out.resolve()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
-        wait(futures)  # let every build finish (or fail) before reporting the first failure
-    return [artifact for future in futures for artifact in future.result()]
+        wait(futures)
+    return [(spec, outcome(future)) for spec, future in zip(specs, futures)]
+
+
+def outcome(future: Future) -> list[Path] | MmdebError:
+    """A build's artifacts, or the MmdebError it failed with; anything else is a bug and raised."""
+    error = future.exception()
+    return error if isinstance(error, MmdebError) else future.result()
+
+
+def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
+    """The .dsc and .deb files of a build, for publishing."""
+    files = [out / dist / f"{package}_{version}.dsc", *sorted((out / dist).glob(f"{package}*_{version}_*.deb"))]
+    if len(files) < 2 or not files[0].exists():
+        raise MmdebError(f"the built files of {package} {version} are not in {out / dist}",
+                         f"rebuild it (mmdeb rebuild --out {out}) or give --out")
+    return files
 
 
 def build_one(spec: PackageSpec | CoreSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:

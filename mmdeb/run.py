@@ -42,8 +42,8 @@ class Runner:
     def with_log(self, log_path: Path) -> "Runner":
         return Runner(log_path, self.echo)
 
-    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None) -> str:
-        """Run argv; return its combined output or raise MmdebError naming the log."""
+    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None, stdin: str | None = None) -> str:
+        """Run argv (with stdin as its input); return its combined output or raise MmdebError naming the log."""
         line = shlex.join(argv)
         log.info("$ %s", line)
         output: list[str] = []
@@ -68,7 +68,7 @@ class Runner:
                 _env={**os.environ, **(env or {})},
                 _out=sink,
                 _err_to_out=True,
-                _in=None,
+                _in=stdin,
                 _tty_out=False,
             )
         except sh.CommandNotFound:

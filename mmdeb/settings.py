@@ -6,6 +6,7 @@ import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from mmdeb import PATCHES_DIR
 from mmdeb.errors import MmdebError
 
 POLICIES = ("report", "build", "build+publish")
@@ -18,6 +19,7 @@ URGENCIES = ("low", "medium", "high", "critical", "emergency")  # of a changelog
 class Settings:
     builder: str = "sbuild"
     jobs: int = 0
+    patches: str = ""
     max_age_days: int = 7
     when_old: str = "update"
     policy: str = "report"
@@ -28,10 +30,14 @@ class Settings:
     def build_jobs(self) -> int:
         return self.jobs or os.cpu_count() or 1
 
+    @property
+    def patches_dir(self) -> Path:
+        return Path(self.patches) if self.patches else PATCHES_DIR
+
 
 # Each setting's table in the file, and the values it may take (None: any of its type).
 LAYOUT = {
-    "builder": ("build", BUILDERS), "jobs": ("build", None),
+    "builder": ("build", BUILDERS), "jobs": ("build", None), "patches": ("build", None),
     "max_age_days": ("chroot", None), "when_old": ("chroot", WHEN_OLD),
     "policy": ("autorebuild", POLICIES), "mail_to": ("autorebuild", None), "urgency": ("autorebuild", URGENCIES),
 }

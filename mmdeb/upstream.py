@@ -7,16 +7,16 @@ import re
 import shutil
 import tarfile
 import tempfile
-import tomllib
 import urllib.request
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmdeb import places
+from mmdeb.catalogue import load_catalogue, unknown_upstream
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner
 
-CATALOGUE = Path(__file__).with_name("catalogue.toml")
 TARBALL_SUFFIXES = {".tar.gz": "gz", ".tgz": "gz", ".tar.xz": "xz", ".tar.bz2": "bz2"}
 VERSION_LINE = re.compile(rb"""^VERSION\s*=\s*['"]([0-9][0-9A-Za-z.+~]*)['"]""", re.M)
 
@@ -110,24 +110,7 @@ class Upstream:
 
 
 def cache_dir() -> Path:
-    root = os.environ.get("MMDEB_CACHE") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mmdeb"
-    return Path(root)
-
-
-def load_catalogue(path: Path | None = None) -> dict:
-    """The catalogue ($MMDEB_CATALOGUE or the packaged one); signing_key paths become absolute."""
-    path = Path(path or os.environ.get("MMDEB_CATALOGUE") or CATALOGUE).absolute()
-    with open(path, "rb") as fh:
-        catalogue = tomllib.load(fh)
-    for entry in [*catalogue.get("upstream", {}).values(), *catalogue.get("component", {}).values()]:
-        if "signing_key" in entry:
-            entry["signing_key"] = str(path.parent / entry["signing_key"])
-    return catalogue
-
-
-def unknown_upstream(name: str, catalogue: dict) -> MmdebError:
-    known = ", ".join(sorted(catalogue.get("upstream", {}))) or "none"
-    return MmdebError(f"unknown upstream {name!r}", f"give a tarball path or one of the catalogue names: {known}")
+    return places.current().cache
 
 
 def sha256_of(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+from mmdeb.autorebuild import sendmail_argv
 from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages
 from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.builders.pbuilder import pbuilder_argv
@@ -64,3 +65,7 @@ def test_gpgv_checks_against_the_catalogue_keyring_only():
 def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
     # gpgv reads a keyring name without a slash from ~/.gnupg.
     assert "/" in gpgv_argv(Path("mailman.gpg"), Path("s.sig"), Path("f"))[2]
+
+
+def test_sendmail_argv_takes_the_recipients_from_the_message():
+    assert sendmail_argv() == ["/usr/sbin/sendmail", "-t", "-oi"]

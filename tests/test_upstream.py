@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 
 from fixture_upstream import write_tarball
+from mmdeb.catalogue import load_catalogue
 from mmdeb.errors import MmdebError
-from mmdeb.upstream import (FLAVOURS, flavour_for_version, inspect_tarball, load_catalogue, repack_zip, resolve,
+from mmdeb.upstream import (FLAVOURS, flavour_for_version, inspect_tarball, repack_zip, resolve,
                             sha256_of)
 
 

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from mmdeb.cli import main
-from mmdeb.upstream import load_catalogue
+from mmdeb.catalogue import load_catalogue
 from mmdeb.watch import Release, newer_releases
 
 GNU_REGEX = r"mailman-(2\.1\.[0-9]+)\.tgz"
