@@ -110,6 +110,7 @@ class State:
 @contextmanager
 def locked(path: Path = DEFAULT_STATE):
     """Hold the state file's lock (waiting for other mmdeb runs), and yield the loaded state."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         yield State.load(path)

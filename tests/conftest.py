@@ -10,6 +10,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from fixture_upstream import PATCH_MARKER, make_fixture  # noqa: E402
+from upstream_site import UpstreamSite  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
 from mmdeb.cli import main  # noqa: E402
@@ -87,3 +88,19 @@ def built(upstream, tmp_path_factory) -> Path:
 def built_shared(upstream, tmp_path_factory) -> Path:
     """The core package and thin lists.example.org and lists.example.net packages (shared mode)."""
     return build(upstream, tmp_path_factory.mktemp(f"shared-{upstream.flavour}"), DOMAIN, OTHER_DOMAIN, mode="shared")
+
+
+@pytest.fixture
+def site(tmp_path):
+    site = UpstreamSite(tmp_path / "www")
+    yield site
+    site.close()
+
+
+@pytest.fixture
+def system(tmp_path_factory):
+    """An installed mmdeb's places under a new root (MMDEB_ROOT), and the environment to run it in.
+    A short path: gpg-agent's socket in the repository's GNUPGHOME must fit in 108 bytes."""
+    root = tmp_path_factory.mktemp("root")
+    (root / "etc/mmdeb").mkdir(parents=True)
+    return {"MMDEB_ROOT": str(root), "MMDEB_CACHE": str(root / "var/cache/mmdeb")}

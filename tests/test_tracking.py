@@ -1,74 +1,13 @@
 """`mmdeb upstream add|update` against a local HTTP server standing in for the upstream site:
 releases are recorded in the local catalogue only when verified."""
 
-import functools
-import hashlib
-import http.server
-import threading
 import tomllib
 from pathlib import Path
 
-import pytest
-
-from fixture_upstream import make_fixture
 from test_errors import mmdeb
 from test_signature import Signer
+from upstream_site import LISTING_REGEX, add_watched
 from mmdeb.catalogue import DEFAULTS
-
-LISTING_REGEX = r"mailman-([0-9.]+)\.tar\.gz"
-
-
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
-
-
-class UpstreamSite:
-    """A directory of releases served on 127.0.0.1, with an index page linking each one."""
-
-    def __init__(self, root: Path):
-        self.root = root
-        root.mkdir(parents=True)
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(QuietHandler, directory=root))
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def release(self, version: str, sha256: str | None = None, signer: Signer | None = None) -> Path:
-        """Publish the fixture as version, with its sha256 file (the true sum unless given)."""
-        tarball, _ = make_fixture(self.root / f".{version}", "py3", version)
-        target = tarball.rename(self.root / tarball.name)
-        digest = sha256 or hashlib.sha256(target.read_bytes()).hexdigest()
-        (self.root / f"{target.name}.sha256").write_text(f"{digest}  {target.name}\n")
-        if signer:
-            signer.sign(target)
-        links = sorted(p.name for p in self.root.glob("*.tar.gz"))
-        (self.root / "index.html").write_text("".join(f'<a href="{name}">{name}</a>\n' for name in links))
-        return target
-
-    def close(self):
-        self.server.shutdown()
-        self.server.server_close()
-
-
-@pytest.fixture
-def site(tmp_path):
-    site = UpstreamSite(tmp_path / "www")
-    yield site
-    site.close()
-
-
-@pytest.fixture
-def system(tmp_path):
-    """An installed mmdeb's places under tmp_path (MMDEB_ROOT), and the environment to run it in."""
-    (tmp_path / "root/etc/mmdeb").mkdir(parents=True)
-    return {"MMDEB_ROOT": str(tmp_path / "root"), "MMDEB_CACHE": str(tmp_path / "root/var/cache/mmdeb")}
-
-
-def add_watched(site: UpstreamSite, system: dict, cwd: Path, version: str = "2.2.0") -> None:
-    tarball = site.release(version)
-    result = mmdeb("upstream", "add", "fork", f"{site.url}/{tarball.name}", "--sha256", hashlib.sha256(tarball.read_bytes()).hexdigest(),
-                   "--watch-url", f"{site.url}/", "--watch-regex", LISTING_REGEX, cwd=cwd, env=system)
-    assert result.returncode == 0, result.stderr
 
 
 def local_catalogue(system: dict) -> Path:
