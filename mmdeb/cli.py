@@ -8,7 +8,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__
+from mmdeb import PATCHES_DIR, __version__, places
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
@@ -16,9 +16,10 @@ from mmdeb.pipeline import BuildRequest, build, default_upstream, run
 from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
+from mmdeb.selfpackage import SELF_DISTS, build_self
 from mmdeb.settings import BUILDERS, URGENCIES
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
-from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
+from mmdeb.state import DomainState, State, locked
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
 from mmdeb.watch import check
 
@@ -52,7 +53,8 @@ def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="mmdeb", description="Per-domain Debian packages of GNU Mailman 2.")
     top.add_argument("--version", action="version", version=f"mmdeb {__version__}")
     top.add_argument("-v", "--verbose", action="store_true", help="show every command and its output")
-    top.add_argument("--state", type=Path, default=DEFAULT_STATE, help="the state file (default: ./mmdeb.toml)")
+    top.add_argument("--state", type=Path, default=default_places().state,
+                     help="the state file (default: ./mmdeb.toml, or /var/lib/mmdeb/mmdeb.toml when mmdeb is installed)")
     commands = top.add_subparsers(dest="command", required=True)
 
     for name, help_text in (("build", "build source and binary packages for each domain"),
@@ -113,7 +115,20 @@ def parser() -> argparse.ArgumentParser:
         "check", help="report newer upstream releases (exit 0 when every upstream could be checked)")
     upstream_check.add_argument("name", nargs="?", metavar="NAME", help="default: every upstream in the catalogue")
     upstream_check.set_defaults(handler=cmd_upstream_check)
+
+    self_build = commands.add_parser("self-build", help="build mmdeb's own Debian package from this mmdeb's files")
+    self_build.add_argument("--builder", choices=BUILDERS, default="sbuild")
+    self_build.add_argument("--dist", choices=SELF_DISTS, default=SELF_DISTS[0])
+    self_build.add_argument("--out", type=Path, default=default_places().out,
+                            help="output directory (default: build/, or /var/lib/mmdeb/build when mmdeb is installed)")
+    self_build.set_defaults(handler=cmd_self_build)
     return top
+
+
+def default_places() -> places.Places:
+    """The system places when mmdeb is installed (places.py), else the working directory's, relative."""
+    where = places.current()
+    return where if where.system else places.working(Path())
 
 
 def print_artifacts(artifacts: list[Path]) -> None:
@@ -257,6 +272,10 @@ def cmd_import_plan(args, runner: Runner) -> None:
 def cmd_upstream_check(args, runner: Runner) -> None:
     for line in check(load_catalogue(), args.name):
         print(line, flush=True)
+
+
+def cmd_self_build(args, runner: Runner) -> None:
+    print_artifacts(build_self(args.dist, args.builder, args.out, runner))
 
 
 def main(argv: list[str] | None = None) -> int:
