@@ -13,6 +13,13 @@ except PackageNotFoundError:  # running from a checkout without installing (test
 # installed as the Debian package mmdeb, from SYSTEM_DATA_DIR, where the package puts them.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 SYSTEM_DATA_DIR = Path("/usr/share/mmdeb")
-DATA_DIR = PROJECT_ROOT if (PROJECT_ROOT / "debian-templates").is_dir() else SYSTEM_DATA_DIR
+
+
+def data_dir(project_root: Path) -> Path:
+    """The checkout when debian-templates/ is beside the package, else the installed data."""
+    return project_root if (project_root / "debian-templates").is_dir() else SYSTEM_DATA_DIR
+
+
+DATA_DIR = data_dir(PROJECT_ROOT)
 TEMPLATES_DIR = DATA_DIR / "debian-templates"
 PATCHES_DIR = DATA_DIR / "patches"

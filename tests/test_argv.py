@@ -64,3 +64,16 @@ def test_gpgv_checks_against_the_catalogue_keyring_only():
 def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
     # gpgv reads a keyring name without a slash from ~/.gnupg.
     assert "/" in gpgv_argv(Path("mailman.gpg"), Path("s.sig"), Path("f"))[2]
+
+
+def test_self_build_dependencies_are_in_the_build_chroots_of_its_dists():
+    from mmdeb.selfpackage import BUILD_DEPENDS
+
+    for dist in ("trixie", "forky"):
+        assert set(BUILD_DEPENDS) <= set(preinstalled_packages(dist))
+    assert "python3-argparse-manpage" not in preinstalled_packages("bookworm")
+
+
+def test_self_build_source_is_built_by_the_same_dpkg_source_argv():
+    # 3.0 (native): one tarball, gzip as for the domain packages' debian tarballs.
+    assert dpkg_source_build_argv("mmdeb-0.2.0") == ["dpkg-source", "--compression=gzip", "--build", "mmdeb-0.2.0"]
