@@ -9,6 +9,7 @@ from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__, places, tracking
 from mmdeb.autorebuild import autorebuild, deliver
+from mmdeb.catalogue import load_catalogue
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
@@ -16,10 +17,10 @@ from mmdeb.pipeline import BuildRequest, build, built_files, default_upstream, r
 from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
+from mmdeb.selfpackage import SELF_DISTS, build_self
 from mmdeb.settings import BUILDERS, POLICIES, URGENCIES, load as load_settings
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
 from mmdeb.state import DomainState, State, locked
-from mmdeb.catalogue import load_catalogue
 from mmdeb.upstream import DIST_RELEASES, FLAVOURS, resolve
 from mmdeb.watch import check
 
@@ -154,6 +155,12 @@ def parser() -> argparse.ArgumentParser:
     auto.add_argument("--policy", choices=POLICIES, help="default: autorebuild.policy in mmdeb.conf (report)")
     auto.add_argument("--mail-to", help="default: autorebuild.mail_to in mmdeb.conf (root)")
     auto.set_defaults(handler=cmd_autorebuild)
+
+    self_build = commands.add_parser("self-build", help="build mmdeb's own Debian package from this mmdeb's files")
+    self_build.add_argument("--builder", choices=BUILDERS, help="default: build.builder in mmdeb.conf, or sbuild")
+    self_build.add_argument("--dist", choices=SELF_DISTS, default=SELF_DISTS[0])
+    self_build.add_argument("--out", type=Path, help=f"output directory (default: {WHERE['out']})")
+    self_build.set_defaults(handler=cmd_self_build)
     return top
 
 
@@ -320,6 +327,10 @@ def cmd_autorebuild(args, runner: Runner) -> None:
         print(f"report mailed to {settings.mail_to} and kept in {kept}")
     if report.failures:
         raise MmdebError(f"autorebuild failed: {report.failures[0]}", f"see the report mailed to {settings.mail_to}")
+
+
+def cmd_self_build(args, runner: Runner) -> None:
+    print_artifacts(build_self(args.dist, args.builder, args.out, runner))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -7,6 +7,7 @@ package's files appear in <out>/<dist>/ only once it has built.
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -131,23 +132,35 @@ def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
 
 def build_one(spec: PackageSpec | CoreSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
     dist_dir = out / spec.dist
+    return build_in(
+        out, spec.dist, spec.package, spec.version, spec.log_name(arch), builder, arch, runner,
+        lambda workdir, log_runner: build_source(spec, workdir, dist_dir, log_runner),
+    )
+
+
+def build_in(out: Path, dist: str, package: str, version: str, log_name: str, builder: Builder | None, arch: str,
+             runner: Runner, make_source: Callable[[Path, Runner], Path]) -> list[Path]:
+    """make_source(workdir, runner) writes a source package into a fresh work directory under out and
+    returns its .dsc; the builder builds it there. The files move into out/dist/ only once everything
+    succeeded; the build log is written in place at out/dist/log_name, so it survives a failure."""
+    dist_dir = out / dist
     dist_dir.mkdir(parents=True, exist_ok=True)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{spec.package}-", dir=out))
-    log_path = dist_dir / spec.log_name(arch)  # written in place, so it survives a failure
+    workdir = Path(tempfile.mkdtemp(prefix=f".{package}-", dir=out))
+    log_path = dist_dir / log_name
     log_path.unlink(missing_ok=True)
     log_runner = runner.with_log(log_path)
     try:
-        progress(f"{spec.package} {spec.version}: source package")
-        dsc = build_source(spec, workdir, dist_dir, log_runner)
+        progress(f"{package} {version}: source package")
+        dsc = make_source(workdir, log_runner)
         if builder:
-            progress(f"{spec.package} {spec.version}: binary packages with {builder.name} for {spec.dist}/{arch}")
-            builder.build(dsc, spec.dist, arch, workdir, log_runner)
+            progress(f"{package} {version}: binary packages with {builder.name} for {dist}/{arch}")
+            builder.build(dsc, dist, arch, workdir, log_runner)
         produced = []
         for artifact in sorted(workdir.iterdir()):
             if artifact.is_file():
                 os.replace(artifact, dist_dir / artifact.name)
                 produced.append(dist_dir / artifact.name)
-        progress(f"{spec.package} {spec.version}: done, log {log_path}")
+        progress(f"{package} {version}: done, log {log_path}")
         return produced
     finally:
         shutil.rmtree(workdir, ignore_errors=True)

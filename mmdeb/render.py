@@ -19,6 +19,7 @@ EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
+SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
 JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
 # mmdeb-import's modules (standard library only): copied to debian/mmdeb/, installed as <prefix>/pythonlib/mmdeb/.
 IMPORTER_MODULES = ("__init__.py", "py2data.py", "oldtree.py", "listimport.py")
@@ -39,10 +40,12 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
 
 
 def templates_for(kind: str, names: list[str]) -> dict[str, str]:
-    """Template name -> path under debian/, for a domain package or the core package."""
+    """Template name -> path under debian/, for a domain package, the core package or mmdeb itself ("self")."""
+    if kind == "self":
+        return {name: name.removeprefix(SELF_DIR) for name in names if name.startswith(SELF_DIR)}
     if kind == "core":
         return {name: name.removeprefix(CORE_DIR) for name in names if name.startswith(CORE_DIR) or name in CORE_SHARED}
-    return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR))}
+    return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR, SELF_DIR))}
 
 
 def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:

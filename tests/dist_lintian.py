@@ -45,7 +45,11 @@ def with_sources(artifact: Path) -> list[Path]:
 
 def run_lintian(flavour: str, artifacts: list[Path]) -> subprocess.CompletedProcess:
     """The flavour's lintian on artifacts (a .dsc brings the files it names)."""
-    dist, fail_on = LINTIAN[flavour]
+    return run_dist_lintian(*LINTIAN[flavour], artifacts)
+
+
+def run_dist_lintian(dist: str, fail_on: str, artifacts: list[Path]) -> subprocess.CompletedProcess:
+    """dist's lintian on artifacts, failing on the fail_on severities."""
     tree = lintian_tree(dist)
     work = Path(tempfile.mkdtemp(prefix="lintian-", dir=tree / "tmp"))
     try:

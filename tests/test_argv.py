@@ -7,6 +7,7 @@ from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages
 from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.builders.pbuilder import pbuilder_argv
 from mmdeb.builders.sbuild import sbuild_argv
+from mmdeb.selfpackage import BUILD_DEPENDS
 from mmdeb.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
 from mmdeb.upstream import gpgv_argv
 
@@ -69,3 +70,14 @@ def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
 
 def test_sendmail_argv_takes_the_recipients_from_the_message():
     assert sendmail_argv() == ["/usr/sbin/sendmail", "-t", "-oi"]
+
+
+def test_self_build_dependencies_are_in_the_build_chroots_of_its_dists():
+    for dist in ("trixie", "forky"):
+        assert set(BUILD_DEPENDS) <= set(preinstalled_packages(dist))
+    assert "python3-argparse-manpage" not in preinstalled_packages("bookworm")
+
+
+def test_self_build_source_is_built_by_the_same_dpkg_source_argv():
+    # 3.0 (native): one tarball, gzip as for the domain packages' debian tarballs.
+    assert dpkg_source_build_argv("mmdeb-0.2.0") == ["dpkg-source", "--compression=gzip", "--build", "mmdeb-0.2.0"]

@@ -145,3 +145,55 @@ def test_nginx_runs_only_mailmans_cgi_programs_through_fcgiwrap(tmp_path, upstre
                     "/mailman/../bin/newlist": False, "/mailman/mailman.py": False}
     assert f"include {spec.domain.nginx_tls_conf};" in nginx and "fastcgi_pass unix:/run/fcgiwrap.socket;" in nginx
     assert f"alias {spec.domain.prefix}/archives/public/;" in nginx and "archives/private" not in nginx
+
+
+def test_mmdeb_own_templates_are_never_part_of_a_mailman_package():
+    from mmdeb.render import environment, templates_for
+
+    names = environment().list_templates()
+    assert any(name.startswith("self/") for name in names)
+    for kind in ("domain", "core"):
+        assert not any(name.startswith("self/") or target.startswith("self/")
+                       for name, target in templates_for(kind, names).items())
+    # So the rebuild digests of domain and core packages are what they were before self/ existed.
+    from mmdeb.rebuild import digest_templates
+    import hashlib
+    from mmdeb import TEMPLATES_DIR
+    for kind in ("domain", "core"):
+        without_self = [name for name in names if not name.startswith("self/")]
+        digest = hashlib.sha256()
+        for name in sorted(templates_for(kind, without_self)):
+            digest.update(name.encode() + b"\0" + (TEMPLATES_DIR / name).read_bytes() + b"\0")
+        assert digest_templates(kind) == digest.hexdigest()
+    assert set(templates_for("self", names).values()) >= {"control.j2", "rules.j2", "copyright.j2", "source/format"}
+
+
+def test_mmdeb_own_debian_dir(tmp_path):
+    from mmdeb import PROJECT_ROOT
+    from mmdeb.selfpackage import project_version, render_self, self_spec
+
+    spec = self_spec(PROJECT_ROOT, "trixie")
+    render_self(spec, PROJECT_ROOT / "debian-templates", tmp_path / "debian")
+    debian = tmp_path / "debian"
+    source, binary = Deb822.iter_paragraphs((debian / "control").read_text())
+    assert source["Source"] == binary["Package"] == "mmdeb"
+    assert (source["Section"], binary["Architecture"]) == ("admin", "all")
+    for dependency in ("debhelper-compat (= 13)", "dh-python", "pybuild-plugin-pyproject", "python3-all",
+                       "python3-setuptools", "python3-argparse-manpage", "python3-shtab", "python3-sh (>= 2.0)"):
+        assert dependency in source["Build-Depends"]
+    for dependency in ("${misc:Depends}", "${python3:Depends}", "python3-debian", "python3-jinja2",
+                       "python3-sh (>= 2.0)", "python3-tomli-w", "sbuild", "mmdebstrap", "reprepro", "uidmap"):
+        assert dependency in binary["Depends"]
+    assert (debian / "source/format").read_text() == "3.0 (native)\n"
+    changelog = Changelog((debian / "changelog").read_text())
+    assert (changelog.package, str(changelog.version), changelog.distributions) == ("mmdeb", project_version(PROJECT_ROOT), "trixie")
+    rules = debian / "rules"
+    assert rules.stat().st_mode & 0o777 == 0o755
+    assert "dh $@ --with python3 --buildsystem=pybuild" in rules.read_text()
+    assert "--name=mmdeb-autorebuild" in rules.read_text()
+    service = (debian / "mmdeb.mmdeb-autorebuild.service").read_text()
+    assert "Type=oneshot" in service and "ExecStart=/usr/bin/mmdeb autorebuild" in service
+    timer = (debian / "mmdeb.mmdeb-autorebuild.timer").read_text()
+    assert "Persistent=true" in timer and "RandomizedDelaySec=" in timer
+    assert "[ -d /run/systemd/system ] ||" in (debian / "mmdeb.cron.d").read_text()
+    assert "etc/mmdeb.conf etc/mmdeb" in (debian / "mmdeb.install").read_text().splitlines()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from mmdeb.builders import Builder
 from mmdeb.run import Runner, require
+from mmdeb.selfpackage import BUILD_DEPENDS as SELF_BUILD_DEPENDS, SELF_DISTS
 from mmdeb.upstream import FLAVOURS
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
@@ -22,6 +23,7 @@ def preinstalled_packages(dist: str) -> list[str]:
     for flavour in FLAVOURS.values():
         if dist in flavour.dists:
             packages.update(flavour.build_depends)
+    packages.update(SELF_BUILD_DEPENDS if dist in SELF_DISTS else ())  # mmdeb self-build
     return sorted(packages)
 
 
