@@ -13,13 +13,12 @@ from conftest import DOMAIN
 from dist_lintian import run_dist_lintian
 from e2e_host import Host
 from fixture_upstream import make_fixture
+from self_deb import VERSION, build_self_deb, deb, depends_of, install
 from mmdeb import PROJECT_ROOT, SYSTEM_DATA_DIR, data_dir
 from mmdeb.cli import main
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
-from mmdeb.selfpackage import SOURCE_FILES, build_self, project_version
-
-VERSION = project_version(PROJECT_ROOT)
+from mmdeb.selfpackage import SOURCE_FILES, build_self
 
 
 def source_names(dist_dir: Path) -> list[str]:
@@ -107,20 +106,7 @@ def test_a_failed_build_leaves_no_package_files_in_out(tmp_path):
 
 @pytest.fixture(scope="module")
 def self_built(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("self-build")
-    assert main(["self-build", "--builder", "sbuild", "--dist", "trixie", "--out", str(out)]) == 0
-    return out / "trixie"
-
-
-def deb(dist_dir: Path) -> Path:
-    (path,) = dist_dir.glob(f"mmdeb_{VERSION}_all.deb")
-    return path
-
-
-def depends_of(package: Path) -> list[str]:
-    """The names of package's dependencies (each one's first alternative)."""
-    field = subprocess.run(["dpkg-deb", "--field", str(package), "Depends"], capture_output=True, text=True, check=True).stdout
-    return [re.split(r"[\s(:]", item.split("|")[0].strip())[0] for item in field.split(",")]
+    return build_self_deb(tmp_path_factory.mktemp("self-build")).parent
 
 
 @pytest.fixture(scope="module")
@@ -134,14 +120,6 @@ def host(self_built, tmp_path_factory):
         yield machine
     finally:
         machine.stop()
-
-
-def install(machine: Host, package: Path) -> None:
-    if package.parent != machine.root / "tmp":
-        shutil.copy(package, machine.root / "tmp")
-    machine.run("apt-get", "install", "--yes", "--no-install-recommends", f"/tmp/{package.name}")
-
-
 
 
 @pytest.mark.chroot
