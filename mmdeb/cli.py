@@ -9,17 +9,18 @@ from dataclasses import asdict
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__
+from mmdeb.builders.chroot import ChrootCache
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
-from mmdeb.pipeline import BuildRequest, build, default_upstream, run
+from mmdeb.pipeline import BuildRequest, build, default_upstream, host_arch, run
 from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
 from mmdeb.settings import BUILDERS, URGENCIES
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
 from mmdeb.state import DEFAULT_STATE, DomainState, State, locked
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS, load_catalogue, resolve
+from mmdeb.upstream import DIST_RELEASES, FLAVOURS, cache_dir, load_catalogue, resolve
 from mmdeb.watch import check
 
 
@@ -113,6 +114,17 @@ def parser() -> argparse.ArgumentParser:
         "check", help="report newer upstream releases (exit 0 when every upstream could be checked)")
     upstream_check.add_argument("name", nargs="?", metavar="NAME", help="default: every upstream in the catalogue")
     upstream_check.set_defaults(handler=cmd_upstream_check)
+
+    chroot = commands.add_parser("chroot", help="the cached build chroots (in the cache's chroots/)")
+    chroot_actions = chroot.add_subparsers(dest="action", required=True)
+    chroot_actions.add_parser("list", help="each cached chroot: dist, arch, age, size, whether a domain uses it"
+                              ).set_defaults(handler=cmd_chroot_list)
+    chroot_update = chroot_actions.add_parser("update", help="make the chroots again from the distribution as it is now")
+    chroot_update.add_argument("dists", nargs="*", metavar="DIST",
+                               help=f"{', '.join(DIST_RELEASES)} (default: every cached chroot a domain uses)")
+    chroot_update.set_defaults(handler=cmd_chroot_update)
+    chroot_actions.add_parser("prune", help="remove the chroots no domain uses, and unfinished ones"
+                              ).set_defaults(handler=cmd_chroot_prune)
     return top
 
 
@@ -257,6 +269,38 @@ def cmd_import_plan(args, runner: Runner) -> None:
 def cmd_upstream_check(args, runner: Runner) -> None:
     for line in check(load_catalogue(), args.name):
         print(line, flush=True)
+
+
+def chroots_in_use(args, runner: Runner) -> tuple[ChrootCache, str, set[Path]]:
+    """The chroot cache, the host architecture, and the tarballs the state file's domains build in."""
+    chroots = ChrootCache.configured(cache_dir())
+    arch = host_arch(runner)
+    return chroots, arch, {chroots.path(domain.dist, arch) for domain in State.load(args.state).domains.values()}
+
+
+def cmd_chroot_list(args, runner: Runner) -> None:
+    chroots, _, used = chroots_in_use(args, runner)
+    for entry in chroots.cached():
+        print(f"{entry.dist}\t{entry.arch}\t{entry.age_days:.1f} days\t{entry.size / 2**20:.0f} MiB\t"
+              f"{'used' if entry.path in used else 'unused'}\t{entry.path}")
+
+
+def cmd_chroot_update(args, runner: Runner) -> None:
+    for dist in args.dists:
+        if dist not in DIST_RELEASES:
+            raise MmdebError(f"unknown distribution {dist!r}", f"name one of {', '.join(DIST_RELEASES)}")
+    chroots, arch, used = chroots_in_use(args, runner)
+    dists = args.dists or [entry.dist for entry in chroots.cached() if entry.path in used]
+    if not dists:
+        print(f"no cached chroot is used by a domain of {args.state}; name the distributions to update")
+    for dist in dict.fromkeys(dists):
+        print(f"updated {chroots.update(dist, arch, runner)}", flush=True)
+
+
+def cmd_chroot_prune(args, runner: Runner) -> None:
+    chroots, _, used = chroots_in_use(args, runner)
+    for path in chroots.prune(used):
+        print(f"removed {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
