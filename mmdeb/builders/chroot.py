@@ -140,8 +140,9 @@ class ChrootCache:
         target = self.path(dist, arch)
         partial = target.with_name(PARTIAL + target.name)
         try:
+            # When writing the tarball fails, mmdebstrap sends SIGHUP to its process group.
             runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist),
-                                       sources_lines(dist, mirror(), security_mirror())))
+                                       sources_lines(dist, mirror(), security_mirror())), own_group=True)
             os.replace(partial, target)
         except CommandFailed as exc:
             if "No space left on device" in exc.output:
