@@ -37,9 +37,9 @@ def security_mirror() -> str:
 
 def suites(dist: str) -> list[str]:
     """The suites a build chroot of dist uses, as on Debian's buildds. forky (testing) gets its
-    -updates and -security too: they exist, almost always empty (testing is fixed by migration
-    from unstable), the installer lists them for testing as well, and so nothing changes when
-    forky is released."""
+    -updates and -security too: both exist, almost always empty (testing is fixed by migration
+    from unstable), but an urgent fix for testing goes to -security, and nothing has to change
+    when forky is released."""
     return [dist, f"{dist}-updates", f"{dist}-security"]
 
 
