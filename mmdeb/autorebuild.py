@@ -112,7 +112,7 @@ def build_and_publish(rebuilds: list[Rebuild], where: Places, settings: Settings
     """Build every rebuild, then publish the ones that built; return those that did."""
     arch = host_arch(runner)
     if settings.builder != "local":
-        chroots = ChrootCache(where.cache / "chroots")
+        chroots = ChrootCache.configured(where.cache)
         for dist in dict.fromkeys(item.spec.dist for item in rebuilds):
             chroots.update(dist, arch, runner)
             report.add(f"updated the {dist}/{arch} build chroot")

@@ -9,11 +9,12 @@ from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__, places, tracking
 from mmdeb.autorebuild import autorebuild, deliver
+from mmdeb.builders.chroot import ChrootCache
 from mmdeb.catalogue import load_catalogue
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
-from mmdeb.pipeline import BuildRequest, build, built_files, default_upstream, run
+from mmdeb.pipeline import BuildRequest, build, built_files, default_upstream, host_arch, run
 from mmdeb.rebuild import plan_all, split_version
 from mmdeb.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
@@ -21,7 +22,7 @@ from mmdeb.selfpackage import SELF_DISTS, build_self
 from mmdeb.settings import BUILDERS, POLICIES, URGENCIES, load as load_settings
 from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
 from mmdeb.state import DomainState, State, locked
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS, resolve
+from mmdeb.upstream import DIST_RELEASES, FLAVOURS, cache_dir, resolve
 from mmdeb.watch import check
 
 
@@ -161,6 +162,17 @@ def parser() -> argparse.ArgumentParser:
     self_build.add_argument("--dist", choices=SELF_DISTS, default=SELF_DISTS[0])
     self_build.add_argument("--out", type=Path, help=f"output directory (default: {WHERE['out']})")
     self_build.set_defaults(handler=cmd_self_build)
+
+    chroot = commands.add_parser("chroot", help="the cached build chroots (in the cache's chroots/)")
+    chroot_actions = chroot.add_subparsers(dest="action", required=True)
+    chroot_actions.add_parser("list", help="each cached chroot: dist, arch, age, size, whether a domain uses it"
+                              ).set_defaults(handler=cmd_chroot_list)
+    chroot_update = chroot_actions.add_parser("update", help="make the chroots again from the distribution as it is now")
+    chroot_update.add_argument("dists", nargs="*", metavar="DIST",
+                               help=f"{', '.join(DIST_RELEASES)} (default: every cached chroot a domain uses)")
+    chroot_update.set_defaults(handler=cmd_chroot_update)
+    chroot_actions.add_parser("prune", help="remove the chroots no domain uses, and unfinished ones"
+                              ).set_defaults(handler=cmd_chroot_prune)
     return top
 
 
@@ -331,6 +343,38 @@ def cmd_autorebuild(args, runner: Runner) -> None:
 
 def cmd_self_build(args, runner: Runner) -> None:
     print_artifacts(build_self(args.dist, args.builder, args.out, runner))
+
+
+def chroots_in_use(args, runner: Runner) -> tuple[ChrootCache, str, set[Path]]:
+    """The chroot cache, the host architecture, and the tarballs the state file's domains build in."""
+    chroots = ChrootCache.configured(cache_dir())
+    arch = host_arch(runner)
+    return chroots, arch, {chroots.path(domain.dist, arch) for domain in State.load(args.state).domains.values()}
+
+
+def cmd_chroot_list(args, runner: Runner) -> None:
+    chroots, _, used = chroots_in_use(args, runner)
+    for entry in chroots.cached():
+        print(f"{entry.dist}\t{entry.arch}\t{entry.age_days:.1f} days\t{entry.size / 2**20:.0f} MiB\t"
+              f"{'used' if entry.path in used else 'unused'}\t{entry.path}")
+
+
+def cmd_chroot_update(args, runner: Runner) -> None:
+    for dist in args.dists:
+        if dist not in DIST_RELEASES:
+            raise MmdebError(f"unknown distribution {dist!r}", f"name one of {', '.join(DIST_RELEASES)}")
+    chroots, arch, used = chroots_in_use(args, runner)
+    dists = args.dists or [entry.dist for entry in chroots.cached() if entry.path in used]
+    if not dists:
+        print(f"no cached chroot is used by a domain of {args.state}; name the distributions to update")
+    for dist in dict.fromkeys(dists):
+        print(f"updated {chroots.update(dist, arch, runner)}", flush=True)
+
+
+def cmd_chroot_prune(args, runner: Runner) -> None:
+    chroots, _, used = chroots_in_use(args, runner)
+    for path in chroots.prune(used):
+        print(f"removed {path}")
 
 
 def main(argv: list[str] | None = None) -> int:

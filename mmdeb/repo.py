@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
+from mmdeb.pipeline import host_arch
 from mmdeb.run import CommandFailed, Runner, require
 from mmdeb.upstream import DIST_RELEASES
 
@@ -40,9 +41,26 @@ def reprepro_argv(basedir: Path, *command: str) -> list[str]:
     return ["reprepro", "--basedir", str(basedir), "--waitforlock", "60", "--silent", *command]
 
 
-def distributions_conf(fingerprint: str) -> str:
+def deb_architecture(deb: Path) -> str:
+    return deb.stem.rsplit("_", 1)[-1]  # NAME_VERSION_ARCH.deb
+
+
+def published_architectures(conf: str) -> set[str]:
+    """The binary architectures a conf/distributions lists."""
+    return {arch for line in conf.splitlines() if line.startswith("Architectures:")
+            for arch in line.split()[1:] if arch != "source"}
+
+
+def repository_architectures(debs: list[Path], previous: set[str], host: str) -> list[str]:
+    """What is published now (Architecture: all alone: the host's), and every architecture a
+    previous publish had: a dropped one would remove its packages from the repository."""
+    built = {deb_architecture(deb) for deb in debs} - {"all"}
+    return sorted((built or {host}) | previous)
+
+
+def distributions_conf(fingerprint: str, architectures: list[str]) -> str:
     stanzas = [
-        f"Origin: mmdeb\nLabel: mmdeb\nCodename: {dist}\nArchitectures: amd64 source\n"
+        f"Origin: mmdeb\nLabel: mmdeb\nCodename: {dist}\nArchitectures: {' '.join(architectures)} source\n"
         f"Components: {COMPONENT}\nDescription: Mailman per domain, built by mmdeb\nSignWith: {fingerprint}\n"
         for dist in DIST_RELEASES
     ]
@@ -124,8 +142,11 @@ class Repository:
             return self.current
 
     def fill(self, tree: Path, fingerprint: str, packages: dict[str, list[Path]]) -> None:
-        (tree / "conf").mkdir(parents=True, exist_ok=True)
-        (tree / "conf/distributions").write_text(distributions_conf(fingerprint))
+        conf = tree / "conf/distributions"
+        conf.parent.mkdir(parents=True, exist_ok=True)
+        previous = published_architectures(conf.read_text()) if conf.exists() else set()
+        debs = [path for files in packages.values() for path in files if path.suffix == ".deb"]
+        conf.write_text(distributions_conf(fingerprint, repository_architectures(debs, previous, host_arch(self.runner))))
         env = {"GNUPGHOME": str(self.gnupghome)}
         try:
             for dist, files in packages.items():

@@ -42,8 +42,10 @@ class Runner:
     def with_log(self, log_path: Path) -> "Runner":
         return Runner(log_path, self.echo)
 
-    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None, stdin: str | None = None) -> str:
-        """Run argv (with stdin as its input); return its combined output or raise MmdebError naming the log."""
+    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None, stdin: str | None = None,
+            own_group: bool = False) -> str:
+        """Run argv (with stdin as its input); return its combined output or raise MmdebError naming
+        the log. own_group: in a process group of its own, for commands that signal their whole group."""
         line = shlex.join(argv)
         log.info("$ %s", line)
         output: list[str] = []
@@ -70,6 +72,7 @@ class Runner:
                 _err_to_out=True,
                 _in=stdin,
                 _tty_out=False,
+                _new_group=own_group,
             )
         except sh.CommandNotFound:
             raise MmdebError(f"{argv[0]} is not installed", f"install it (apt-get install {argv[0]})")

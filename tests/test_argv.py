@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+import pytest
+
 from mmdeb.autorebuild import sendmail_argv
-from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages
+from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages, sources_lines, suites
 from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.builders.pbuilder import pbuilder_argv
 from mmdeb.builders.sbuild import sbuild_argv
@@ -35,11 +37,45 @@ def test_pbuilder_builds_on_the_same_tarball():
     ]
 
 
+SOURCES = ["deb http://mirror/debian bookworm main", "deb http://security/debian-security bookworm-security main"]
+
+
 def test_mmdebstrap_makes_a_buildd_tarball_with_build_dependencies():
-    argv = mmdebstrap_argv("bookworm", "amd64", CHROOT, ["debhelper", "python3-dev"], "http://mirror/debian")
-    assert argv[:2] == ["mmdebstrap", "--variant=buildd"]
-    assert "--include=debhelper,python3-dev" in argv
-    assert argv[-3:] == ["bookworm", str(CHROOT), "http://mirror/debian"]
+    argv = mmdebstrap_argv("bookworm", "amd64", CHROOT, ["debhelper", "python3-dev"], SOURCES)
+    assert argv == [
+        "mmdebstrap", "--variant=buildd", "--architectures=amd64", "--include=debhelper,python3-dev",
+        "--skip=cleanup/apt/lists", "bookworm", str(CHROOT), *SOURCES,
+    ]
+
+
+@pytest.mark.parametrize("dist", ["bullseye", "bookworm", "trixie", "forky"])
+def test_chroot_suites_are_the_release_its_updates_and_security(dist):
+    assert suites(dist) == [dist, f"{dist}-updates", f"{dist}-security"]
+
+
+def test_chroot_sources_take_security_updates_from_the_security_mirror():
+    assert sources_lines("trixie", "http://mirror/debian", "http://security/debian-security") == [
+        "deb http://mirror/debian trixie main",
+        "deb http://mirror/debian trixie-updates main",
+        "deb http://security/debian-security trixie-security main",
+    ]
+
+
+def test_arm64_build_commands():
+    chroot = Path("/cache/trixie-arm64-x.tar.zst")
+    assert sbuild_argv(DSC, "trixie", "arm64", chroot, Path("/b/work")) == [
+        "sbuild", "--chroot-mode=unshare", f"--chroot={chroot}", "--dist=trixie", "--arch=arm64", "--arch-any",
+        "--arch-all", "--no-source", "--build-dir=/b/work", "--nolog", "--no-run-lintian", "--no-run-piuparts",
+        "--no-run-autopkgtest", "--no-apt-update", "--no-apt-upgrade", "--no-apt-distupgrade", str(DSC),
+    ]
+    assert pbuilder_argv(DSC, "trixie", "arm64", chroot, Path("/b/work"), Path("/cache/pbuilderrc")) == [
+        "pbuilder", "build", "--configfile", "/cache/pbuilderrc", "--basetgz", str(chroot), "--distribution", "trixie",
+        "--architecture", "arm64", "--buildresult", "/b/work", "--debbuildopts", "--build=binary", str(DSC),
+    ]
+    assert mmdebstrap_argv("trixie", "arm64", chroot, ["debhelper"], SOURCES) == [
+        "mmdebstrap", "--variant=buildd", "--architectures=arm64", "--include=debhelper",
+        "--skip=cleanup/apt/lists", "trixie", str(chroot), *SOURCES,
+    ]
 
 
 def test_chroot_holds_the_build_dependencies_of_the_flavours_for_its_dist():

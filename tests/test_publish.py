@@ -4,11 +4,12 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from mmdeb.cli import main
-from mmdeb.repo import KEYRING
+from mmdeb.repo import KEYRING, distributions_conf, repository_architectures
 
 ORG, NET = "lists.example.org", "lists.example.net"
 
@@ -135,3 +136,38 @@ def test_concurrent_publishes_wait_for_each_other(tmp_path, fixture_py3):
     listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "trixie"],
                              capture_output=True, text=True, check=True).stdout
     assert f"mailman-{ORG}" in listing and f"mailman-{NET}" in listing
+
+
+def test_distributions_config_for_arm64():
+    conf = distributions_conf("FPR", ["arm64"])
+    assert conf.split("\n\n")[0] == (
+        "Origin: mmdeb\nLabel: mmdeb\nCodename: bullseye\nArchitectures: arm64 source\nComponents: main\n"
+        "Description: Mailman per domain, built by mmdeb\nSignWith: FPR")
+    assert [line for line in conf.splitlines() if line.startswith("Architectures:")] == ["Architectures: arm64 source"] * 4
+
+
+def test_distributions_config_for_amd64_and_arm64():
+    conf = distributions_conf("FPR", ["amd64", "arm64"])
+    assert [line for line in conf.splitlines() if line.startswith("Architectures:")] == ["Architectures: amd64 arm64 source"] * 4
+
+
+@pytest.mark.parametrize("debs, previous, host, expected", [
+    (["mailman-a_2.2.0-1+deb13_arm64.deb", "mailmen-core-py3_2.2.0-1+deb13_all.deb"], set(), "arm64", ["arm64"]),
+    (["mailmen-core-py3_2.2.0-1+deb13_all.deb"], set(), "arm64", ["arm64"]),
+    (["mailman-a_2.2.0-1+deb13_arm64.deb"], {"amd64"}, "arm64", ["amd64", "arm64"]),
+    ([], {"amd64", "arm64"}, "amd64", ["amd64", "arm64"]),
+], ids=["arm64-and-all", "all-alone-is-the-host", "amd64-published-before", "nothing-new"])
+def test_repository_architectures_come_from_what_is_published(debs, previous, host, expected):
+    assert repository_architectures([Path(deb) for deb in debs], previous, host) == expected
+
+
+def test_a_publish_keeps_the_architectures_of_earlier_publishes(built_project):
+    tmp_path, state = built_project
+    assert publish(built_project) == 0
+    conf = (tmp_path / "repo/current").resolve() / "conf/distributions"
+    conf.write_text(conf.read_text().replace("Architectures: amd64 source", "Architectures: amd64 arm64 source"))
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
+    assert publish(built_project) == 0
+    current = (tmp_path / "repo/current").resolve()
+    assert "Architectures: amd64 arm64 source" in (current / "conf/distributions").read_text()
+    assert (current / "dists/trixie/main/binary-arm64/Packages").is_file()

@@ -1,20 +1,51 @@
-"""Cached build chroot tarballs made by mmdebstrap, shared by the sbuild and pbuilder backends."""
+"""Cached build chroot tarballs made by mmdebstrap, shared by the sbuild and pbuilder backends.
+
+A tarball's path only ever changes by os.replace of a complete file, so builds read it without
+a lock; making or updating one takes the lock of its dist and arch, so two never run at once.
+"""
 
 import fcntl
 import hashlib
 import os
+import re
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from mmdeb import places
 from mmdeb.builders import Builder
-from mmdeb.run import Runner, require
+from mmdeb.errors import MmdebError
+from mmdeb.run import CommandFailed, Runner, require
 from mmdeb.selfpackage import BUILD_DEPENDS as SELF_BUILD_DEPENDS, SELF_DISTS
+from mmdeb.settings import load
 from mmdeb.upstream import FLAVOURS
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
+DEFAULT_SECURITY_MIRROR = "http://security.debian.org/debian-security"
+TARBALL = re.compile(r"(?P<dist>[a-z]+)-(?P<arch>.+)-[0-9a-f]{12}\.tar\.zst")
+PARTIAL = ".partial-"
+DAY = 86400
 
 
 def mirror() -> str:
     return os.environ.get("MMDEB_MIRROR", DEFAULT_MIRROR)
+
+
+def security_mirror() -> str:
+    return os.environ.get("MMDEB_SECURITY_MIRROR", DEFAULT_SECURITY_MIRROR)
+
+
+def suites(dist: str) -> list[str]:
+    """The suites a build chroot of dist uses, as on Debian's buildds. forky (testing) gets its
+    -updates and -security too: both exist, almost always empty (testing is fixed by migration
+    from unstable), but an urgent fix for testing goes to -security, and nothing has to change
+    when forky is released."""
+    return [dist, f"{dist}-updates", f"{dist}-security"]
+
+
+def sources_lines(dist: str, mirror_url: str, security_url: str) -> list[str]:
+    return [f"deb {security_url if suite.endswith('-security') else mirror_url} {suite} main" for suite in suites(dist)]
 
 
 def preinstalled_packages(dist: str) -> list[str]:
@@ -27,7 +58,7 @@ def preinstalled_packages(dist: str) -> list[str]:
     return sorted(packages)
 
 
-def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], mirror_url: str) -> list[str]:
+def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], sources: list[str]) -> list[str]:
     return [
         "mmdebstrap",
         "--variant=buildd",
@@ -37,44 +68,127 @@ def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], mirr
         "--skip=cleanup/apt/lists",
         dist,
         str(target),
-        mirror_url,
+        *sources,  # whole sources.list lines, one per suite
     ]
 
 
-class ChrootCache:
-    """One tarball per (dist, arch, package set, mirror); created once, under a lock."""
+@dataclass(frozen=True)
+class Cached:
+    path: Path
+    dist: str
+    arch: str
+    age_days: float
+    size: int
 
-    def __init__(self, root: Path):
+
+class ChrootCache:
+    """One tarball per (dist, arch, package set, sources), made again when older than max_age_days."""
+
+    def __init__(self, root: Path, max_age_days: int, when_old: str):
         self.root = root
+        self.max_age_days = max_age_days
+        self.when_old = when_old
+
+    @classmethod
+    def configured(cls, cache_root: Path) -> "ChrootCache":
+        """The cache under cache_root, with the age settings of mmdeb.conf."""
+        settings = load(places.current().settings)
+        return cls(cache_root / "chroots", settings.max_age_days, settings.when_old)
 
     def path(self, dist: str, arch: str) -> Path:
-        key = "\n".join([*preinstalled_packages(dist), mirror()])
+        key = "\n".join([*preinstalled_packages(dist), *sources_lines(dist, mirror(), security_mirror())])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.root / f"{dist}-{arch}-{digest}.tar.zst"
 
+    @contextmanager
+    def lock(self, dist: str, arch: str, wait: bool = True):
+        """Held while the tarball of dist and arch is made; raises BlockingIOError if not wait and taken."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / f".{dist}-{arch}.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+            yield
+
+    def age_days(self, path: Path) -> float:
+        return (time.time() - path.stat().st_mtime) / DAY
+
+    def fresh(self, path: Path) -> bool:
+        return path.exists() and self.age_days(path) < self.max_age_days
+
     def ensure(self, dist: str, arch: str, runner: Runner) -> Path:
+        """The tarball of dist, made if missing, updated (or refused) if old."""
+        target = self.path(dist, arch)
+        if self.fresh(target):
+            return target
+        with self.lock(dist, arch):  # then look again: another mmdeb may have made it meanwhile
+            if not target.exists():
+                print(f"==> creating the {dist} build chroot {target} (once)", flush=True)
+                self.make(dist, arch, runner)
+            elif not self.fresh(target):
+                age = f"{self.age_days(target):.0f} days old, older than chroot.max_age_days = {self.max_age_days}"
+                if self.when_old == "refuse":
+                    raise MmdebError(f"the {dist} build chroot {target} is {age}", f"run: mmdeb chroot update {dist}")
+                print(f"==> updating the {dist} build chroot {target} ({age})", flush=True)
+                self.make(dist, arch, runner)
+        return target
+
+    def update(self, dist: str, arch: str, runner: Runner) -> Path:
+        with self.lock(dist, arch):
+            return self.make(dist, arch, runner)
+
+    def make(self, dist: str, arch: str, runner: Runner) -> Path:
+        """A new tarball, from the distribution as it is now, replacing the old one whole; under lock()."""
         require("mmdebstrap", "mmdebstrap")
         require("zstd", "zstd")
         target = self.path(dist, arch)
-        self.root.mkdir(parents=True, exist_ok=True)
-        with open(self.root / ".lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # parallel mmdeb runs wait for one creator
-            if not target.exists():
-                print(f"==> creating the {dist} build chroot {target} (once)", flush=True)
-                partial = target.with_name(f".partial-{target.name}")
-                try:
-                    runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist), mirror()))
-                    os.replace(partial, target)
-                finally:
-                    partial.unlink(missing_ok=True)
+        partial = target.with_name(PARTIAL + target.name)
+        try:
+            # When writing the tarball fails, mmdebstrap sends SIGHUP to its process group.
+            runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist),
+                                       sources_lines(dist, mirror(), security_mirror())), own_group=True)
+            os.replace(partial, target)
+        except CommandFailed as exc:
+            if "No space left on device" in exc.output:
+                kept = "; the old one is kept" if target.exists() else ""
+                raise MmdebError(f"the disk of {self.root} is full: the {dist} build chroot was not written{kept}",
+                                 f"free space in {self.root}, then run: mmdeb chroot update {dist}")
+            raise
+        finally:
+            partial.unlink(missing_ok=True)
         return target
+
+    def cached(self) -> list[Cached]:
+        entries = []
+        for path in sorted(self.root.glob("*.tar.zst")):
+            match = TARBALL.fullmatch(path.name)
+            if match:
+                entries.append(Cached(path, match["dist"], match["arch"], self.age_days(path), path.stat().st_size))
+        return entries
+
+    def prune(self, used: set[Path]) -> list[Path]:
+        """Remove the tarballs not in used and the partial files no update is writing; return them."""
+        removed = []
+        for entry in self.cached():
+            if entry.path not in used:
+                entry.path.unlink()
+                removed.append(entry.path)
+        for partial in sorted(self.root.glob(PARTIAL + "*")):
+            match = TARBALL.fullmatch(partial.name.removeprefix(PARTIAL))
+            if not match:
+                continue  # not a file mmdeb makes
+            try:
+                with self.lock(match["dist"], match["arch"], wait=False):  # held, so no update starts writing it
+                    partial.unlink()
+            except BlockingIOError:
+                continue  # an update is writing it
+            removed.append(partial)
+        return removed
 
 
 class ChrootBuilder(Builder):
     """A builder that runs in the cached mmdebstrap tarball of the dist."""
 
     def __init__(self, cache_root: Path):
-        self.chroots = ChrootCache(cache_root / "chroots")
+        self.chroots = ChrootCache.configured(cache_root)
 
     def prepare(self, dist: str, arch: str, runner: Runner) -> None:
         self.chroots.ensure(dist, arch, runner)
