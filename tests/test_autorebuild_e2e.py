@@ -7,8 +7,8 @@ The host reaches no mirror, so it builds with the local backend, its build depen
 preinstalled."""
 
 import email.message
-import hashlib
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -20,7 +20,7 @@ from upstream_site import LISTING_REGEX, as_version
 from mmdeb.builders.chroot import preinstalled_packages
 from mmdeb.repo import KEYRING
 from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.upstream import FLAVOURS, inspect_tarball, sha256_of
 
 pytestmark = pytest.mark.chroot
 
@@ -52,8 +52,14 @@ def reports(host: Host) -> list[email.message.Message]:
     return [message for message in host.mailbox("root") if str(message["Subject"]).startswith("mmdeb autorebuild")]
 
 
-def wait_for_report(host: Host, count: int) -> email.message.Message:
-    return host.wait_for_mail("root", lambda message: len(reports(host)) >= count and message is reports(host)[count - 1])
+def wait_for_report(host: Host, count: int) -> tuple[str, str]:
+    """The subject and text of the count-th report in root's mailbox, once Postfix delivered it."""
+    deadline = time.monotonic() + 90
+    while len(reports(host)) < count:
+        assert time.monotonic() < deadline, f"root has {len(reports(host))} reports, not {count}"
+        time.sleep(1)
+    report = reports(host)[count - 1]
+    return str(report["Subject"]), report.get_payload(decode=True).decode()
 
 
 def packages_index(host: Host) -> str:
@@ -75,10 +81,8 @@ def build_host(upstream, tmp_path_factory):
         host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
         host.run("postfix", "start")
         install(host, package)
-        site = host.root / "srv/upstream"
-        site.mkdir(parents=True)
-        shutil.copy(upstream.tarball, site / f"mailman-{upstream_version(upstream)}.tar.gz")
-        publish_release(host, upstream.tarball, upstream_version(upstream))
+        (host.root / "srv/upstream").mkdir(parents=True)
+        publish_release(host, upstream.tarball, inspect_tarball(upstream.tarball)[0])
         host.run("sh", "-c", "setsid python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/upstream "
                  ">/var/log/upstream-site.log 2>&1 < /dev/null &")
         patches = ""
@@ -92,6 +96,84 @@ def build_host(upstream, tmp_path_factory):
         host.stop()
 
 
-def upstream_version(upstream) -> str:
-    from mmdeb.upstream import inspect_tarball
-    return inspect_tarball(upstream.tarball)[0]
+@pytest.fixture(scope="module")
+def first_run(build_host, upstream):
+    """The upstream recorded, the domain added, and the cron job's first run: the first build."""
+    version = inspect_tarball(upstream.tarball)[0]
+    tarball = f"mailman-{version}.tar.gz"
+    build_host.run("mmdeb", "upstream", "add", "fork", f"{SITE}/{tarball}",
+                   "--sha256", sha256_of(build_host.root / "srv/upstream" / tarball),
+                   "--watch-url", f"{SITE}/", "--watch-regex", LISTING_REGEX)
+    build_host.run("sh", "-c", f"cd /tmp && mmdeb domains add {DOMAIN} --upstream fork")
+    return version, run_cron_job(build_host, check=False)
+
+
+@pytest.fixture(scope="module")
+def list_host(build_host, first_run):
+    """With the real tarball, the build host is also a list host: the domain installed by apt
+    from the repository the first run published."""
+    if REAL_TARBALL:
+        shutil.copy(build_host.root / "var/lib/mmdeb/repo/current" / KEYRING, build_host.root / "usr/share/keyrings")
+        (build_host.root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
+            f"Types: deb\nURIs: file:/var/lib/mmdeb/repo/current\nSuites: {DIST}\nComponents: main\n"
+            f"Signed-By: /usr/share/keyrings/{KEYRING}\n")
+        build_host.run("apt-get", "update")
+        build_host.run("apt-get", "install", "--yes", "--no-install-recommends", f"mailman-{DOMAIN}")
+    return build_host
+
+
+@pytest.fixture(scope="module")
+def new_release_run(build_host, list_host, upstream):
+    publish_release(build_host, upstream.tarball, NEXT)
+    return run_cron_job(build_host, check=False)
+
+
+@pytest.fixture(scope="module")
+def broken_release_run(build_host, new_release_run, upstream):
+    publish_release(build_host, upstream.tarball, BROKEN, broken=True)
+    return run_cron_job(build_host, check=False)
+
+
+def test_the_cron_job_builds_publishes_and_mails_the_first_build(build_host, first_run):
+    version, result = first_run
+    assert result.returncode == 0, result.stdout + result.stderr
+    subject, body = wait_for_report(build_host, 1)
+    assert subject.endswith(": done")
+    assert f"published mailman-{DOMAIN} {version}-1+deb13 to {DIST}" in body
+
+
+def test_a_new_release_is_published_and_mailed_with_versions_and_log(build_host, new_release_run):
+    assert new_release_run.returncode == 0, new_release_run.stdout + new_release_run.stderr
+    _, body = wait_for_report(build_host, 2)
+    log = f"/var/lib/mmdeb/build/{DIST}/mailman-{DOMAIN}_{NEXT}-1+deb13_amd64.build"
+    assert "new upstream release: fork " in body and f" -> {NEXT} ({SITE}/mailman-{NEXT}.tar.gz)" in body
+    assert f"built mailman-{DOMAIN} {NEXT}-1+deb13 for {DIST}; log: {log}" in body
+    assert f"published mailman-{DOMAIN} {NEXT}-1+deb13 to {DIST}" in body
+    assert f"Version: {NEXT}-1+deb13" in packages_index(build_host)
+
+
+@pytest.mark.skipif(not REAL_TARBALL, reason="installs the domain package: needs a real Mailman tarball")
+def test_apt_upgrade_moves_the_list_host_to_the_new_release(build_host, new_release_run):
+    build_host.run("apt-get", "update")
+    build_host.run("apt-get", "upgrade", "--yes")
+    installed = build_host.run("dpkg-query", "--showformat=${Version}", "--show", f"mailman-{DOMAIN}").stdout
+    assert installed == f"{NEXT}-1+deb13"
+
+
+def test_a_broken_release_publishes_nothing_and_mails_the_failure(build_host, broken_release_run):
+    assert broken_release_run.returncode == 1
+    assert broken_release_run.stderr.startswith("mmdeb: error: autorebuild failed: ")
+    subject, body = wait_for_report(build_host, 3)
+    assert subject.endswith(": FAILED")
+    assert f"FAILED: mailman-{DOMAIN} {BROKEN}-1+deb13 for {DIST} did not build" in body
+    assert f"{BROKEN}" not in packages_index(build_host)
+    assert f'version = "{NEXT}"' in (build_host.root / "etc/mmdeb/catalogue.toml").read_text()
+
+
+def test_a_missing_mail_transport_is_one_line_and_the_report_is_kept(build_host, broken_release_run):
+    build_host.run("apt-get", "remove", "--yes", "postfix")
+    result = run_cron_job(build_host, check=False)
+    (line,) = result.stderr.splitlines()
+    assert line.startswith("mmdeb: error: cannot mail the autorebuild report to root: /usr/sbin/sendmail is missing")
+    kept = sorted((build_host.root / "var/lib/mmdeb/reports").iterdir())[-1]
+    assert f"{BROKEN}-1+deb13 for {DIST} did not build" in kept.read_text()
