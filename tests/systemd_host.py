@@ -101,9 +101,10 @@ def nspawn_argv(root: Path) -> list[str]:
     ]
 
 
-def base_tree(dist: str) -> Path:
-    """The cached tree of dist, made once (under a lock, atomically) per package list and mirror."""
-    packages = base_packages(dist)
+def base_tree(dist: str, extra: tuple[str, ...] = ()) -> Path:
+    """The cached tree of dist, with extra packages, made once (under a lock, atomically) per
+    package list and mirror."""
+    packages = sorted({*base_packages(dist), *extra})
     key = "\n".join([*packages, mirror(), CUSTOMIZE])
     root = cache_dir() / "systemd-hosts"
     target = root / f"{dist}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
@@ -132,9 +133,9 @@ class SystemdHost(MailHost):
         self.cgroups: list[Path] = []
 
     @classmethod
-    def create(cls, root: Path, dist: str) -> "SystemdHost":
-        """A copy of dist's cached tree at root, for this host alone."""
-        subprocess.run(["cp", "-a", "--reflink=auto", str(base_tree(dist)), str(root)], check=True)
+    def create(cls, root: Path, dist: str, extra: tuple[str, ...] = ()) -> "SystemdHost":
+        """A copy of dist's cached tree (with extra packages) at root, for this host alone."""
+        subprocess.run(["cp", "-a", "--reflink=auto", str(base_tree(dist, extra)), str(root)], check=True)
         return cls(root)
 
     # -- lifecycle ---------------------------------------------------------------

@@ -73,7 +73,7 @@ def build_host(upstream, tmp_path_factory):
     if upstream.flavour != "py3":
         pytest.skip("the build host runs trixie, where only the py3 flavour builds")
     package = build_self_deb(tmp_path_factory.mktemp("mmdeb-deb"))
-    packages = [*depends_of(package), "postfix", *preinstalled_packages(DIST), *domain_depends(FLAVOURS["py3"], DIST)]
+    packages = [*depends_of(package), "postfix", "build-essential", *preinstalled_packages(DIST), *domain_depends(FLAVOURS["py3"], DIST)]
     host = Host.create(tmp_path_factory.mktemp("build-host") / "host", DIST, packages, MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
