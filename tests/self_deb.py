@@ -31,6 +31,7 @@ def depends_of(package: Path) -> list[str]:
 
 
 def install(machine: Host, package: Path) -> None:
-    if package.parent != machine.root / "tmp":
-        shutil.copy(package, machine.root / "tmp")
-    machine.run("apt-get", "install", "--yes", "--no-install-recommends", f"/tmp/{package.name}")
+    """apt-get install the .deb, from /var/tmp (a booted host has a tmpfs on /tmp)."""
+    if package.parent != machine.root / "var/tmp":
+        shutil.copy(package, machine.root / "var/tmp")
+    machine.run("apt-get", "install", "--yes", "--no-install-recommends", f"/var/tmp/{package.name}")

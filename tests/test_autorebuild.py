@@ -15,12 +15,12 @@ from upstream_site import add_watched, as_version
 DOMAIN = "lists.example.org"
 
 
-def installed(tmp_path: Path, site, system: dict, policy: str) -> Path:
+def installed(tmp_path: Path, site, system: dict, policy: str, builder: str = "local") -> Path:
     """An installed mmdeb (places under system's root) with the fork upstream and DOMAIN; its root."""
     root = Path(system["MMDEB_ROOT"])
     _, patches = make_fixture(tmp_path / "fixture", "py3")
     (root / "etc/mmdeb/mmdeb.conf").write_text(
-        f'[build]\nbuilder = "local"\npatches = "{patches}"\n[autorebuild]\npolicy = "{policy}"\n')
+        f'[build]\nbuilder = "{builder}"\npatches = "{patches}"\n[autorebuild]\npolicy = "{policy}"\n')
     add_watched(site, system, tmp_path)
     result = mmdeb("domains", "add", DOMAIN, "--upstream", "fork", cwd=tmp_path, env=system)
     assert result.returncode == 0, result.stderr
@@ -98,3 +98,14 @@ def test_nothing_to_do_is_said_and_not_mailed(tmp_path, system):
     result = autorebuild(tmp_path, system)
     assert (result.returncode, result.stderr) == (0, "")
     assert "nothing to do" in result.stdout and "mailed" not in result.stdout
+
+
+@pytest.mark.chroot
+def test_a_build_run_updates_the_chroot_first(tmp_path, site, system):
+    root = installed(tmp_path, site, system, "build", builder="sbuild")
+    result = autorebuild(tmp_path, system)
+    assert "updated the trixie/amd64 build chroot" in result.stdout, result.stdout + result.stderr
+    assert f"built mailman-{DOMAIN} 2.2.0-1+deb13 for trixie" in result.stdout
+    (chroot,) = (root / "var/cache/mmdeb/chroots").glob("trixie-amd64-*.tar.zst")
+    assert "trixie-security" in subprocess.run(["tar", "--zstd", "-xOf", str(chroot), "./etc/apt/sources.list"],
+                                               capture_output=True, text=True, check=True).stdout

@@ -192,4 +192,4 @@ def test_purge_removes_the_cache_but_never_the_state(host):
     assert (host.root / "var/lib/mmdeb/keep").read_text() == "# state\n"
     assert not (host.root / "etc/mmdeb/mmdeb.conf").exists()
     host.run("rm", "/var/lib/mmdeb/keep")
-    install(host, next((host.root / "tmp").glob("mmdeb_*_all.deb")))  # as the other tests found it
+    install(host, next((host.root / "var/tmp").glob("mmdeb_*_all.deb")))  # as the other tests found it
