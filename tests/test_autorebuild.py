@@ -85,6 +85,19 @@ def test_the_report_policy_changes_nothing(tmp_path, site, system):
     assert not (root / "var/lib/mmdeb/build").exists()
 
 
+def test_an_unreachable_upstream_site_fails_the_run_and_changes_nothing(tmp_path, site, system):
+    root = installed(tmp_path, site, system, "build+publish")
+    kept = [root / "var/lib/mmdeb/mmdeb.toml", root / "etc/mmdeb/catalogue.toml"]
+    before = [path.read_bytes() for path in kept]
+    site.close()
+    result = autorebuild(tmp_path, system)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert "FAILED: cannot reach the release listing of fork" in result.stdout
+    (report,) = (root / "var/lib/mmdeb/reports").iterdir()
+    assert "cannot reach the release listing of fork" in report.read_text()
+    assert [path.read_bytes() for path in kept] == before and not (root / "var/lib/mmdeb/repo").exists()
+
+
 def test_a_second_run_is_refused_while_one_runs(tmp_path, site, system):
     root = installed(tmp_path, site, system, "report")
     with open(root / "var/lib/mmdeb/.autorebuild.lock", "a+") as lock:
