@@ -1,8 +1,11 @@
 """`mmdeb upstream add|update` against a local HTTP server standing in for the upstream site:
 releases are recorded in the local catalogue only when verified."""
 
+import subprocess
 import tomllib
 from pathlib import Path
+
+import pytest
 
 from test_errors import mmdeb
 from test_signature import Signer
@@ -59,10 +62,19 @@ def test_update_refuses_a_release_whose_published_sha256_does_not_match(tmp_path
     assert sorted(p.name for p in (Path(system["MMDEB_CACHE"]) / "upstream").iterdir()) == ["fork-2.2.0.tar.gz"]
 
 
-def test_update_refuses_a_release_whose_signature_does_not_verify(tmp_path, site, system):
-    (tmp_path / "signer").mkdir()
-    (tmp_path / "stranger").mkdir()
-    signer, stranger = Signer(tmp_path / "signer"), Signer(tmp_path / "stranger")
+@pytest.fixture
+def signers(tmp_path):
+    """The release key and a stranger's; their gpg-agents end with the test."""
+    homes = [tmp_path / "signer", tmp_path / "stranger"]
+    for home in homes:
+        home.mkdir()
+    yield [Signer(home) for home in homes]
+    for home in homes:
+        subprocess.run(["gpgconf", "--homedir", str(home), "--kill", "gpg-agent"], check=False)
+
+
+def test_update_refuses_a_release_whose_signature_does_not_verify(tmp_path, site, system, signers):
+    signer, stranger = signers
     tarball = site.release("2.2.0", signer=signer)
     result = mmdeb("upstream", "add", "fork", f"{site.url}/{tarball.name}", "--signature-url", f"{site.url}/{tarball.name}.sig",
                    "--signing-key", str(signer.keyring), "--watch-url", f"{site.url}/", "--watch-regex", LISTING_REGEX,
