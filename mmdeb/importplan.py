@@ -15,14 +15,15 @@ from urllib.parse import urlsplit
 from mmdeb import py2data
 from mmdeb.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.oldtree import (DirectoryTree, count_mbox, find_installations, held_files, is_mbox, join, layout_of, member_count,
-                           mm_cfg_of, private_mbox, queued_mail, read_config, site_settings)
+from mmdeb.oldtree import (REQUEST_FILES, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, count_mbox, find_installations,
+                           held_files, is_mbox, join, layout_of, member_count, mm_cfg_of, queued_mail, read_config,
+                           site_settings, unreadable_requests)
 from mmdeb.state import State
 
 # The site list every domain package creates (debian-templates/postinst.j2).
 TARGET_SITE_LIST = "mailman"
 # Files the plan reads whole; every other file is only listed (and mboxes counted).
-READ_WHOLE = {"config.pck", "config.pck.last", "request.pck", "mm_cfg.py"}
+READ_WHOLE = {"config.pck", "config.pck.last", *REQUEST_FILES, "mm_cfg.py"}
 
 
 class TarTree:
@@ -182,8 +183,11 @@ def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
         if warnings:
             plan.flags.append(f"{len(warnings)} strings would be read as ISO-8859-1, one character a byte "
                               f"(first: {warnings[0]})")
-    plan.archived = tree.mbox_messages(private_mbox(root, name)) or 0
+    plan.archived = archived_messages(tree, root, name)
     plan.held, missing = held_messages(tree, root, list_dir, name)
+    for path, why in unreadable_requests(tree, list_dir).items():
+        plan.flags.append(f"{path} cannot be read ({why}): mmdeb-import stops unless given {WITHOUT_UNREADABLE}, "
+                          "which moves the list without the requests this file holds")
     if missing:
         plan.flags.append(f"{missing} of its {plan.held} held posts are not in data/: copy the whole tree "
                           "(the import drops the requests whose post is missing)")

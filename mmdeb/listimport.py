@@ -13,7 +13,10 @@ is: every file is copied byte for byte, and its own scripts (fix_url, arch, list
 run in its python2.
 
 SOURCE is only read. A list that exists here is not touched; a list that fails is removed
-again and the others go on; a second run finds every list imported and does nothing.
+again and the others go on; a second run finds every list imported and does nothing. A
+request.pck or pending.pck that cannot be read (truncated, not a pickle) stops the import
+before anything is written; --without-unreadable-requests moves such a list without what
+that file held.
 Standard library and Mailman only, like py2data and oldtree.
 """
 
@@ -33,8 +36,9 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from mmdeb import py2data
-from mmdeb.oldtree import (HELDMSG, DirectoryTree, find_installations, held_count, held_files, join, member_count, mm_cfg_of,
-                           private_mbox, queued_mail, read_config, site_settings)
+from mmdeb.oldtree import (HELDMSG, IGN, REQUESTS_VERSION_KEY, WITHOUT_UNREADABLE, DirectoryTree, archived_messages,
+                           find_installations, held_count, held_files, join, member_count, mm_cfg_of, queued_mail,
+                           read_config, site_settings, unreadable_requests)
 
 SUBSCRIPTION = 2
 MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE
@@ -49,6 +53,14 @@ class ListError(Exception):
     """Why one list cannot be imported; the list is rolled back and the others go on."""
 
 
+class UnreadableRequests(Exception):
+    """Lists to be imported have request files that cannot be read: nothing is imported."""
+
+    def __init__(self, files):
+        super().__init__(files)
+        self.files = files  # path in SOURCE -> why
+
+
 @dataclass
 class Target:
     """This domain, as its Mailman sees it (mailman_target), or as a test makes it."""
@@ -61,6 +73,7 @@ class Target:
     mailmen: Path  # where each installed domain package has its prefix (/var/lib/mailmen)
     classes: dict  # (py2 module, class name) -> the fork's class
     message_class: type  # Mailman.Message.Message
+    requests_version: int  # mm_cfg.REQUESTS_FILE_SCHEMA_VERSION, which request.pck's version entry holds
     finish: object = None  # callable(name) -> members, after the files are in place (MailList load and save)
     rebuild_archive: object = None  # callable(name): pipermail's pages from the list's mbox (bin/arch)
     convert: bool = True  # False for GNU Mailman 2.1 (Python 2), which reads the old data as it is
@@ -164,8 +177,10 @@ class ListImport:
         self.list_dir = join(root, "lists", name)
         self.created = []  # what to remove on failure, in order of creation
         self.result = Result(name)
+        self.unreadable = {}  # each request file that cannot be read: its path in SOURCE -> why
         try:
             self.loaded = self.config()  # (config, warnings)
+            self.unreadable = unreadable_requests(tree, self.list_dir)
         except ListError as exc:
             self.loaded, self.result.result = None, "failed: %s" % exc
 
@@ -174,8 +189,9 @@ class ListImport:
         return path if path is not None and path.exists() else None
 
     def load(self, rel):
+        """A pickle of the list, loaded; None when absent, or unreadable (and so passed over)."""
         path = self.source(rel)
-        return None if path is None else py2data.load_pickle(path)
+        return None if path is None or rel in self.unreadable else py2data.load_pickle(path)
 
     def config(self):
         config, self.config_file, problems = read_config(self.tree, self.list_dir)
@@ -216,7 +232,10 @@ class ListImport:
         self.result.warnings += warnings
         self.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
         self.result.members = member_count(config)
-        self.result.archived = self.tree.mbox_messages(private_mbox(self.root, self.name)) or 0
+        self.result.archived = archived_messages(self.tree, self.root, self.name)
+        for path, why in self.unreadable.items():  # only when given WITHOUT_UNREADABLE (import_lists)
+            self.result.warnings.append("%s unreadable (%s): moved without the requests it held (%s)"
+                                        % (path, why, WITHOUT_UNREADABLE))
         requests, warnings = self.requests()
         self.result.warnings += warnings
         self.result.held = held_count(requests)
@@ -243,7 +262,9 @@ class ListImport:
         self.result.result = "imported"
 
     def list_data(self, list_path, config, requests):
-        """config.pck (at this host's URL), request.pck with the held posts, pending.pck: converted."""
+        """config.pck (at this host's URL), request.pck with the held posts as the fork writes it
+        (with its version entry: the fork takes a database without one for a broken one),
+        pending.pck: converted."""
         target = self.target
         config["host_name"], config["web_page_url"] = target.domain, target.web_page_url
         self.make(list_path / "config.pck", pickle.dumps(to_target(config, target.classes), 1))
@@ -273,6 +294,7 @@ class ListImport:
                 message = held_message(old.read_bytes(), filename, self.target.message_class)
                 self.make(self.target.data / value[1][4], pickle.dumps(message, 1))
             converted[key] = value
+        converted[REQUESTS_VERSION_KEY] = (IGN, self.target.requests_version)
         return converted
 
     def templates(self, list_path):
@@ -361,7 +383,7 @@ class VerbatimImport(ListImport):
         self.make(list_path / "config.pck", self.tree.read(join(self.list_dir, self.config_file)))
         for name in ("request.pck", "pending.pck"):
             data = self.tree.read(join(self.list_dir, name))
-            if data is not None:
+            if data is not None and join(self.list_dir, name) not in self.unreadable:
                 self.make(list_path / name, data)
         for filename in held_files(requests):
             data = self.tree.read(join(self.root, "data", filename))
@@ -402,14 +424,22 @@ def old_lists(source, target, names):
     return mine, homeless, sorted(set(names) - found)
 
 
-def import_lists(source, target, dry_run=False, names=()):
+def import_lists(source, target, dry_run=False, names=(), without_unreadable=False):
+    """The result of each list; raises UnreadableRequests, before anything is written, when a list
+    to be imported has a request file that cannot be read and without_unreadable is not given."""
     mine, homeless, missing = old_lists(source, target, list(names))
+    todo = []
     for job in mine:
         existing = target.lists / job.name
         if existing.exists():
             job.result.result = ("skipped: imported before" if (existing / MARKER).exists() else
                                  "failed: a list of that name exists here: remove or rename one of them, run again")
-            continue
+        else:
+            todo.append(job)
+    unreadable = {path: why for job in todo for path, why in job.unreadable.items()}
+    if unreadable and not without_unreadable:
+        raise UnreadableRequests(unreadable)
+    for job in todo:
         try:
             job.run(dry_run)
         except Exception as exc:  # any failure: this list is rolled back, the others go on
@@ -483,7 +513,8 @@ def mailman_target():
     }
     target = Target(mm_cfg.DEFAULT_EMAIL_HOST, mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST,
                     Path(mm_cfg.LIST_DATA_DIR), Path(mm_cfg.PRIVATE_ARCHIVE_FILE_DIR), Path(mm_cfg.DATA_DIR),
-                    Path(mm_cfg.PREFIX).parent, classes, Message, finish, rebuild_archive)
+                    Path(mm_cfg.PREFIX).parent, classes, Message, mm_cfg.REQUESTS_FILE_SCHEMA_VERSION, finish,
+                    rebuild_archive)
     return target, sys.executable, mm_cfg.PREFIX
 
 
@@ -492,7 +523,7 @@ from Mailman import mm_cfg
 print(json.dumps(dict(domain=mm_cfg.DEFAULT_EMAIL_HOST, url_host=mm_cfg.DEFAULT_URL_HOST,
     url=mm_cfg.DEFAULT_URL_PATTERN % mm_cfg.DEFAULT_URL_HOST, lists=mm_cfg.LIST_DATA_DIR,
     archives=mm_cfg.PRIVATE_ARCHIVE_FILE_DIR, data=mm_cfg.DATA_DIR, user=mm_cfg.MAILMAN_USER,
-    group=mm_cfg.MAILMAN_GROUP)))
+    group=mm_cfg.MAILMAN_GROUP, requests_version=mm_cfg.REQUESTS_FILE_SCHEMA_VERSION)))
 """
 
 
@@ -519,7 +550,8 @@ def python2_target(python, prefix):
         run_script(arch_argv(python, prefix, name), settings["user"], settings["group"])
 
     target = Target(settings["domain"], settings["url"], Path(settings["lists"]), Path(settings["archives"]),
-                    Path(settings["data"]), Path(prefix).parent, {}, None, finish, rebuild_archive, convert=False)
+                    Path(settings["data"]), Path(prefix).parent, {}, None, settings["requests_version"], finish,
+                    rebuild_archive, convert=False)
     return target, python, prefix
 
 
@@ -531,9 +563,17 @@ def main(argv=None, python2=None, prefix=None):
     parser.add_argument("--list", action="append", default=[], metavar="NAME", help="only this list (repeatable)")
     parser.add_argument("--without-queued-mail", action="store_true",
                         help="import although mail waits in SOURCE's queues (it is not moved)")
+    parser.add_argument(WITHOUT_UNREADABLE, dest="without_unreadable", action="store_true",
+                        help="move a list whose request.pck or pending.pck cannot be read (truncated, not a pickle) "
+                             "without the held posts, subscription requests or confirmations that file held")
     args = parser.parse_args(argv)
+    if not args.source.is_dir():
+        print("mmdeb-import: error: %s %s. Fix: give the directory copied from the old host (a copy of "
+              "/var/lib/mailman or /usr/local/mailman, or of /; unpack a tarball first)"
+              % (args.source, "is not a directory" if args.source.exists() else "does not exist"), file=sys.stderr)
+        return 1
     tree = DirectoryTree(args.source)
-    installations = find_installations(tree) if args.source.is_dir() else []
+    installations = find_installations(tree)
     if not installations:
         print("mmdeb-import: error: %s holds no Mailman 2 installation (lists/ beside archives/, qfiles/, data/ or "
               "Mailman/). Fix: give a directory copied from the old host, such as a copy of /var/lib/mailman"
@@ -549,7 +589,14 @@ def main(argv=None, python2=None, prefix=None):
         return 1
     target, python, prefix = mailman_target() if python2 is None else python2_target(python2, prefix)
     started = time.time()
-    results = import_lists(args.source, target, args.dry_run, args.list)
+    try:
+        results = import_lists(args.source, target, args.dry_run, args.list, args.without_unreadable)
+    except UnreadableRequests as exc:
+        print("mmdeb-import: error: nothing imported: these files of SOURCE cannot be read (%s). Fix: restore them "
+              "from a backup and copy again, or pass %s to move their lists without the requests they held"
+              % ("; ".join("%s: %s" % (tree.location(path), why) for path, why in exc.files.items()),
+                 WITHOUT_UNREADABLE), file=sys.stderr)
+        return 1
     print("\n".join(report_lines(results)))
     failures = sum(failed(item) for item in results)
     if not args.dry_run and any(item.result == "imported" for item in results):

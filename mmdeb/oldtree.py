@@ -23,7 +23,16 @@ SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
 NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
 
 
-HELDMSG = 1  # Mailman/ListAdmin.py's request type of a held message
+# Mailman/ListAdmin.py: request types (IGN marks the database's version entry) and that entry's key.
+IGN = 0
+HELDMSG = 1
+REQUESTS_VERSION_KEY = "version"
+# A list's pending requests: held posts and (un)subscriptions; confirmations (Mailman/Pending.py).
+REQUEST_FILES = ("request.pck", "pending.pck")
+# The mmdeb-import option that moves a list whose REQUEST_FILES cannot be read, without what they held.
+WITHOUT_UNREADABLE = "--without-unreadable-requests"
+# pipermail's page of one message: archives/private/<list>/<period>/000042.html
+MESSAGE_PAGE = re.compile(r"^[0-9]{6}\.html$")
 
 
 def join(*parts: str) -> str:
@@ -55,6 +64,17 @@ def queued_mail(tree, root: str) -> dict[str, int]:
     return {queue: count for queue, count in counts.items() if count}
 
 
+def archived_messages(tree, root: str, name: str) -> int:
+    """The messages in the list's mbox; when it has none (emptied, or never kept), the message
+    pages of its pipermail archive."""
+    in_mbox = tree.mbox_messages(private_mbox(root, name))
+    if in_mbox:
+        return in_mbox
+    archive = join(root, "archives/private", name)
+    return sum(1 for period in tree.listdir(archive) if tree.is_dir(join(archive, period))
+               for page in tree.listdir(join(archive, period)) if MESSAGE_PAGE.match(page))
+
+
 def held_files(requests: dict) -> list[str]:
     """The data/ file of each held post in a loaded request.pck."""
     return [value[1][4].decode("ascii", "replace") if isinstance(value[1][4], bytes) else value[1][4]
@@ -63,6 +83,17 @@ def held_files(requests: dict) -> list[str]:
 
 def held_count(requests: dict) -> int:
     return len(held_files(requests))
+
+
+def load_dict(data: bytes) -> tuple[dict | None, str | None]:
+    """(the dict a Python 2 pickle holds, None), or (None, why it cannot be read)."""
+    try:
+        value = py2data.loads_pickle(data)
+        if not isinstance(value, dict):
+            raise ValueError("not a dictionary")
+    except Exception as exc:  # a corrupt pickle raises almost anything
+        return None, f"{type(exc).__name__}: {exc}"
+    return value, None
 
 
 def read_config(tree, list_dir: str) -> tuple[dict | None, str | None, list[str]]:
@@ -74,15 +105,24 @@ def read_config(tree, list_dir: str) -> tuple[dict | None, str | None, list[str]
         if data is None:
             problems.append(f"no {name}")
             continue
-        try:
-            config = py2data.loads_pickle(data)
-            if not isinstance(config, dict):
-                raise ValueError("not a dictionary")
-        except Exception as exc:  # a corrupt pickle raises almost anything
-            problems.append(f"{name} unreadable ({type(exc).__name__}: {exc})")
+        config, why = load_dict(data)
+        if config is None:
+            problems.append(f"{name} unreadable ({why})")
             continue
         return config, name, problems
     return None, None, problems
+
+
+def unreadable_requests(tree, list_dir: str) -> dict[str, str]:
+    """Each of the list's REQUEST_FILES that exists but is not a pickled dict (truncated, not a
+    pickle): its path in SOURCE -> why."""
+    found = {}
+    for name in REQUEST_FILES:
+        data = tree.read(join(list_dir, name))
+        why = None if data is None else load_dict(data)[1]
+        if why is not None:
+            found[join(list_dir, name)] = why
+    return found
 
 
 class DirectoryTree:

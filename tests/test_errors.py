@@ -114,3 +114,18 @@ def test_subid_range_present(tmp_path):
     subuid = tmp_path / "subuid"
     subuid.write_text(f"{os.getuid()}:100000:65536\n")
     check_subids((subuid,))
+
+
+def test_import_plan_of_a_missing_source(tmp_path):
+    result = mmdeb("--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old-mailman"), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", f"{tmp_path / 'old-mailman'} does not exist")
+
+
+def test_mmdeb_import_of_a_missing_source(tmp_path):
+    # The list host's command, as its launcher runs it.
+    missing = tmp_path / "old-mailman"
+    result = subprocess.run([sys.executable, "-c", f"import sys; from mmdeb.listimport import main; sys.exit(main(['{missing}']))"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert (result.returncode, result.stdout) == (1, "")
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"mmdeb-import: error: {missing} does not exist. Fix: ") and "Traceback" not in result.stderr

@@ -282,3 +282,29 @@ def test_held_posts_missing_from_data_are_flagged(tmp_path, capsys):
     (root / "data/heldmsg-users-1.pck").write_bytes(b"")  # the second was not copied
     _, result = plan(tmp_path / "old", tmp_path, capsys)
     assert "1 of its 2 held posts are not in data/: copy the whole tree" in " ".join(only_list(result)["flags"])
+
+
+@pytest.mark.parametrize("as_tarball", [False, True])
+@pytest.mark.parametrize("file", ["request.pck", "pending.pck"])
+def test_unreadable_requests_are_flagged_with_the_file(tmp_path, capsys, file, as_tarball):
+    list_dir = add_list(debian_tree(tmp_path / "old"), "users")
+    data = (list_dir / "request.pck").read_bytes()
+    (list_dir / file).write_bytes(data[:len(data) // 2])
+    source = tarball_of(tmp_path / "old") if as_tarball else tmp_path / "old"
+    code, result = plan(source, tmp_path, capsys)
+    (flag,) = only_list(result)["flags"]
+    assert code == 0 and flag.startswith(f"{DEBIAN}/lists/users/{file} cannot be read (") and flag.endswith(
+        "): mmdeb-import stops unless given --without-unreadable-requests, which moves the list without the requests "
+        "this file holds")
+
+
+@pytest.mark.parametrize("as_tarball", [False, True])
+def test_archived_counts_the_archive_pages_when_the_mbox_is_empty(tmp_path, capsys, as_tarball):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "users")  # its mbox is empty
+    for page in ("2024-January/000000.html", "2024-January/000001.html", "2024-January/index.html",
+                 "2024-February/000002.html", "attachments/20240101/abc/000000.html"):
+        (root / "archives/private/users" / page).parent.mkdir(parents=True, exist_ok=True)
+        (root / "archives/private/users" / page).write_text("<html>")
+    source = tarball_of(tmp_path / "old") if as_tarball else tmp_path / "old"
+    assert only_list(plan(source, tmp_path, capsys)[1])["archived"] == 3

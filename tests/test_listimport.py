@@ -13,12 +13,13 @@ import pytest
 from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, py2_message, tree_digest
 from py2pickle import Py2Instance, dumps
 
-from mmdeb import py2data
-from mmdeb.listimport import (MARKER, ListError, Target, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message,
+from mmdeb import listimport, py2data
+from mmdeb.listimport import (MARKER, ListError, Target, UnreadableRequests, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message,
                               genaliases_argv, import_lists, list_members_argv, main, report_lines, template_text,
                               to_target)
 
 OTHER_DOMAIN = "lists.example.net"
+REQUESTS_FILE_SCHEMA_VERSION = 1  # Mailman/Version.py, 2.1.39 and the fork
 
 
 
@@ -85,7 +86,7 @@ def target(tmp_path: Path) -> Target:
     for domain in (DOMAIN, OTHER_DOMAIN):
         (tmp_path / "mailmen" / domain).mkdir(parents=True, exist_ok=True)
     return Target(DOMAIN, f"https://{DOMAIN}/mailman/", new / "lists", new / "archives/private", new / "data",
-                  tmp_path / "mailmen", CLASSES, email.message.Message)
+                  tmp_path / "mailmen", CLASSES, email.message.Message, REQUESTS_FILE_SCHEMA_VERSION)
 
 
 @pytest.fixture
@@ -110,7 +111,7 @@ def test_a_list_is_moved_with_every_character(tmp_path, old):
         "member": "hans@example.de", "score": 1.0, "date": (2024, 5, 17), "noticesleft": 3, "lastnotice": (1970, 1, 1),
         "cookie": None}
     requests = pickle.loads((new.lists / "deutsch/request.pck").read_bytes())
-    assert requests[1][1][4] == "heldmsg-deutsch-1.pck"
+    assert (requests[1][1][4], requests["version"]) == ("heldmsg-deutsch-1.pck", (0, REQUESTS_FILE_SCHEMA_VERSION))
     held = pickle.loads((new.data / "heldmsg-deutsch-1.pck").read_bytes())
     assert (held["Subject"], held.get_payload(decode=True)) == ("held", b"Gr\xfc\xdfe\n")
     pending = pickle.loads((new.lists / "deutsch/pending.pck").read_bytes())
@@ -291,3 +292,96 @@ def test_mail_waiting_in_the_old_queues_is_refused_with_the_fix(tmp_path, old, c
     error = capsys.readouterr().err
     assert error == (f"mmdeb-import: error: mail waits in SOURCE's queues, which the import does not move ({DEBIAN}: "
                      "in 1). Fix: let the old Mailman drain qfiles/ and copy it again, or pass --without-queued-mail\n")
+
+
+@pytest.mark.parametrize("old_requests", [None, {}], ids=["never-opened", "empty"])
+def test_request_pck_without_held_posts_is_what_the_fork_writes(tmp_path, old, old_requests):
+    # 2.1 writes no request.pck for a list it never opened the database of; the fork takes a
+    # database without its version entry for a broken one (admindb, checkdbs and holding fail).
+    request_pck = add_list(old / DEBIAN, "ruhig", DOMAIN) / "request.pck"
+    if old_requests is None:
+        request_pck.unlink()
+    else:
+        request_pck.write_bytes(dumps(old_requests))
+    new = target(tmp_path)
+    assert {r.name: r.result for r in import_lists(old, new)}["ruhig"] == "imported"
+    assert pickle.loads((new.lists / "ruhig/request.pck").read_bytes()) == {"version": (0, REQUESTS_FILE_SCHEMA_VERSION)}
+
+
+def test_archived_counts_the_archive_pages_when_the_mbox_is_empty(tmp_path, old):
+    mbox = old / DEBIAN / "archives/private/deutsch.mbox/deutsch.mbox"
+    mbox.write_bytes(b"")
+    pages = old / DEBIAN / "archives/private/deutsch"
+    for page in ("2024-January/000000.html", "2024-January/000001.html", "2024-February/000002.html"):
+        (pages / page).parent.mkdir(exist_ok=True)
+        (pages / page).write_text("<html>")
+    (pages / "2024-January/index.html").write_text("<html>")
+    (result,) = import_lists(old, target(tmp_path), dry_run=True)
+    assert result.archived == 3
+
+
+def break_requests(root: Path, name: str, file: str, data: bytes) -> None:
+    (root / "lists" / name / file).write_bytes(data)
+
+
+UNREADABLE = {"truncated": lambda data: data[:len(data) // 2], "not-a-pickle": lambda data: b"<html>oops</html>\n"}
+
+
+@pytest.mark.parametrize("file", ["request.pck", "pending.pck"])
+@pytest.mark.parametrize("damage", UNREADABLE.values(), ids=UNREADABLE.keys())
+def test_unreadable_requests_stop_the_import_before_anything_is_written(tmp_path, old, file, damage):
+    add_list(old / DEBIAN, "heil", DOMAIN)  # a sound list: it is not imported either
+    path = old / DEBIAN / "lists/deutsch" / file
+    path.write_bytes(damage(path.read_bytes()))
+    new = target(tmp_path)
+    before = tree_digest(tmp_path / "new")
+    with pytest.raises(UnreadableRequests) as caught:
+        import_lists(old, new)
+    assert list(caught.value.files) == [f"{DEBIAN}/lists/deutsch/{file}"]
+    assert tree_digest(tmp_path / "new") == before
+
+
+def test_unreadable_requests_are_refused_with_the_file_and_the_fix(tmp_path, old, capsys, monkeypatch):
+    monkeypatch.setattr(listimport, "mailman_target", lambda: (target(tmp_path), "python3", str(tmp_path / "new")))
+    (old / DEBIAN / "lists/deutsch/pending.pck").write_bytes(b"")
+    assert main([str(old)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"mmdeb-import: error: nothing imported: these files of SOURCE cannot be read ({old / DEBIAN}"
+                            "/lists/deutsch/pending.pck: EOFError: ") and error.endswith(
+        "Fix: restore them from a backup and copy again, or pass --without-unreadable-requests to move their lists "
+        "without the requests they held\n")
+    assert len(error.splitlines()) == 1
+
+
+def test_a_list_imported_before_does_not_stop_the_import(tmp_path, old):
+    new = target(tmp_path)
+    import_lists(old, new)
+    (old / DEBIAN / "lists/deutsch/request.pck").write_bytes(b"junk")
+    assert [r.result for r in import_lists(old, new)] == ["skipped: imported before"]
+
+
+@pytest.mark.parametrize("convert", [True, False], ids=["py3", "gnu"])
+def test_without_unreadable_requests_the_list_moves_without_them(tmp_path, old, convert):
+    lists = old / DEBIAN / "lists/deutsch"
+    (lists / "request.pck").write_bytes((lists / "request.pck").read_bytes()[:-5])
+    (lists / "pending.pck").write_bytes(b"not a pickle")
+    new = replace(target(tmp_path), convert=convert)
+    (result,) = import_lists(old, new, without_unreadable=True)
+    assert (result.result, result.held) == ("imported", 0)
+    assert [warning.split(" (")[0] for warning in result.warnings] == [
+        f"{DEBIAN}/lists/deutsch/request.pck unreadable", f"{DEBIAN}/lists/deutsch/pending.pck unreadable"]
+    assert result.warnings[0].endswith("): moved without the requests it held (--without-unreadable-requests)")
+    assert not (new.lists / "deutsch/pending.pck").exists() and list(new.data.iterdir()) == []
+    if convert:
+        assert pickle.loads((new.lists / "deutsch/request.pck").read_bytes()) == {
+            "version": (0, REQUESTS_FILE_SCHEMA_VERSION)}
+    else:  # GNU 2.1 starts a new database where there is none
+        assert not (new.lists / "deutsch/request.pck").exists()
+
+
+@pytest.mark.parametrize("source, why", [("missing", "does not exist"), ("file", "is not a directory")])
+def test_source_that_is_no_directory_says_so(tmp_path, capsys, source, why):
+    (tmp_path / "file").write_text("hello")
+    assert main([str(tmp_path / source)]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(f"mmdeb-import: error: {tmp_path / source} {why}. Fix: ") and len(error.splitlines()) == 1
