@@ -103,6 +103,15 @@ def open_source(source: Path):
 
 
 @dataclass
+class MixedText:
+    """A string of mixed charsets: runs of UTF-8 read as UTF-8, the rest in the list's charset."""
+
+    list: str
+    field: str  # the config.pck attribute, as py2data names it: info, usernames['a@example.org']
+    preview: str  # the decoded text around its first UTF-8 run
+
+
+@dataclass
 class ListPlan:
     name: str
     installation: str  # the Mailman root in SOURCE that holds the list
@@ -114,6 +123,7 @@ class ListPlan:
     archived: int = 0
     held: int = 0
     flags: list[str] = field(default_factory=list)  # what needs a decision
+    mixed: list[MixedText] = field(default_factory=list)  # strings to check after the import
     moved: bool = True  # False for the old site list
     error: str = ""  # why the list cannot be imported at all
 
@@ -180,9 +190,12 @@ def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
         plan.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
         plan.charset = charsets.get(plan.language, "us-ascii")
         plan.members = member_count(config)
-        if warnings:
-            plan.flags.append(f"{len(warnings)} strings would be read as ISO-8859-1, one character a byte "
-                              f"(first: {warnings[0]})")
+        invalid = [warning for warning in warnings if not isinstance(warning, py2data.MixedString)]
+        if invalid:
+            plan.flags.append(f"{len(invalid)} strings would be read as ISO-8859-1, one character a byte "
+                              f"(first: {invalid[0]})")
+        plan.mixed = [MixedText(name, warning.field, warning.preview) for warning in warnings
+                      if isinstance(warning, py2data.MixedString)]
     plan.archived = archived_messages(tree, root, name)
     plan.held, missing = held_messages(tree, root, list_dir, name)
     for path, why in unreadable_requests(tree, list_dir).items():
@@ -253,6 +266,8 @@ def plan_lines(plan: ImportPlan) -> list[str]:
         lines.append(f"{item.name}\t{item.domain or '-'}\t{item.package or '-'}\t{item.language or '-'}\t"
                      f"{item.charset or '-'}\t{item.members}\t{item.archived}\t{item.held}")
         lines += [f"  ! {flag}" for flag in item.flags]
+        lines += [f"  ! mixed charsets in {mixed.field}: runs of UTF-8 read as UTF-8, the rest as {item.charset}; check "
+                  f"it after the import: {mixed.preview!r}" for mixed in item.mixed]
         if item.error:
             lines.append(f"  ! cannot be imported: {item.error}")
     lines += [f"note: {note}" for note in plan.notes]

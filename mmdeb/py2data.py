@@ -19,6 +19,12 @@ Rules:
   into a Latin-1 list), and the declared charset reads the rest.
 - Multi-byte charsets (euc-jp, euc-kr, ...) reject most foreign bytes, and short EUC text
   can be valid UTF-8 by chance, so the declared charset is tried first, then UTF-8.
+- A string that mixes the two (a UTF-8 fragment pasted into a Latin-1 list's info) is
+  valid as a whole in neither: it is read one character at a time, UTF-8 or the declared
+  charset, in the order above (in a multi-byte charset, a UTF-8 character whose bytes are
+  valid there too stays in that charset). Legacy text can hold UTF-8 by chance (iso-8859-2
+  "ÓŁ" is the UTF-8 of "ӣ"), so each such string is reported as a MixedString, with a
+  preview from just before its first UTF-8 character, for the admin to check.
 - Bytes valid in neither are read as iso-8859-1, one character a byte: the fork can save
   and render that text (a lone surrogate from surrogateescape would make every post of
   the list fail, as the description goes into the List-Id header), and
@@ -32,6 +38,7 @@ import codecs
 import functools
 import io
 import pickle
+import re
 import struct
 
 # GNU Mailman 2.1.39, Mailman/Defaults.py.in: the add_language() calls (language -> charset).
@@ -233,21 +240,83 @@ def _strict(raw, charset):
         return None
 
 
+# One non-ASCII character in valid UTF-8 (RFC 3629: no overlong form, no surrogate).
+UTF8_CHARACTER = re.compile(rb"[\xC2-\xDF][\x80-\xBF]|\xE0[\xA0-\xBF][\x80-\xBF]|[\xE1-\xEC\xEE\xEF][\x80-\xBF]{2}"
+                            rb"|\xED[\x80-\x9F][\x80-\xBF]|\xF0[\x90-\xBF][\x80-\xBF]{2}|[\xF1-\xF3][\x80-\xBF]{3}"
+                            rb"|\xF4[\x80-\x8F][\x80-\xBF]{2}")
+ASCII_RUN = re.compile(rb"[\x00-\x7F]+")
+LONGEST_CHARACTER = 3  # bytes of one character in the multi-byte charsets of LANGUAGE_CHARSETS (euc-jp)
+PREVIEW_CONTEXT = 20  # characters of a MixedString's preview before its first UTF-8 character
+
+
+class MixedString(str):
+    """The warning for a string of mixed charsets, "source: field: ...", with its parts."""
+
+    def __new__(cls, source, field, charset, preview):
+        warning = super().__new__(cls, "%s: %s: mixed charsets: runs of UTF-8 read as UTF-8, the rest as %s: %r"
+                                  % (source, field, charset, preview))
+        warning.source, warning.field, warning.preview = source, field, preview
+        return warning
+
+
+def preview(text, start):
+    """text around start, on one line, cut with an ellipsis."""
+    begin, end = max(0, start - PREVIEW_CONTEXT), start + 2 * PREVIEW_CONTEXT
+    return ("\u2026" if begin else "") + " ".join(text[begin:end].split()) + ("\u2026" if end < len(text) else "")
+
+
+def _character(raw, pos, charset):
+    """(one character of charset at pos, its size), or None."""
+    for size in range(1, LONGEST_CHARACTER + 1):
+        text = _strict(raw[pos:pos + size], charset)
+        if text is not None and len(text) == 1:
+            return text, size
+    return None
+
+
+def decode_mixed(raw, charset, utf8_first):
+    """(text, where its first UTF-8 character is) for raw read one character at a time: UTF-8
+    or charset, the one given by utf8_first first; None when a byte is valid in neither or no
+    character is UTF-8."""
+    parts, length, first, pos = [], 0, None, 0
+    while pos < len(raw):
+        run = ASCII_RUN.match(raw, pos)
+        utf8 = None if run else UTF8_CHARACTER.match(raw, pos)
+        legacy = None if run or (utf8 and utf8_first) else _character(raw, pos, charset)
+        if run:
+            text, pos = run.group().decode("ascii"), run.end()
+        elif legacy:
+            text, pos = legacy[0], pos + legacy[1]
+        elif utf8:
+            text, pos = utf8.group().decode("utf-8"), utf8.end()
+            first = length if first is None else first
+        else:
+            return None
+        parts.append(text)
+        length += len(text)
+    return None if first is None else ("".join(parts), first)
+
+
 def decode_text(raw, charset):
-    """(text, problem): raw decoded by the rules in this module's docstring; problem is
-    None, or why the bytes were read as iso-8859-1."""
+    """(text, problem, mixed): raw decoded by the rules in this module's docstring; problem is
+    None, or why the bytes were read as iso-8859-1; mixed is None, or where the first UTF-8 run
+    of a string of mixed charsets starts in text."""
     if raw.isascii():
-        return raw.decode("ascii"), None
+        return raw.decode("ascii"), None, None
     try:
         order = decoding_order(charset)
     except LookupError:
-        return raw.decode(FALLBACK_CHARSET), "unknown charset %s: read as %s" % (charset, FALLBACK_CHARSET)
+        return raw.decode(FALLBACK_CHARSET), "unknown charset %s: read as %s" % (charset, FALLBACK_CHARSET), None
     for candidate in order:
         text = _strict(raw, candidate)
         if text is not None:
-            return text, None
+            return text, None, None
+        if candidate == "utf-8":  # characters of UTF-8 are tried where a whole string of UTF-8 is
+            mixed = decode_mixed(raw, charset, utf8_first=candidate == order[0])
+            if mixed is not None:
+                return mixed[0], None, mixed[1]
     tried = charset if codecs.lookup(charset).name == "utf-8" else "%s nor utf-8" % charset
-    return raw.decode(FALLBACK_CHARSET), "not valid %s: read as %s, one character a byte" % (tried, FALLBACK_CHARSET)
+    return raw.decode(FALLBACK_CHARSET), "not valid %s: read as %s, one character a byte" % (tried, FALLBACK_CHARSET), None
 
 
 # Where a string sits, as a warning names it: a str, or (parent, describe, key), spelt out
@@ -279,7 +348,8 @@ def spell(where):
 
 class Converter:
     """Decodes the byte strings of loaded Python 2 data; collects a warning for each string
-    that was not valid in its charset, as "source: attribute: reason"."""
+    that was not valid in its charset, as "source: attribute: reason", and a MixedString for
+    each string of mixed charsets."""
 
     def __init__(self, source, charsets=None):
         self.source = source
@@ -298,9 +368,11 @@ class Converter:
         return "us-ascii"
 
     def text(self, raw, charset, where):
-        text, problem = decode_text(raw, charset)
+        text, problem, mixed = decode_text(raw, charset)
         if problem:
             self.warn(where, problem)
+        elif mixed is not None:
+            self.warnings.append(MixedString(self.source, spell(where), charset, preview(text, mixed)))
         return text
 
     def value(self, value, charset, where):

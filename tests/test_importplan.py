@@ -308,3 +308,15 @@ def test_archived_counts_the_archive_pages_when_the_mbox_is_empty(tmp_path, caps
         (root / "archives/private/users" / page).write_text("<html>")
     source = tarball_of(tmp_path / "old") if as_tarball else tmp_path / "old"
     assert only_list(plan(source, tmp_path, capsys)[1])["archived"] == 3
+
+
+def test_strings_of_mixed_charsets_are_listed_for_checking(tmp_path, capsys):
+    root = debian_tree(tmp_path / "old")
+    add_list(root, "deutsch", language="de", description="Grüße".encode("iso-8859-1"),
+             info="Für Freunde von ".encode("iso-8859-1") + "café".encode("utf-8"))
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert (only_list(result)["flags"], only_list(result)["mixed"]) == (
+        [], [{"list": "deutsch", "field": "info", "preview": "Für Freunde von café"}])
+    main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old")])
+    assert ("  ! mixed charsets in info: runs of UTF-8 read as UTF-8, the rest as iso-8859-1; check it after the "
+            "import: 'Für Freunde von café'") in capsys.readouterr().out.splitlines()

@@ -385,3 +385,13 @@ def test_source_that_is_no_directory_says_so(tmp_path, capsys, source, why):
     assert main([str(tmp_path / source)]) == 1
     error = capsys.readouterr().err
     assert error.startswith(f"mmdeb-import: error: {tmp_path / source} {why}. Fix: ") and len(error.splitlines()) == 1
+
+
+def test_a_string_of_mixed_charsets_is_imported_readable_and_reported(tmp_path, old):
+    german_list(old / DEBIAN, "gemischt", info="Für Freunde von ".encode("iso-8859-1") + "café".encode("utf-8"))
+    new = target(tmp_path)
+    results = {r.name: r for r in import_lists(old, new)}
+    assert pickle.loads((new.lists / "gemischt/config.pck").read_bytes())["info"] == "Für Freunde von café"
+    assert results["gemischt"].warnings == [
+        f"{DEBIAN}/lists/gemischt/config.pck: info: mixed charsets: runs of UTF-8 read as UTF-8, the rest as iso-8859-1: "
+        "'Für Freunde von café'"]

@@ -50,6 +50,7 @@ def imported(prefix, skeleton, tmp_path_factory):
         b"info": POLISH.encode("iso-8859-2"), b"members": {}, b"digest_members": {member: 0},
         b"usernames": {member: POLISH.encode("iso-8859-2")}, b"language": {member: b"pl"},
         b"passwords": {member: b"tajne"}, b"owner": [b"owner@example.pl"], b"data_version": 112}))
+    (polish / "request.pck").unlink()  # as 2.1 leaves a list whose requests database it never opened
     (add_list(root, "nurmbox", DOMAIN, archived=2) / "config.pck").write_bytes(dumps({
         **skeleton, b"real_name": b"nurmbox", b"host_name": DOMAIN.encode(), b"data_version": 112}))
     add_list(root, "elsewhere", "lists.example.net")
@@ -129,3 +130,64 @@ print(json.dumps({month: archive.database.numArticles(month) for month in archiv
 """))
     assert sum(months.values()) == 2  # in the month they are archived: the crafted posts have no Date
     assert len(list((prefix / "archives/private/nurmbox").glob("*/00000[01].html"))) == 2
+
+
+def test_lists_without_held_posts_open_their_requests(prefix, imported):
+    # The fork raises for a request.pck without its version entry: admindb, checkdbs and holding fail.
+    counts = json.loads(fork(prefix, """
+import json
+from Mailman import MailList
+counts = {}
+for name in ('polski', 'nurmbox'):
+    m = MailList.MailList(name, lock=1)
+    try:
+        counts[name] = [m.NumRequestsPending(), m.GetHeldMessageIds()]
+    finally:
+        m.Unlock()
+print(json.dumps(counts))
+"""))
+    assert counts == {"polski": [0, []], "nurmbox": [0, []]}
+
+
+def test_checkdbs_runs_clean(prefix, imported):
+    done = subprocess.run([PYTHON, str(prefix / "cron/checkdbs")], capture_output=True, text=True)
+    assert (done.returncode, done.stderr) == (0, "")
+
+
+def test_a_non_member_post_is_held(prefix, imported):
+    post = f"From: fremder@example.com\nTo: polski@{DOMAIN}\nSubject: nie jestem\nMessage-ID: <held@x>\n\nhej\n"
+    subprocess.run([PYTHON, str(prefix / "bin/inject"), "-l", "polski"], input=post, text=True, check=True)
+    subprocess.run([PYTHON, str(prefix / "bin/qrunner"), "-r", "Incoming", "-o"], check=True, capture_output=True)
+    held = json.loads(fork(prefix, """
+import json
+from Mailman import MailList
+m = MailList.MailList('polski', lock=1)
+try:
+    print(json.dumps([m.GetRecord(i)[1] for i in m.GetHeldMessageIds()]))
+finally:
+    m.Unlock()
+"""))
+    assert held == ["fremder@example.com"]
+    assert list((prefix / "qfiles/shunt").iterdir()) == []
+
+
+def test_unreadable_requests_stop_the_import_or_are_left_behind(prefix, skeleton, imported, tmp_path):
+    old = tmp_path / "old"
+    list_dir = add_list(debian_tree(old), "kaputt", DOMAIN)
+    (list_dir / "config.pck").write_bytes(dumps({
+        **skeleton, b"real_name": b"kaputt", b"host_name": DOMAIN.encode(), b"data_version": 112}))
+    (list_dir / "pending.pck").write_bytes(b"\x80\x02}q")  # truncated
+    refused = subprocess.run([str(prefix / "bin/mmdeb-import"), str(old)], capture_output=True, text=True)
+    assert refused.returncode == 1 and "pending.pck: " in refused.stderr and not (prefix / "lists/kaputt").exists()
+    done = subprocess.run([str(prefix / "bin/mmdeb-import"), "--without-unreadable-requests", str(old)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "kaputt\t0\t0\t0\timported" in done.stdout.splitlines()
+    assert fork(prefix, """
+from Mailman import MailList
+m = MailList.MailList('kaputt', lock=1)
+try:
+    print(m.NumRequestsPending(), m.pend_confirm('c00kie', expunge=False))
+finally:
+    m.Unlock()
+""") == "0 None\n"

@@ -7,7 +7,7 @@ from py2golden import MARSHAL, PICKLE_0, PICKLE_1, PICKLE_2
 from py2pickle import Interned, Py2Instance, dumps, marshal_dumps
 
 from mmdeb.py2data import (
-    LANGUAGE_CHARSETS, StandIn, convert_config, convert_data, convert_requests,
+    LANGUAGE_CHARSETS, MixedString, StandIn, convert_config, convert_data, convert_requests,
     load_archive_database, load_pickle, loads_marshal, loads_pickle,
 )
 
@@ -209,3 +209,31 @@ def test_a_sites_own_charset_table(tmp_path):
     path = saved_config(tmp_path, config("ru", description=RUSSIAN.encode("koi8-r")))
     result, warnings = convert_config(load_pickle(path), str(path), {**LANGUAGE_CHARSETS, "ru": "koi8-r"})
     assert (result["description"], warnings) == (RUSSIAN, [])
+
+
+@pytest.mark.parametrize("language, legacy, charset, fragment, shown", [
+    ("de", "Für alle Freunde von ", "iso-8859-1", "café テスト", "…alle Freunde von café テスト Ende"),
+    ("pl", POLISH + ": ", "iso-8859-2", "café テスト", "…żółć gęślą jaźń: café テスト Ende"),
+    # In EUC-JP, a UTF-8 character whose bytes are EUC-JP too stays EUC-JP (é would): テスト is not.
+    ("ja", JAPANESE + "、", "euc-jp", "テスト", "日本語のメーリングリスト、テスト Ende")])
+def test_utf8_inside_a_legacy_string_is_read_as_utf8_and_reported(tmp_path, language, legacy, charset, fragment, shown):
+    # A UTF-8 fragment pasted into a list's info: valid as a whole in neither charset.
+    raw = legacy.encode(charset) + fragment.encode("utf-8") + b" Ende"
+    result, warnings = converted(tmp_path, config(language, info=raw))
+    assert result["info"] == legacy + fragment + " Ende"
+    (warning,) = warnings
+    assert (isinstance(warning, MixedString), warning.field, warning.preview) == (True, "info", shown)
+    assert str(warning) == (f"{tmp_path}/lists/test/config.pck: info: mixed charsets: runs of UTF-8 read as UTF-8, "
+                            f"the rest as {charset}: {shown!r}")
+
+
+def test_preview_of_a_long_mixed_string_is_cut_around_the_utf8_run(tmp_path):
+    raw = b"x" * 100 + "Gr\u00fc\u00dfe aus K\u00f6ln".encode("iso-8859-1") + "caf\u00e9".encode("utf-8") + b"y" * 100
+    _, (warning,) = converted(tmp_path, config("de", info=raw))
+    assert warning.preview == "…xxxGrüße aus Kölncafé" + "y" * 39 + "…"
+
+
+def test_bytes_invalid_around_a_utf8_run_are_still_reported_as_invalid(tmp_path):
+    raw = "Список ".encode("utf-8") + b"f\xfcr"  # a UTF-8 list: nothing to mix
+    result, warnings = converted(tmp_path, config("ru", info=raw))
+    assert result["info"] == raw.decode("iso-8859-1") and not isinstance(warnings[0], MixedString)
