@@ -24,6 +24,8 @@ JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replace
 # mmdeb-import's modules (standard library only): copied to debian/mmdeb/, installed as <prefix>/pythonlib/mmdeb/.
 IMPORTER_MODULES = ("__init__.py", "py2data.py", "oldtree.py", "listimport.py")
 IMPORTER_DIR = "mmdeb"
+IMPORTER_PATH = f"pythonlib/{IMPORTER_DIR}"  # in the prefix
+IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour, GNU 2.1's (Python 2) too
 
 
 def importer_files() -> list[Path]:
@@ -51,7 +53,8 @@ def templates_for(kind: str, names: list[str]) -> dict[str, str]:
 def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Write debian/ for spec, with its changelog."""
     env = environment()
-    context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE}
+    context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
+               "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name}
     for name, relative in templates_for(spec.kind, env.list_templates()).items():
         for job in spec.jobs if JOB in relative else [None]:
             target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)

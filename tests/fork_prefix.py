@@ -12,7 +12,7 @@ import tarfile
 from pathlib import Path
 from types import SimpleNamespace
 
-from mmdeb.render import environment, importer_files
+from mmdeb.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files
 from mmdeb.upstream import FLAVOURS
 
 PYTHON = FLAVOURS["py3"].python
@@ -30,13 +30,14 @@ def install_fork(tarball: Path, top: Path, domain: str) -> Path:
                     f"--with-mailhost={domain}", f"--with-urlhost={domain}", "--without-permcheck"],
                    cwd=source, check=True, capture_output=True)
     subprocess.run(["make", "install"], cwd=source, check=True, capture_output=True)
-    package = prefix / "pythonlib/mmdeb"
+    package = prefix / IMPORTER_PATH
     package.mkdir()
     for path in importer_files():
         shutil.copyfile(path, package / path.name)
     launcher = prefix / "bin/mmdeb-import"
     spec = SimpleNamespace(flavour=FLAVOURS["py3"], domain=SimpleNamespace(name=domain))
-    launcher.write_text(environment().get_template("mmdeb-import.j2").render(spec=spec, mmdeb_version="test"))
+    launcher.write_text(environment().get_template("mmdeb-import.j2").render(spec=spec, mmdeb_version="test",
+                                                                             importer_python=IMPORTER_PYTHON))
     launcher.chmod(0o755)
     return prefix
 

@@ -197,3 +197,46 @@ def test_mmdeb_own_debian_dir(tmp_path):
     assert "Persistent=true" in timer and "RandomizedDelaySec=" in timer
     assert "[ -d /run/systemd/system ] ||" in (debian / "mmdeb.cron.d").read_text()
     assert "etc/mmdeb.conf etc/mmdeb" in (debian / "mmdeb.install").read_text().splitlines()
+
+
+def fake_pythons(bin_dir, log, failing=""):
+    """python3 and python2.7 that log their arguments; failing is one that also fails, saying why."""
+    bin_dir.mkdir()
+    for name in ("python3", "python2.7"):
+        fail = 'echo "*** Error compiling" >&2; exit 1' if name == failing else "exit 0"
+        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n{fail}\n')
+        (bin_dir / name).chmod(0o755)
+
+
+def run_compile_bytecode(tmp_path, postinst: str, failing=""):
+    # The function as postinst defines it, run alone: postinst itself needs debconf.
+    function = re.search(r"^compile_bytecode\(\) \{\n.*?^\}\n", postinst, re.M | re.S).group()
+    log = tmp_path / "calls"
+    fake_pythons(tmp_path / f"bin{failing}", log, failing)
+    done = subprocess.run(["sh", "-ec", f"PREFIX=/p\n{function}compile_bytecode"], capture_output=True, text=True,
+                          env={"PATH": f"{tmp_path / f'bin{failing}'}:/usr/bin:/bin"})
+    calls = log.read_text().splitlines()
+    log.unlink()
+    return done, calls
+
+
+@pytest.mark.parametrize("mode", ["prefix", "shared"])
+def test_postinst_compiles_mailman_with_its_python_and_the_importer_with_python3(tmp_path, upstream, mode):
+    # GNU 2.1's python2.7 cannot compile the importer (Python 3); a failure is not hidden.
+    spec, debian = rendered(tmp_path, upstream, mode=mode)
+    postinst = (debian / "postinst").read_text()
+    done, calls = run_compile_bytecode(tmp_path, postinst)
+    python = spec.flavour.python_command
+    assert (done.returncode, calls) == (0, [f"{python} -m compileall -q -x /pythonlib/mmdeb/ /p/Mailman /p/pythonlib",
+                                            "python3 -m compileall -q /p/pythonlib/mmdeb"])
+    for failing in {python, "python3"}:
+        done, _ = run_compile_bytecode(tmp_path, postinst, failing)
+        assert (done.returncode, done.stderr) == (1, "*** Error compiling\n")
+
+
+def test_core_postinst_shows_compile_errors(tmp_path, upstream):
+    spec = CoreSpec(resolve(str(upstream.tarball)), upstream.dist, upstream.patches, mail_domain="lists.example.org")
+    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
+    render_debian(spec, tmp_path / "debian")
+    (line,) = [line for line in (tmp_path / "debian/postinst").read_text().splitlines() if "compileall" in line]
+    assert line.strip() == f"{spec.flavour.python_command} -m compileall -q {spec.prefix}/Mailman {spec.prefix}/pythonlib"
