@@ -315,6 +315,37 @@ def test_the_held_post_is_approved_and_delivered(new_host):
     new_host.wait_for_mail("alice", lambda m: "Eine Frage von Dave" in (m["Subject"] or ""), timeout=180)
 
 
+# 2.1 leaves no request.pck for a list that never held anything: the fork must moderate it all the same.
+WITHOUT_HELD_POSTS = ("gemischt", "polski", "nihongo")
+
+
+def held_files(host, old: OldList) -> list:
+    return sorted((host.root / prefix(old.domain).lstrip("/") / "data").glob(f"heldmsg-{old.name}-*.pck"))
+
+
+def test_lists_without_held_posts_moderate_non_members(new_host):
+    pages = {}
+    for name in WITHOUT_HELD_POSTS:
+        old = BY_NAME[name]
+        assert not held_files(new_host, old), name
+        curl(new_host, old.domain, f"admin/{name}", {"adminpw": PASSWORD}, jar=f"admindb-{name}")
+        pages[name] = curl(new_host, old.domain, f"admindb/{name}", jar=f"admindb-{name}")
+        assert "Bug in Mailman" not in pages[name] and "csrf_token" in pages[name], name
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        done = new_host.run(f"{prefix(domain)}/cron/checkdbs", user="list", check=False)
+        assert (done.returncode, done.stderr) == (0, ""), domain
+    for name in WITHOUT_HELD_POSTS:  # erik is a member of none of them
+        old, token = BY_NAME[name], uuid.uuid4().hex
+        new_host.send(address("erik"), f"{name}@{old.domain}", f"not a member {token}", user="erik")
+        wait_until(lambda: held_files(new_host, old), timeout=180, what=f"erik's post held on {name}")
+        curl(new_host, old.domain, f"admin/{name}", {"adminpw": PASSWORD}, jar=f"admindb-{name}")
+        assert token in curl(new_host, old.domain, f"admindb/{name}", jar=f"admindb-{name}"), name
+        assert not list((new_host.root / prefix(old.domain).lstrip("/") / "qfiles/shunt").iterdir()), name
+    for domain in (DOMAIN, OTHER_DOMAIN):  # with requests pending: the reminder to the owners
+        done = new_host.run(f"{prefix(domain)}/cron/checkdbs", user="list", check=False)
+        assert (done.returncode, done.stderr) == (0, ""), domain
+
+
 def test_the_pending_subscription_is_confirmed(old_site, new_host):
     reply_to, subject = old_site["confirm"]
     new_host.send(address("erik"), reply_to, f"Re: {subject}", user="erik")
