@@ -1,28 +1,41 @@
 """The py3 fork configured for one domain and installed into a prefix on this host (configure,
 make install; about a minute), with mmdeb-import's modules and launcher placed as the domain
-packages place them. For the importer's tests and bench, which need the fork but no package."""
+packages place them, and optionally our patch series applied first. For the importer's and the
+patches' tests and bench, which need the fork but no package."""
 
 import grp
 import os
 import pickle
 import pwd
+import re
 import shutil
 import subprocess
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from mmdeb.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files
+from mmdeb.rebuild import patched_paths
+from mmdeb.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files, series_names
 from mmdeb.upstream import FLAVOURS
 
 PYTHON = FLAVOURS["py3"].python
 
 
-def install_fork(tarball: Path, top: Path, domain: str) -> Path:
-    """The prefix, under top, owned by the calling user (it runs Mailman's scripts)."""
+def apply_patch(tree: Path, patch: Path, reverse: bool = False) -> None:
+    """As dpkg-source applies a quilt patch (no fuzz)."""
+    subprocess.run(["patch", "-p1", "-F0", "-N", "-s", "--no-backup-if-mismatch", *(["-R"] if reverse else []),
+                    "-d", str(tree), "-i", str(patch)], check=True)
+
+
+def install_fork(tarball: Path, top: Path, domain: str, series_dir: Path | None = None) -> Path:
+    """The prefix, under top, owned by the calling user (it runs Mailman's scripts); the patches
+    of series_dir/series applied in order, if given."""
     with tarfile.open(tarball) as tar:
         tar.extractall(top / "src", filter="tar")
     (source,) = (top / "src").iterdir()
+    for name in series_names(series_dir) if series_dir else ():
+        apply_patch(source, series_dir / name)
     prefix = top / "prefix"
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
     subprocess.run(["./configure", f"--prefix={prefix}", f"--with-python={PYTHON}", f"--with-username={user}",
@@ -40,6 +53,51 @@ def install_fork(tarball: Path, top: Path, domain: str) -> Path:
                                                                              importer_python=IMPORTER_PYTHON))
     launcher.chmod(0o755)
     return prefix
+
+
+@contextmanager
+def without_patch(prefix: Path, patch: Path):
+    """The installed prefix with one patch of Mailman/ taken out (reverse-applied), then put back."""
+    paths = patched_paths(patch.read_text())
+    assert all(path.startswith("Mailman/") for path in paths), f"{patch.name} patches more than Mailman/"
+
+    def apply(reverse: bool) -> None:
+        apply_patch(prefix, patch, reverse)
+        for path in paths:  # a .pyc of the same size and second would be taken as current
+            for compiled in (prefix / path).parent.glob(f"__pycache__/{Path(path).stem}.*.pyc"):
+                compiled.unlink()
+
+    apply(reverse=True)
+    try:
+        yield
+    finally:
+        apply(reverse=False)
+
+
+def fork_python(prefix: Path, code: str) -> str:
+    """Run code with the fork's python3 and this prefix's Mailman, as its bin/ scripts do; its output."""
+    done = subprocess.run([PYTHON, "-c", f"import sys; sys.path.insert(0, '{prefix}/bin'); import paths\n{code}"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def fork_script(prefix: Path, script: str, *args: str, stdin: str = "") -> None:
+    """One of the prefix's bin/ scripts (or cron/ with "cron/..."), which must succeed."""
+    path = prefix / (script if "/" in script else f"bin/{script}")
+    done = subprocess.run([PYTHON, str(path), *args], input=stdin, capture_output=True, text=True)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+
+
+def cgi_page(prefix: Path, domain: str, script: str, path_info: str = "", query: str = "") -> str:
+    """A page as a web server gets it: the prefix's setgid CGI wrapper run with a GET request's
+    CGI variables (the calling user's group is the CGI group), decoded in the charset it names."""
+    env = {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SERVER_NAME": domain,
+           "HTTP_HOST": domain, "SERVER_PORT": "80", "SCRIPT_NAME": f"/mailman/{script}", "REMOTE_ADDR": "127.0.0.1"}
+    done = subprocess.run([str(prefix / "cgi-bin" / script)], env=env, capture_output=True, check=True)
+    head, _, body = done.stdout.partition(b"\n\n")
+    charset = re.search(rb"charset=([\w-]+)", head)
+    return body.decode(charset[1].decode() if charset else "us-ascii")
 
 
 def py2_form(value):

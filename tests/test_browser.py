@@ -153,3 +153,31 @@ def test_http_redirects_to_https_and_acme_stays_on_http(host, browser):
     browser.open(f"http://{DOMAIN}/.well-known/acme-challenge/browser-token")
     assert (browser.url, browser.text.strip()) == (f"http://{DOMAIN}/.well-known/acme-challenge/browser-token",
                                                   "browser-token.thumbprint")
+
+
+# Each list's language, its description as stored and as a reader must see it. Mailman 2.1 stored
+# characters its list's charset could not hold as character references (so does mmdeb-import).
+DESCRIPTIONS = {
+    "grusse": ("de", "Grüße", "Grüße"),
+    "zazolc": ("pl", "Zażółć", "Zażółć"),
+    "tesuto": ("ja", "テスト", "テスト"),
+    "gemischt": ("de", "Grüße &#12486;&#12473;&#12488;", "Grüße テスト"),
+}
+
+
+def test_listinfo_shows_descriptions_in_every_charset_exactly(host, browser):
+    for name, (language, stored, _) in DESCRIPTIONS.items():
+        host.run(f"{prefix(DOMAIN)}/bin/newlist", "-q", "-l", language, name, address("bob"), PASSWORD)
+        host.run(f"{prefix(DOMAIN)}/bin/withlist", "-l", name, input=f"m.description = {ascii(stored)}\nm.Save()\n")
+    shown = {name: text for name, (_, _, text) in DESCRIPTIONS.items()}
+    browser.open(url(DOMAIN, "listinfo"))
+    shot(browser, host, "listinfo-descriptions")
+    rows = browser.evaluate("[...document.querySelectorAll('tr')].map(row => [...row.cells].map(cell => cell.innerText))")
+    index = {row[0].strip(): " ".join(row[1].split()) for row in rows if len(row) == 2}
+    assert {name: index.get(name.capitalize()) for name in DESCRIPTIONS} == shown
+    for name in DESCRIPTIONS:
+        browser.open(url(DOMAIN, f"listinfo/{name}"))
+        shot(browser, host, f"listinfo-{name}")
+        headings = browser.evaluate("[...document.querySelectorAll('b')].map(b => b.innerText)")
+        title = f"{name.capitalize()} -- "
+        assert [" ".join(text.split()) for text in headings if text.startswith(title)] == [title + shown[name]]
