@@ -7,9 +7,11 @@ modules. Here each module runs the tests its suite() picks, or, when it has no s
 takes no arguments, every test it defines (as `python test_X.py` would).
 """
 
+import glob
 import inspect
 import json
 import os
+import shutil
 import sys
 import unittest
 
@@ -27,13 +29,28 @@ def module_suite(module):
     return suite()
 
 
+def remove_leftovers():
+    """What a test whose setUp failed after TestBase's leaves behind (its tearDown never ran):
+    the _xtest list and its lock, which would fail every later module's setUp."""
+    from Mailman import mm_cfg
+    for pattern in ("lists/_xtest", "archives/private/_xtest*", "archives/public/_xtest*"):
+        for path in glob.glob(os.path.join(mm_cfg.VAR_PREFIX, pattern)):
+            if os.path.isdir(path) and not os.path.islink(path):
+                shutil.rmtree(path)
+            else:
+                os.unlink(path)
+    for path in glob.glob(os.path.join(mm_cfg.LOCK_DIR, "_xtest.lock*")):
+        os.unlink(path)
+
+
 def main():
     tests_dir, name = sys.argv[1:]
-    # As `cd TESTS_DIR; python test_X.py` does: the tests import paths.py (the prefix's
-    # Mailman) and TestBase from there, and read their sample messages relative to it.
-    os.chdir(tests_dir)
+    # As `cd PREFIX; python tests/testall.py` does: the tests import paths.py (the prefix's
+    # Mailman) and TestBase from tests/, and 2.1's read their sample messages from tests/.
+    os.chdir(os.path.dirname(os.path.abspath(tests_dir)))
     sys.path.insert(0, tests_dir)
     import paths  # noqa: F401
+    remove_leftovers()
     try:
         suite = module_suite(__import__(name))
     except Exception as error:  # a module that cannot even load: one error, no test ran
