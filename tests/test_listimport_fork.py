@@ -15,7 +15,7 @@ from old_mailman import DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_li
 from py2pickle import dumps
 
 from conftest import REAL_TARBALL, real_flavour
-from fork_prefix import PYTHON, install_fork, skeleton_config
+from fork_prefix import PYTHON, fork_python, install_fork, skeleton_config
 
 pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
 
@@ -28,13 +28,6 @@ def prefix(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def skeleton(prefix) -> dict:
     return skeleton_config(prefix)
-
-
-def fork(prefix: Path, code: str) -> str:
-    """Run code with the fork's python3 and this prefix's Mailman, as its bin/ scripts do."""
-    done = subprocess.run([PYTHON, "-c", f"import sys; sys.path.insert(0, '{prefix}/bin'); import paths\n{code}"],
-                          capture_output=True, text=True, check=True)
-    return done.stdout
 
 
 @pytest.fixture(scope="session")
@@ -92,7 +85,7 @@ def test_the_fork_reads_members_and_umlauts(prefix, imported):
 
 
 def test_the_fork_loads_every_part(prefix, imported):
-    result = json.loads(fork(prefix, """
+    result = json.loads(fork_python(prefix, """
 import json
 from Mailman import MailList
 from Mailman.ListAdmin import readMessage
@@ -121,7 +114,7 @@ def test_the_archives_and_their_public_link(prefix, imported):
 
 
 def test_archive_pages_missing_from_source_are_rebuilt_from_the_mbox(prefix, imported):
-    months = json.loads(fork(prefix, """
+    months = json.loads(fork_python(prefix, """
 import json
 from Mailman import MailList
 from Mailman.Archiver.HyperArch import HyperArchive
@@ -134,7 +127,7 @@ print(json.dumps({month: archive.database.numArticles(month) for month in archiv
 
 def test_lists_without_held_posts_open_their_requests(prefix, imported):
     # The fork raises for a request.pck without its version entry: admindb, checkdbs and holding fail.
-    counts = json.loads(fork(prefix, """
+    counts = json.loads(fork_python(prefix, """
 import json
 from Mailman import MailList
 counts = {}
@@ -158,7 +151,7 @@ def test_a_non_member_post_is_held(prefix, imported):
     post = f"From: fremder@example.com\nTo: polski@{DOMAIN}\nSubject: nie jestem\nMessage-ID: <held@x>\n\nhej\n"
     subprocess.run([PYTHON, str(prefix / "bin/inject"), "-l", "polski"], input=post, text=True, check=True)
     subprocess.run([PYTHON, str(prefix / "bin/qrunner"), "-r", "Incoming", "-o"], check=True, capture_output=True)
-    held = json.loads(fork(prefix, """
+    held = json.loads(fork_python(prefix, """
 import json
 from Mailman import MailList
 m = MailList.MailList('polski', lock=1)
@@ -183,7 +176,7 @@ def test_unreadable_requests_stop_the_import_or_are_left_behind(prefix, skeleton
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "kaputt\t0\t0\t0\timported" in done.stdout.splitlines()
-    assert fork(prefix, """
+    assert fork_python(prefix, """
 from Mailman import MailList
 m = MailList.MailList('kaputt', lock=1)
 try:
