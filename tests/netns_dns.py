@@ -21,8 +21,11 @@ class Netns:
     def argv(self, argv: list[str]) -> list[str]:
         return ["ip", "netns", "exec", self.name, *argv]
 
-    def run(self, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
-        return subprocess.run(self.argv(argv), capture_output=True, text=True, **kwargs)
+    def run(self, argv: list[str], input: str | None = None) -> subprocess.CompletedProcess:
+        done = subprocess.run(self.argv(argv), input=input, capture_output=True, text=True)
+        if done.returncode:
+            raise AssertionError(f"{' '.join(argv)} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+        return done
 
     @contextmanager
     def daemon(self, argv: list[str], ready: str):

@@ -1,24 +1,29 @@
 """The fork's DMARC mitigation against a real DNS server (dnsmasq) in a private network namespace:
 the fork, with our patch series, installed into a temporary prefix (configure, make install), its
-resolver and SMTPHOST pointed at that namespace by running Mailman's side in it.
+resolver and SMTPHOST pointed at that namespace by running Mailman's side in it. On this host's
+Python and dnspython (bookworm: 2.3), and chrooted into a trixie tree (Python 3.13, dnspython 2.7).
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3-dnspython (as
-./setup-host installs them); skipped without the tarball.
+./setup-host installs them), and Debian's mirror for the trixie tree; skipped without the tarball.
 """
 
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from email import message_from_bytes
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
 import pytest
+from e2e_host import Host
 from fork_prefix import PYTHON, install_fork
 from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
 
 from conftest import REAL_TARBALL, real_flavour
 from mmdeb import PATCHES_DIR
+from mmdeb.spec import domain_depends
+from mmdeb.upstream import FLAVOURS
 
 pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
 
@@ -45,19 +50,56 @@ REFUSED = "frank@elsewhere.test"  # outside the server's zone: it answers REFUSE
 TIMEOUT = f"grace@{SILENT}"
 
 
-@pytest.fixture(scope="module")
-def prefix(tmp_path_factory) -> Path:
-    prefix = install_fork(Path(REAL_TARBALL), tmp_path_factory.mktemp("fork"), DOMAIN, PATCHES_DIR / "py3")
-    with open(prefix / "Mailman/mm_cfg.py", "a") as mm_cfg:
+TREE_DIST = "trixie"
+# A C compiler for the setgid wrappers, which configure and make build.
+BUILD_TOOLS = ("gcc", "libc6-dev", "make")
+
+
+@dataclass(frozen=True)
+class Site:
+    """Where Mailman runs: this host, or chrooted into a Debian tree (root)."""
+
+    prefix: Path  # as this host sees it
+    root: Path | None = None
+
+    def path(self, *parts: str) -> str:
+        """A path under the prefix as Mailman sees it."""
+        path = self.prefix.joinpath(*parts)
+        return str(Path("/", path.relative_to(self.root)) if self.root else path)
+
+    def run(self, ns, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return ns.run(["chroot", str(self.root), *argv] if self.root else argv, **kwargs)
+
+    def script(self, ns, name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
+        return self.run(ns, [PYTHON, self.path("bin", name), *args], **kwargs)
+
+
+def trixie_tree(top: Path) -> Path:
+    """A trixie tree with the py3 packages' dependencies and what configure needs; resolving with
+    the namespace's server (the tree's own resolv.conf: `ip netns exec` mounts only the host's)."""
+    flavour = FLAVOURS["py3"]
+    packages = [*domain_depends(flavour, TREE_DIST), *flavour.build_depends, *BUILD_TOOLS]
+    root = Host.create(top / "tree", TREE_DIST, packages).root
+    (root / "etc/resolv.conf").unlink(missing_ok=True)
+    (root / "etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
+    return root
+
+
+@pytest.fixture(scope="module", params=["this-host", TREE_DIST])
+def site(request, tmp_path_factory) -> Site:
+    top = tmp_path_factory.mktemp("dmarc")
+    root = trixie_tree(top) if request.param == TREE_DIST else None
+    fork = (root / "srv/fork") if root else top / "fork"
+    site = Site(install_fork(Path(REAL_TARBALL), fork, DOMAIN, PATCHES_DIR / "py3", root), root)
+    with open(site.prefix / "Mailman/mm_cfg.py", "a") as mm_cfg:
         mm_cfg.write(f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
-    settings = prefix.parent / "settings.py"
     # Munge From for DMARC posters; everyone may post, so each post goes straight through.
-    settings.write_text("dmarc_moderation_action = 1\ngeneric_nonmember_action = 0\n")
-    for argv in (["newlist", "-q", LIST, "owner@example.org", "pw"], ["config_list", "-i", str(settings), LIST]):
-        subprocess.run([PYTHON, str(prefix / "bin" / argv[0]), *argv[1:]], check=True, capture_output=True)
-    subprocess.run([PYTHON, str(prefix / "bin/add_members"), "-r", "-", "-w", "n", "-a", "n", LIST],
-                   input=MEMBER, text=True, check=True, capture_output=True)
-    return prefix
+    (site.prefix / "settings.py").write_text("dmarc_moderation_action = 1\ngeneric_nonmember_action = 0\n")
+    with netns(f"mmdeb-setup-{os.getpid()}") as ns:
+        site.script(ns, "newlist", "-q", LIST, "owner@example.org", "pw")
+        site.script(ns, "config_list", "-i", site.path("settings.py"), LIST)
+        site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", LIST, input=MEMBER)
+    return site
 
 
 @pytest.fixture
@@ -74,25 +116,25 @@ def dns_down():
         yield ns
 
 
-def prohibited(ns, prefix: Path, addresses: list[str]) -> dict[str, bool]:
-    """Utils.IsDMARCProhibited for each address on the list, as SpamDetect calls it, in the namespace."""
-    code = (f"import sys, json; sys.path.insert(0, '{prefix}/bin'); import paths\n"
+def prohibited(ns, site: Site, addresses: list[str]) -> dict[str, bool]:
+    """Utils.IsDMARCProhibited for each address on the list, as SpamDetect calls it, in the namespace;
+    a deprecation warning from Utils fails it (dnspython 2 deprecates query() for resolve())."""
+    code = (f"import sys, json; sys.path.insert(0, '{site.path('bin')}'); import paths\n"
             "from Mailman import MailList, Utils\n"
             f"mlist = MailList.MailList('{LIST}', lock=False)\n"
             f"print(json.dumps({{a: Utils.IsDMARCProhibited(mlist, a) for a in {addresses!r}}}))")
-    done = ns.run([PYTHON, "-c", code], check=True)
-    return json.loads(done.stdout)
+    return json.loads(site.run(ns, [PYTHON, "-W", "error::DeprecationWarning:Mailman.Utils", "-c", code]).stdout)
 
 
-def post(ns, prefix: Path, sink: Path, posters: list[str]) -> dict[str, dict[str, str]]:
+def post(ns, site: Site, sink: Path, posters: list[str]) -> dict[str, dict[str, str]]:
     """Each poster's post, injected into the list's incoming queue and run through the qrunners
-    (Incoming, Outgoing) to the SMTP sink: the delivered headers, by the post's Subject."""
+    (Incoming, Outgoing) to the SMTP sink: the delivered messages, by poster."""
     for poster in posters:
         message = (f"From: Poster <{poster}>\nTo: {LIST_ADDRESS}\nSubject: from {poster}\n"
                    f"Message-ID: <{poster}.{ns.name}@test>\n\nHello.\n")
-        ns.run([PYTHON, str(prefix / "bin/inject"), "-l", LIST], input=message, check=True)
+        site.script(ns, "inject", "-l", LIST, input=message)
     with smtp_sink(ns, sink):
-        ns.run([PYTHON, str(prefix / "bin/qrunner"), "-r", "Incoming", "-r", "Outgoing", "--drain=1"], check=True)
+        site.script(ns, "qrunner", "-r", "Incoming", "-r", "Outgoing", "--drain=1")
     delivered = [message_from_bytes(path.read_bytes()) for path in sorted(sink.iterdir())]
     return {message["Subject"].split()[-1]: message for message in delivered}
 
@@ -106,40 +148,41 @@ def munged(message, poster: str) -> bool:
     return True
 
 
-def no_crash(prefix: Path) -> None:
-    error = prefix / "logs/error"
+def no_crash(site: Site) -> None:
+    error = site.prefix / "logs/error"
     assert "Traceback" not in (error.read_text() if error.exists() else "")
-    shunt = prefix / "qfiles/shunt"
+    shunt = site.prefix / "qfiles/shunt"
     assert not (shunt.exists() and any(shunt.iterdir()))
 
 
-def test_policies_from_a_real_dns_server(prefix, served):
-    assert prohibited(served, prefix, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY]) == {
+def test_policies_from_a_real_dns_server(site, served):
+    assert prohibited(served, site, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY]) == {
         REJECT: True, NONE: False, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False}
-    vette = (prefix / "logs/vette").read_text()
+    vette = (site.prefix / "logs/vette").read_text()
     assert f"DMARC lookup for {REJECT} (_dmarc.reject.example) found p=reject" in vette
-    no_crash(prefix)
+    no_crash(site)
 
 
-def test_dns_failures_mitigate_as_upstream(prefix, served, dns_down):
+def test_dns_failures_mitigate_as_upstream(site, served, dns_down):
     """2.1.39's rule: a failed lookup may have missed a policy a receiver sees, so mitigate."""
-    assert prohibited(served, prefix, [REFUSED, TIMEOUT]) == {REFUSED: True, TIMEOUT: True}
-    assert prohibited(dns_down, prefix, [REJECT, NONE]) == {REJECT: True, NONE: True}
-    assert "DNSException" in (prefix / "logs/error").read_text()
-    no_crash(prefix)
+    assert prohibited(served, site, [REFUSED, TIMEOUT]) == {REFUSED: True, TIMEOUT: True}
+    assert prohibited(dns_down, site, [REJECT, NONE]) == {REJECT: True, NONE: True}
+    assert "DNSException" in (site.prefix / "logs/error").read_text()
+    no_crash(site)
 
 
-def test_posts_are_munged_for_p_reject_only(prefix, served, tmp_path):
-    delivered = post(served, prefix, tmp_path, [REJECT, NONE, SUBDOMAIN])
+def test_posts_are_munged_for_p_reject_only(site, served, tmp_path):
+    delivered = post(served, site, tmp_path, [REJECT, NONE, SUBDOMAIN])
     assert sorted(delivered) == sorted([REJECT, NONE, SUBDOMAIN])
     assert munged(delivered[REJECT], REJECT)
     assert munged(delivered[SUBDOMAIN], SUBDOMAIN)
     assert not munged(delivered[NONE], NONE)
-    no_crash(prefix)
+    no_crash(site)
 
 
-def test_posts_are_delivered_and_mitigated_without_dns(prefix, dns_down, tmp_path):
-    delivered = post(dns_down, prefix, tmp_path, [REJECT, NONE])
+def test_posts_are_delivered_and_mitigated_without_dns(site, dns_down, tmp_path):
+    delivered = post(dns_down, site, tmp_path, [REJECT, NONE])
+    assert sorted(delivered) == sorted([REJECT, NONE])
     assert munged(delivered[REJECT], REJECT)
     assert munged(delivered[NONE], NONE)
-    no_crash(prefix)
+    no_crash(site)
