@@ -33,15 +33,20 @@ LIST_ADDRESS = f"{LIST}@{DOMAIN}"
 MEMBER = "member@members.example"
 ZONE = "example"
 SILENT = "silent.example"  # its lookups time out
-TXT = {
-    "_dmarc.reject.example": ["v=DMARC1; p=reject"],
-    "_dmarc.none.example": ["v=DMARC1; p=none"],
+TXT = {  # each name's TXT records, each a list of character strings
+    "_dmarc.reject.example": [["v=DMARC1; p=reject"]],
+    "_dmarc.none.example": [["v=DMARC1; p=none"]],
     # One record of two character strings, split inside the policy: they join with nothing between.
-    "_dmarc.split.example": ["v=DMARC1; p=rej", "ect; rua=mailto:d@split.example"],
+    "_dmarc.split.example": [["v=DMARC1; p=rej", "ect; rua=mailto:d@split.example"]],
+    # The DMARC record beside another TXT record counts; two DMARC records void both (RFC 7489 6.6.3).
+    "_dmarc.other.example": [["site-verification=x"], ["v=DMARC1; p=reject"]],
+    "_dmarc.two.example": [["v=DMARC1; p=reject"], ["v=DMARC1; p=none"]],
 }
 REJECT = "alice@reject.example"
 NONE = "bob@none.example"
 SPLIT = "carol@split.example"
+OTHER = "heidi@other.example"
+TWO = "ivan@two.example"
 # No policy of its own: the organizational domain's (reject.example) applies. The public suffix
 # list cannot be fetched from the namespace, so the fork falls back to the last two labels.
 SUBDOMAIN = "dave@mail.reject.example"
@@ -156,10 +161,11 @@ def no_crash(site: Site) -> None:
 
 
 def test_policies_from_a_real_dns_server(site, served):
-    assert prohibited(served, site, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY]) == {
-        REJECT: True, NONE: False, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False}
+    assert prohibited(served, site, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY, OTHER, TWO]) == {
+        REJECT: True, NONE: False, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False, OTHER: True, TWO: False}
     vette = (site.prefix / "logs/vette").read_text()
     assert f"DMARC lookup for {REJECT} (_dmarc.reject.example) found p=reject" in vette
+    assert "RRset of TXT records for _dmarc.two.example has 2 v=DMARC1 entries" in (site.prefix / "logs/error").read_text()
     no_crash(site)
 
 
