@@ -2,6 +2,8 @@
 the fork, with our patch series, installed into a temporary prefix (configure, make install), its
 resolver and SMTPHOST pointed at that namespace by running Mailman's side in it. On this host's
 Python and dnspython (bookworm: 2.3), and chrooted into a trixie tree (Python 3.13, dnspython 2.7).
+Two lists munge From for DMARC posters: one made with newlist and config_list, and one moved from
+a 2.1.39 tree with mmdeb-import.
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3-dnspython (as
 ./setup-host installs them), and Debian's mirror for the trixie tree; skipped without the tarball.
@@ -9,6 +11,7 @@ Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3
 
 import json
 import os
+import pickle
 import subprocess
 from dataclasses import dataclass
 from email import message_from_bytes
@@ -17,8 +20,10 @@ from pathlib import Path
 
 import pytest
 from e2e_host import Host
-from fork_prefix import PYTHON, install_fork
+from fork_prefix import PYTHON, install_fork, py2_form
 from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
+from old_mailman import DEBIAN, add_list, debian_tree
+from py2pickle import dumps
 
 from conftest import REAL_TARBALL, real_flavour
 from mmdeb import PATCHES_DIR
@@ -29,7 +34,7 @@ pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", rea
 
 DOMAIN = "lists.example.org"
 LIST = "dmarc"
-LIST_ADDRESS = f"{LIST}@{DOMAIN}"
+IMPORTED = "moved"  # a 2.1.39 list set to Munge From, moved with mmdeb-import
 MEMBER = "member@members.example"
 ZONE = "example"
 SILENT = "silent.example"  # its lookups time out
@@ -69,7 +74,9 @@ class Site:
 
     def path(self, *parts: str) -> str:
         """A path under the prefix as Mailman sees it."""
-        path = self.prefix.joinpath(*parts)
+        return self.inside(self.prefix.joinpath(*parts))
+
+    def inside(self, path: Path) -> str:
         return str(Path("/", path.relative_to(self.root)) if self.root else path)
 
     def run(self, ns, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
@@ -99,9 +106,17 @@ def site(request, tmp_path_factory) -> Site:
     with open(site.prefix / "Mailman/mm_cfg.py", "a") as mm_cfg:
         mm_cfg.write(f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
     # Munge From for DMARC posters; everyone may post, so each post goes straight through.
-    (site.prefix / "settings.py").write_text("dmarc_moderation_action = 1\ngeneric_nonmember_action = 0\n")
+    munge = {"dmarc_moderation_action": 1, "generic_nonmember_action": 0}
+    (site.prefix / "settings.py").write_text("".join(f"{key} = {value}\n" for key, value in munge.items()))
     with netns(f"mmdeb-setup-{os.getpid()}") as ns:
         site.script(ns, "newlist", "-q", LIST, "owner@example.org", "pw")
+        old = site.prefix.parent / "old"
+        add_list(debian_tree(old), IMPORTED, DOMAIN)
+        (old / DEBIAN / "lists" / IMPORTED / "config.pck").write_bytes(dumps({
+            **py2_form(pickle.loads((site.prefix / "lists" / LIST / "config.pck").read_bytes())),
+            b"real_name": IMPORTED.encode(), b"host_name": DOMAIN.encode(), b"members": {MEMBER.encode(): 0},
+            b"data_version": 112, **{key.encode(): value for key, value in munge.items()}}))
+        site.run(ns, [site.path("bin/mmdeb-import"), site.inside(old)])
         site.script(ns, "config_list", "-i", site.path("settings.py"), LIST)
         site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", LIST, input=MEMBER)
     return site
@@ -131,13 +146,17 @@ def prohibited(ns, site: Site, addresses: list[str]) -> dict[str, bool]:
     return json.loads(site.run(ns, [PYTHON, "-W", "error::DeprecationWarning:Mailman.Utils", "-c", code]).stdout)
 
 
-def post(ns, site: Site, sink: Path, posters: list[str]) -> dict[str, dict[str, str]]:
-    """Each poster's post, injected into the list's incoming queue and run through the qrunners
-    (Incoming, Outgoing) to the SMTP sink: the delivered messages, by poster."""
+def address(name: str) -> str:
+    return f"{name}@{DOMAIN}"
+
+
+def post(ns, site: Site, sink: Path, name: str, posters: list[str]) -> dict[str, dict[str, str]]:
+    """Each poster's post to list name, injected into its incoming queue and run through the
+    qrunners (Incoming, Outgoing) to the SMTP sink: the delivered messages, by poster."""
     for poster in posters:
-        message = (f"From: Poster <{poster}>\nTo: {LIST_ADDRESS}\nSubject: from {poster}\n"
-                   f"Message-ID: <{poster}.{ns.name}@test>\n\nHello.\n")
-        site.script(ns, "inject", "-l", LIST, input=message)
+        message = (f"From: Poster <{poster}>\nTo: {address(name)}\nSubject: from {poster}\n"
+                   f"Message-ID: <{poster}.{name}.{ns.name}@test>\n\nHello.\n")
+        site.script(ns, "inject", "-l", name, input=message)
     with smtp_sink(ns, sink):
         site.script(ns, "qrunner", "-r", "Incoming", "-r", "Outgoing", "--drain=1")
     delivered = [message_from_bytes(path.read_bytes()) for path in sorted(sink.iterdir())]
@@ -146,7 +165,7 @@ def post(ns, site: Site, sink: Path, posters: list[str]) -> dict[str, dict[str, 
 
 def munged(message, poster: str) -> bool:
     """From is the list, the poster kept in Reply-To (Mailman's munge for a list that does not set Reply-To)."""
-    if parseaddr(message["From"])[1] != LIST_ADDRESS:
+    if parseaddr(message["From"])[1] != parseaddr(message["To"])[1]:
         assert parseaddr(message["From"])[1] == poster
         return False
     assert poster in [address for _, address in getaddresses(message.get_all("Reply-To", []))]
@@ -177,8 +196,9 @@ def test_dns_failures_mitigate_as_upstream(site, served, dns_down):
     no_crash(site)
 
 
-def test_posts_are_munged_for_p_reject_only(site, served, tmp_path):
-    delivered = post(served, site, tmp_path, [REJECT, NONE, SUBDOMAIN])
+@pytest.mark.parametrize("name", [LIST, IMPORTED])
+def test_posts_are_munged_for_p_reject_only(site, served, tmp_path, name):
+    delivered = post(served, site, tmp_path, name, [REJECT, NONE, SUBDOMAIN])
     assert sorted(delivered) == sorted([REJECT, NONE, SUBDOMAIN])
     assert munged(delivered[REJECT], REJECT)
     assert munged(delivered[SUBDOMAIN], SUBDOMAIN)
@@ -187,7 +207,7 @@ def test_posts_are_munged_for_p_reject_only(site, served, tmp_path):
 
 
 def test_posts_are_delivered_and_mitigated_without_dns(site, dns_down, tmp_path):
-    delivered = post(dns_down, site, tmp_path, [REJECT, NONE])
+    delivered = post(dns_down, site, tmp_path, LIST, [REJECT, NONE])
     assert sorted(delivered) == sorted([REJECT, NONE])
     assert munged(delivered[REJECT], REJECT)
     assert munged(delivered[NONE], NONE)
