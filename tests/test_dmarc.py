@@ -1,12 +1,14 @@
-"""The fork's DMARC mitigation against a real DNS server (dnsmasq) in a private network namespace:
-the fork, with our patch series, installed into a temporary prefix (configure, make install), its
-resolver and SMTPHOST pointed at that namespace by running Mailman's side in it. On this host's
-Python and dnspython (bookworm: 2.3), and chrooted into a trixie tree (Python 3.13, dnspython 2.7).
+"""The fork's DMARC mitigation against a real DNS server (dnsmasq) in a private network namespace,
+Mailman's resolver and SMTPHOST pointed at it by running Mailman's side in that namespace. Three
+sites: the fork with our patch series installed into a prefix (configure, make install) on this
+host's Python and dnspython (bookworm: 2.3), the same chrooted into a trixie tree (Python 3.13,
+dnspython 2.7), and the trixie domain package built with sbuild and installed in a trixie tree.
 Two lists munge From for DMARC posters: one made with newlist and config_list, and one moved from
 a 2.1.39 tree with mmdeb-import.
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3-dnspython (as
-./setup-host installs them), and Debian's mirror for the trixie tree; skipped without the tarball.
+./setup-host installs them), and what the trixie trees and sbuild need (Debian's mirror); skipped
+without the tarball.
 """
 
 import json
@@ -25,8 +27,10 @@ from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
 from old_mailman import DEBIAN, add_list, debian_tree
 from py2pickle import dumps
 
-from conftest import REAL_TARBALL, real_flavour
+from conftest import REAL_TARBALL, build, deb_of, real_flavour
+from conftest import TestUpstream as Upstream  # not collected as a test class
 from mmdeb import PATCHES_DIR
+from mmdeb.domain import Domain
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
 
@@ -67,10 +71,16 @@ BUILD_TOOLS = ("gcc", "libc6-dev", "make")
 
 @dataclass(frozen=True)
 class Site:
-    """Where Mailman runs: this host, or chrooted into a Debian tree (root)."""
+    """Where Mailman runs: this host, or chrooted into a Debian tree (root), as user if given."""
 
     prefix: Path  # as this host sees it
     root: Path | None = None
+    user: str | None = None
+    logs: Path | None = None  # if not the prefix's logs/
+
+    @property
+    def log_dir(self) -> Path:
+        return self.logs or self.prefix / "logs"
 
     def path(self, *parts: str) -> str:
         """A path under the prefix as Mailman sees it."""
@@ -83,41 +93,61 @@ class Site:
         return ns.run(["chroot", str(self.root), *argv] if self.root else argv, **kwargs)
 
     def script(self, ns, name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
-        return self.run(ns, [PYTHON, self.path("bin", name), *args], **kwargs)
+        """A Mailman script, as the site's user."""
+        user = ["runuser", "-u", self.user, "--"] if self.user else []
+        return self.run(ns, [*user, PYTHON, self.path("bin", name), *args], **kwargs)
 
 
-def trixie_tree(top: Path) -> Path:
-    """A trixie tree with the py3 packages' dependencies and what configure needs; resolving with
-    the namespace's server (the tree's own resolv.conf: `ip netns exec` mounts only the host's)."""
-    flavour = FLAVOURS["py3"]
-    packages = [*domain_depends(flavour, TREE_DIST), *flavour.build_depends, *BUILD_TOOLS]
-    root = Host.create(top / "tree", TREE_DIST, packages).root
-    (root / "etc/resolv.conf").unlink(missing_ok=True)
-    (root / "etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
-    return root
+def trixie_tree(top: Path, packages: list[str]) -> Host:
+    """A trixie tree with the py3 packages' dependencies and packages; resolving with the
+    namespace's server (the tree's own resolv.conf: `ip netns exec` mounts only the host's)."""
+    host = Host.create(top / "tree", TREE_DIST, [*domain_depends(FLAVOURS["py3"], TREE_DIST), *packages])
+    (host.root / "etc/resolv.conf").unlink(missing_ok=True)
+    (host.root / "etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
+    return host
 
 
-@pytest.fixture(scope="module", params=["this-host", TREE_DIST])
-def site(request, tmp_path_factory) -> Site:
-    top = tmp_path_factory.mktemp("dmarc")
-    root = trixie_tree(top) if request.param == TREE_DIST else None
+def fork_site(top: Path, root: Path | None) -> tuple[Site, Path]:
+    """The fork, with our patch series, installed into a prefix on this host or in a tree; its mm_cfg.py."""
     fork = (root / "srv/fork") if root else top / "fork"
     site = Site(install_fork(Path(REAL_TARBALL), fork, DOMAIN, PATCHES_DIR / "py3", root), root)
-    with open(site.prefix / "Mailman/mm_cfg.py", "a") as mm_cfg:
-        mm_cfg.write(f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
+    return site, site.prefix / "Mailman/mm_cfg.py"
+
+
+@pytest.fixture(scope="module", params=["this-host", TREE_DIST, f"{TREE_DIST}-package"])
+def site(request, tmp_path_factory) -> Site:
+    top = tmp_path_factory.mktemp("dmarc")
+    if request.param == "this-host":
+        site, mm_cfg = fork_site(top, None)
+    elif request.param == TREE_DIST:
+        site, mm_cfg = fork_site(top, trixie_tree(top, [*FLAVOURS["py3"].build_depends, *BUILD_TOOLS]).root)
+    else:  # the domain package, built with sbuild (for trixie), installed as test_e2e does
+        built = build(Upstream(Path(REAL_TARBALL).resolve(), "py3", PATCHES_DIR, True), top / "built", DOMAIN)
+        host = trixie_tree(top, [])
+        host.start()
+        request.addfinalizer(host.stop)
+        host.install_offline([deb_of(built, DOMAIN)])
+        domain = Domain(DOMAIN)
+        site = Site(host.root / domain.prefix.lstrip("/"), host.root, "list", host.root / domain.log_dir.lstrip("/"))
+        mm_cfg = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
+    with open(mm_cfg, "a") as config:
+        config.write(f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
     # Munge From for DMARC posters; everyone may post, so each post goes straight through.
     munge = {"dmarc_moderation_action": 1, "generic_nonmember_action": 0}
-    (site.prefix / "settings.py").write_text("".join(f"{key} = {value}\n" for key, value in munge.items()))
+    work = site.root / "srv" if site.root else top
+    settings = work / "settings.py"
+    settings.write_text("".join(f"{key} = {value}\n" for key, value in munge.items()))
     with netns(f"mmdeb-setup-{os.getpid()}") as ns:
         site.script(ns, "newlist", "-q", LIST, "owner@example.org", "pw")
-        old = site.prefix.parent / "old"
+        old = work / "old"
         add_list(debian_tree(old), IMPORTED, DOMAIN)
         (old / DEBIAN / "lists" / IMPORTED / "config.pck").write_bytes(dumps({
             **py2_form(pickle.loads((site.prefix / "lists" / LIST / "config.pck").read_bytes())),
-            b"real_name": IMPORTED.encode(), b"host_name": DOMAIN.encode(), b"members": {MEMBER.encode(): 0},
+            b"real_name": IMPORTED.encode(), b"subject_prefix": f"[{IMPORTED}] ".encode(), b"host_name": DOMAIN.encode(),
+            b"members": {MEMBER.encode(): 0},
             b"data_version": 112, **{key.encode(): value for key, value in munge.items()}}))
-        site.run(ns, [site.path("bin/mmdeb-import"), site.inside(old)])
-        site.script(ns, "config_list", "-i", site.path("settings.py"), LIST)
+        site.run(ns, [site.path("bin/mmdeb-import"), site.inside(old)])  # as root, as the README says
+        site.script(ns, "config_list", "-i", site.inside(settings), LIST)
         site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", LIST, input=MEMBER)
     return site
 
@@ -173,7 +203,7 @@ def munged(message, poster: str) -> bool:
 
 
 def no_crash(site: Site) -> None:
-    error = site.prefix / "logs/error"
+    error = site.log_dir / "error"
     assert "Traceback" not in (error.read_text() if error.exists() else "")
     shunt = site.prefix / "qfiles/shunt"
     assert not (shunt.exists() and any(shunt.iterdir()))
@@ -182,9 +212,9 @@ def no_crash(site: Site) -> None:
 def test_policies_from_a_real_dns_server(site, served):
     assert prohibited(served, site, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY, OTHER, TWO]) == {
         REJECT: True, NONE: False, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False, OTHER: True, TWO: False}
-    vette = (site.prefix / "logs/vette").read_text()
+    vette = (site.log_dir / "vette").read_text()
     assert f"DMARC lookup for {REJECT} (_dmarc.reject.example) found p=reject" in vette
-    assert "RRset of TXT records for _dmarc.two.example has 2 v=DMARC1 entries" in (site.prefix / "logs/error").read_text()
+    assert "RRset of TXT records for _dmarc.two.example has 2 v=DMARC1 entries" in (site.log_dir / "error").read_text()
     no_crash(site)
 
 
@@ -192,7 +222,7 @@ def test_dns_failures_mitigate_as_upstream(site, served, dns_down):
     """2.1.39's rule: a failed lookup may have missed a policy a receiver sees, so mitigate."""
     assert prohibited(served, site, [REFUSED, TIMEOUT]) == {REFUSED: True, TIMEOUT: True}
     assert prohibited(dns_down, site, [REJECT, NONE]) == {REJECT: True, NONE: True}
-    assert "DNSException" in (site.prefix / "logs/error").read_text()
+    assert "DNSException" in (site.log_dir / "error").read_text()
     no_crash(site)
 
 
