@@ -1,7 +1,6 @@
-"""The py3 fork configured for one domain and installed into a prefix on this host or in a Debian
-tree (configure, make install; about a minute), with mmdeb-import's modules and launcher placed as
-the domain packages place them. For the importer's tests and bench, which need the fork but no
-package."""
+"""The py3 fork configured for one domain and installed into a prefix on this host (configure,
+make install; about a minute), with mmdeb-import's modules and launcher placed as the domain
+packages place them. For the importer's tests and bench, which need the fork but no package."""
 
 import grp
 import os
@@ -19,24 +18,21 @@ from mmdeb.upstream import FLAVOURS
 PYTHON = FLAVOURS["py3"].python
 
 
-def install_fork(tarball: Path, top: Path, domain: str, series: Path | None = None, root: Path | None = None) -> Path:
+def install_fork(tarball: Path, top: Path, domain: str, series: Path | None = None) -> Path:
     """The prefix, under top, owned by the calling user (it runs Mailman's scripts); with the patches
-    of the series directory applied in quilt order, if given. With root (a Debian tree holding top),
-    configure and make run chrooted into it, with its Python, and the prefix's paths are root's."""
+    of the series directory applied in quilt order, if given."""
     with tarfile.open(tarball) as tar:
         tar.extractall(top / "src", filter="tar")
     (source,) = (top / "src").iterdir()
     for name in series_names(series) if series else ():
         subprocess.run(["patch", "-p1", "-s", "-i", str(series / name)], cwd=source, check=True)
     prefix = top / "prefix"
-    inside = (lambda path: Path("/", path.relative_to(root))) if root else (lambda path: path)
-    enter = ["chroot", str(root), "env", "-C", str(inside(source))] if root else []
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
-    subprocess.run([*enter, "./configure", f"--prefix={inside(prefix)}", f"--with-python={PYTHON}",
-                    f"--with-username={user}", f"--with-groupname={group}", f"--with-mail-gid={group}",
-                    f"--with-cgi-gid={group}", f"--with-mailhost={domain}", f"--with-urlhost={domain}",
-                    "--without-permcheck"], cwd=source, check=True, capture_output=True)
-    subprocess.run([*enter, "make", "install"], cwd=source, check=True, capture_output=True)
+    subprocess.run(["./configure", f"--prefix={prefix}", f"--with-python={PYTHON}", f"--with-username={user}",
+                    f"--with-groupname={group}", f"--with-mail-gid={group}", f"--with-cgi-gid={group}",
+                    f"--with-mailhost={domain}", f"--with-urlhost={domain}", "--without-permcheck"],
+                   cwd=source, check=True, capture_output=True)
+    subprocess.run(["make", "install"], cwd=source, check=True, capture_output=True)
     package = prefix / "pythonlib/mmdeb"
     package.mkdir()
     for path in importer_files():

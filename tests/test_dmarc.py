@@ -1,13 +1,13 @@
 """The fork's DMARC mitigation against a real DNS server (dnsmasq) in a private network namespace,
 Mailman's resolver and SMTPHOST pointed at it by running Mailman's side in that namespace. Three
 sites: the fork with our patch series installed into a prefix (configure, make install) on this
-host's Python and dnspython (bookworm: 2.3), the same chrooted into a trixie tree (Python 3.13,
-dnspython 2.7), and the trixie domain package built with sbuild and installed in a trixie tree.
-Two lists munge From for DMARC posters: one made with newlist and config_list, and one moved from
-a 2.1.39 tree with mmdeb-import.
+host's Python and dnspython, and the domain package (the same patches) built with sbuild and
+installed in a trixie tree (Python 3.13, dnspython 2.7) and in a bookworm tree (Python 3.11,
+dnspython 2.3). Two lists munge From for DMARC posters: one made with newlist and config_list,
+and one moved from a 2.1.39 tree with mmdeb-import.
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3-dnspython (as
-./setup-host installs them), and what the trixie trees and sbuild need (Debian's mirror); skipped
+./setup-host installs them), and what the trees and sbuild need (Debian's mirror); skipped
 without the tarball.
 """
 
@@ -27,9 +27,9 @@ from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
 from old_mailman import DEBIAN, add_list, debian_tree
 from py2pickle import dumps
 
-from conftest import REAL_TARBALL, build, deb_of, real_flavour
-from conftest import TestUpstream as Upstream  # not collected as a test class
+from conftest import REAL_TARBALL, deb_of, real_flavour
 from mmdeb import PATCHES_DIR
+from mmdeb.cli import main
 from mmdeb.domain import Domain
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
@@ -64,9 +64,8 @@ REFUSED = "frank@elsewhere.test"  # outside the server's zone: it answers REFUSE
 TIMEOUT = f"grace@{SILENT}"
 
 
-TREE_DIST = "trixie"
-# A C compiler for the setgid wrappers, which configure and make build.
-BUILD_TOOLS = ("gcc", "libc6-dev", "make")
+# Where Mailman runs: the fork installed on this host, or a domain package installed in a tree.
+PACKAGE_DISTS = ("trixie", "bookworm")
 
 
 @dataclass(frozen=True)
@@ -98,35 +97,32 @@ class Site:
         return self.run(ns, [*user, PYTHON, self.path("bin", name), *args], **kwargs)
 
 
-def trixie_tree(top: Path, packages: list[str]) -> Host:
-    """A trixie tree with the py3 packages' dependencies and packages; resolving with the
-    namespace's server (the tree's own resolv.conf: `ip netns exec` mounts only the host's)."""
-    host = Host.create(top / "tree", TREE_DIST, [*domain_depends(FLAVOURS["py3"], TREE_DIST), *packages])
+def package_host(top: Path, dist: str) -> Host:
+    """A dist tree with the domain package, built with sbuild, installed as test_e2e installs it;
+    resolving with the namespace's server (its own resolv.conf: `ip netns exec` mounts only the host's)."""
+    assert main(["build", DOMAIN, "--upstream", str(Path(REAL_TARBALL).resolve()), "--patches", str(PATCHES_DIR),
+                 "--dist", dist, "--builder", "sbuild", "--out", str(top / "built")]) == 0
+    host = Host.create(top / "tree", dist, list(domain_depends(FLAVOURS["py3"], dist)))
+    host.start()
+    try:
+        host.install_offline([deb_of(top / "built" / dist, DOMAIN)])
+    except BaseException:
+        host.stop()
+        raise
     (host.root / "etc/resolv.conf").unlink(missing_ok=True)
     (host.root / "etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
     return host
 
 
-def fork_site(top: Path, root: Path | None) -> tuple[Site, Path]:
-    """The fork, with our patch series, installed into a prefix on this host or in a tree; its mm_cfg.py."""
-    fork = (root / "srv/fork") if root else top / "fork"
-    site = Site(install_fork(Path(REAL_TARBALL), fork, DOMAIN, PATCHES_DIR / "py3", root), root)
-    return site, site.prefix / "Mailman/mm_cfg.py"
-
-
-@pytest.fixture(scope="module", params=["this-host", TREE_DIST, f"{TREE_DIST}-package"])
+@pytest.fixture(scope="module", params=["this-host", *PACKAGE_DISTS])
 def site(request, tmp_path_factory) -> Site:
     top = tmp_path_factory.mktemp("dmarc")
-    if request.param == "this-host":
-        site, mm_cfg = fork_site(top, None)
-    elif request.param == TREE_DIST:
-        site, mm_cfg = fork_site(top, trixie_tree(top, [*FLAVOURS["py3"].build_depends, *BUILD_TOOLS]).root)
-    else:  # the domain package, built with sbuild (for trixie), installed as test_e2e does
-        built = build(Upstream(Path(REAL_TARBALL).resolve(), "py3", PATCHES_DIR, True), top / "built", DOMAIN)
-        host = trixie_tree(top, [])
-        host.start()
+    if request.param == "this-host":  # the fork with our patch series: configure, make install
+        site = Site(install_fork(Path(REAL_TARBALL), top / "fork", DOMAIN, PATCHES_DIR / "py3"))
+        mm_cfg = site.prefix / "Mailman/mm_cfg.py"
+    else:
+        host = package_host(top, request.param)
         request.addfinalizer(host.stop)
-        host.install_offline([deb_of(built, DOMAIN)])
         domain = Domain(DOMAIN)
         site = Site(host.root / domain.prefix.lstrip("/"), host.root, "list", host.root / domain.log_dir.lstrip("/"))
         mm_cfg = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
