@@ -18,14 +18,14 @@ from mmdeb.upstream import FLAVOURS
 PYTHON = FLAVOURS["py3"].python
 
 
-def install_fork(tarball: Path, top: Path, domain: str, series: Path | None = None) -> Path:
+def install_fork(tarball: Path, top: Path, domain: str, series_dir: Path | None = None) -> Path:
     """The prefix, under top, owned by the calling user (it runs Mailman's scripts); with the patches
-    of the series directory applied in quilt order, if given."""
+    of series_dir/series applied in quilt order, if given."""
     with tarfile.open(tarball) as tar:
         tar.extractall(top / "src", filter="tar")
     (source,) = (top / "src").iterdir()
-    for name in series_names(series) if series else ():
-        subprocess.run(["patch", "-p1", "-s", "-i", str(series / name)], cwd=source, check=True)
+    for name in series_names(series_dir) if series_dir else ():
+        subprocess.run(["patch", "-p1", "-F0", "-s", "-i", str(series_dir / name)], cwd=source, check=True)
     prefix = top / "prefix"
     user, group = pwd.getpwuid(os.getuid()).pw_name, grp.getgrgid(os.getgid()).gr_name
     subprocess.run(["./configure", f"--prefix={prefix}", f"--with-python={PYTHON}", f"--with-username={user}",

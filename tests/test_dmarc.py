@@ -64,7 +64,7 @@ REFUSED = "frank@elsewhere.test"  # outside the server's zone: it answers REFUSE
 TIMEOUT = f"grace@{SILENT}"
 
 
-# Where Mailman runs: the fork installed on this host, or a domain package installed in a tree.
+# The releases whose domain package is tested, besides the fork installed on this host.
 PACKAGE_DISTS = ("trixie", "bookworm")
 
 
@@ -137,11 +137,11 @@ def site(request, tmp_path_factory) -> Site:
         site.script(ns, "newlist", "-q", LIST, "owner@example.org", "pw")
         old = work / "old"
         add_list(debian_tree(old), IMPORTED, DOMAIN)
+        # Every attribute of a list (the new one's), as 2.1.39 pickles them, set to Munge From.
         (old / DEBIAN / "lists" / IMPORTED / "config.pck").write_bytes(dumps({
             **py2_form(pickle.loads((site.prefix / "lists" / LIST / "config.pck").read_bytes())),
             b"real_name": IMPORTED.encode(), b"subject_prefix": f"[{IMPORTED}] ".encode(), b"host_name": DOMAIN.encode(),
-            b"members": {MEMBER.encode(): 0},
-            b"data_version": 112, **{key.encode(): value for key, value in munge.items()}}))
+            b"members": {MEMBER.encode(): 0}, b"data_version": 112, **{key.encode(): value for key, value in munge.items()}}))
         site.run(ns, [site.path("bin/mmdeb-import"), site.inside(old)])  # as root, as the README says
         site.script(ns, "config_list", "-i", site.inside(settings), LIST)
         site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", LIST, input=MEMBER)
