@@ -2,8 +2,8 @@
 serving two mail domains, pages on an old web host) gets lists in five languages and charsets,
 made with Mailman's own tools and by mail. Its tree is planned and recorded with `mmdeb import
 plan`, the py3 domain packages are rebuilt, published and installed with apt in a fresh booted
-trixie, and each domain's bin/mmdeb-import moves its lists in. Then the new Mailman must read
-what the old one had, string for string, and run the lists.
+trixie (in prefix mode, then in shared mode), and each domain's bin/mmdeb-import moves its lists
+in. Then the new Mailman must read what the old one had, string for string, and run the lists.
 
 Needs MMDEB_UPSTREAM_TARBALL (the py3 fork) and MMDEB_GNU_TARBALL (GNU Mailman 2.1.39, for the
 old host); skipped otherwise.
@@ -198,13 +198,16 @@ def extract(source: Path, host) -> None:
 
 # -- plan, record, build, install, import ---------------------------------------------
 
-@pytest.fixture(scope="module")
-def plan(old_site, upstream, tmp_path_factory):
-    project = Project(tmp_path_factory.mktemp("import-project"), upstream)
+@pytest.fixture(scope="module", params=["prefix", "shared"])
+def plan(request, old_site, upstream, tmp_path_factory):
+    """The plan of the old tree, and a project that recorded its domains in prefix mode, then in
+    shared mode (a core package and thin domain packages): the same old site moves into both."""
+    project = Project(tmp_path_factory.mktemp(f"import-project-{request.param}"), upstream)
     done = subprocess.run([sys.executable, "-m", "mmdeb", "--state", str(project.state), "import", "plan", str(old_site["source"]), "--json"],
                           capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    project.mmdeb("import", "plan", str(old_site["source"]), "--record", "--upstream", str(upstream.tarball), "--dist", "trixie")
+    project.mmdeb("import", "plan", str(old_site["source"]), "--record", "--upstream", str(upstream.tarball), "--dist", "trixie",
+                  "--mode", request.param)
     return project, json.loads(done.stdout)
 
 
@@ -305,13 +308,18 @@ def curl(host, domain: str, path: str, data: dict | None = None, jar: str = "pag
     return host.run(*argv).stdout
 
 
+def approve(host, old: OldList, held_file: Path) -> str:
+    """Approves the held post in admindb, as its admin does; returns the page that showed it."""
+    msgid, jar = held_file.stem.rsplit("-", 1)[1], f"admindb-{old.name}"
+    curl(host, old.domain, f"admin/{old.name}", {"adminpw": PASSWORD}, jar=jar)
+    body = curl(host, old.domain, f"admindb/{old.name}", jar=jar)
+    curl(host, old.domain, f"admindb/{old.name}", {"csrf_token": csrf(body), msgid: "1", "submit": "Submit All Data"}, jar=jar)
+    return body
+
+
 def test_the_held_post_is_approved_and_delivered(new_host):
     (held_file,) = held(new_host, "deutsch")
-    msgid = held_file.stem.rsplit("-", 1)[1]
-    curl(new_host, DOMAIN, "admin/deutsch", {"adminpw": PASSWORD}, jar="admindb")
-    body = curl(new_host, DOMAIN, "admindb/deutsch", jar="admindb")
-    assert "Eine Frage von Dave" in body
-    curl(new_host, DOMAIN, "admindb/deutsch", {"csrf_token": csrf(body), msgid: "1", "submit": "Submit All Data"}, jar="admindb")
+    assert "Eine Frage von Dave" in approve(new_host, BY_NAME["deutsch"], held_file)
     new_host.wait_for_mail("alice", lambda m: "Eine Frage von Dave" in (m["Subject"] or ""), timeout=180)
 
 
@@ -321,6 +329,11 @@ WITHOUT_HELD_POSTS = ("gemischt", "polski", "nihongo")
 
 def held_files(host, old: OldList) -> list:
     return sorted((host.root / prefix(old.domain).lstrip("/") / "data").glob(f"heldmsg-{old.name}-*.pck"))
+
+
+def archived_pages(host, old: OldList, token: str) -> list:
+    archive = host.root / prefix(old.domain).lstrip("/") / "archives/private" / old.name  # public/ links here
+    return [page for page in archive.glob("*/0*.html") if token in page.read_text(errors="replace")]
 
 
 def test_lists_without_held_posts_moderate_non_members(new_host):
@@ -334,16 +347,24 @@ def test_lists_without_held_posts_moderate_non_members(new_host):
     for domain in (DOMAIN, OTHER_DOMAIN):
         done = new_host.run(f"{prefix(domain)}/cron/checkdbs", user="list", check=False)
         assert (done.returncode, done.stderr) == (0, ""), domain
-    for name in WITHOUT_HELD_POSTS:  # erik is a member of none of them
-        old, token = BY_NAME[name], uuid.uuid4().hex
+    tokens = {name: uuid.uuid4().hex for name in WITHOUT_HELD_POSTS}
+    for name, token in tokens.items():  # erik is a member of none of them
+        old = BY_NAME[name]
         new_host.send(address("erik"), f"{name}@{old.domain}", f"not a member {token}", user="erik")
         wait_until(lambda: held_files(new_host, old), timeout=180, what=f"erik's post held on {name}")
-        curl(new_host, old.domain, f"admin/{name}", {"adminpw": PASSWORD}, jar=f"admindb-{name}")
-        assert token in curl(new_host, old.domain, f"admindb/{name}", jar=f"admindb-{name}"), name
         assert not list((new_host.root / prefix(old.domain).lstrip("/")).glob("qfiles/shunt/*")), name
     for domain in (DOMAIN, OTHER_DOMAIN):  # with requests pending: the reminder to the owners
         done = new_host.run(f"{prefix(domain)}/cron/checkdbs", user="list", check=False)
         assert (done.returncode, done.stderr) == (0, ""), domain
+    for name, token in tokens.items():
+        old = BY_NAME[name]
+        (held_file,) = held_files(new_host, old)
+        assert token in approve(new_host, old, held_file), name
+        for user in ("alice", "dave"):  # the regular members who get mail
+            new_host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""), timeout=180)
+        # Approved, the post has no envelope From line: the fork's archiver dropped it unpatched.
+        wait_until(lambda: archived_pages(new_host, old, token), timeout=180, what=f"erik's post in {name}'s archive")
+        assert not held_files(new_host, old), name
 
 
 def test_the_pending_subscription_is_confirmed(old_site, new_host):
@@ -367,9 +388,7 @@ def test_members_post_and_every_mailbox_is_checked(new_host):
 def test_a_new_post_is_archived_beside_the_old_months(new_host):
     token = uuid.uuid4().hex
     new_host.send(address("alice"), f"polski@{DOMAIN}", f"archived {token}", user="alice")
-    archive = new_host.root / prefix(DOMAIN).lstrip("/") / "archives/private/polski"
-    wait_until(lambda: [page for page in archive.glob("*/0*.html") if token in page.read_text(errors="replace")],
-               timeout=180, what="the post's page in the archive")
+    wait_until(lambda: archived_pages(new_host, BY_NAME["polski"], token), timeout=180, what="the post's page in the archive")
     months = dump(new_host, "python3", ["polski"])["polski"]["archive"]
     assert {month: months[month] for month in BY_NAME["polski"].months} == BY_NAME["polski"].months
 
