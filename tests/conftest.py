@@ -62,10 +62,13 @@ DOMAIN = "lists.example.org"
 OTHER_DOMAIN = "lists.example.net"
 
 
-def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1, mode: str = "prefix") -> Path:
+def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1, mode: str = "prefix",
+          dist: str | None = None) -> Path:
+    """The build's directory of the given dist (default: the flavour's first)."""
+    dist = dist or upstream.dist
     args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches), "--mode", mode]
-    assert main([*args, "--builder", builder, "--out", str(out), "--revision", str(revision)]) == 0
-    return out / upstream.dist
+    assert main([*args, "--builder", builder, "--dist", dist, "--out", str(out), "--revision", str(revision)]) == 0
+    return out / dist
 
 
 def deb_of(dist_dir: Path, domain: str, revision: int = 1) -> Path:

@@ -84,6 +84,12 @@ def command_env() -> dict[str, str]:
     return {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "DEBIAN_FRONTEND": "noninteractive", "HOME": "/root"}
 
 
+
+def add_netns(name: str) -> None:
+    """A network namespace with only a loopback interface, up."""
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+
 class Host(MailHost):
     def __init__(self, root: Path):
         self.root = root
@@ -104,8 +110,7 @@ class Host(MailHost):
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> None:
-        subprocess.run(["ip", "netns", "add", self.netns], check=True)
-        subprocess.run(["ip", "netns", "exec", self.netns, "ip", "link", "set", "lo", "up"], check=True)
+        add_netns(self.netns)
         for fs, target, options in (("proc", "proc", []), ("sysfs", "sys", []), ("devpts", "dev/pts", ["-o", "newinstance,ptmxmode=0666"])):
             path = self.root / target
             path.mkdir(exist_ok=True)
@@ -124,7 +129,7 @@ class Host(MailHost):
         for path in reversed(self.mounts):
             subprocess.run(["umount", "-l", str(path)], check=False)
         self.mounts.clear()
-        subprocess.run(["ip", "netns", "del", self.netns], check=False)
+        subprocess.run(["ip", "netns", "delete", self.netns], check=False)
 
     def pids(self) -> list[int]:
         """Processes whose root is this host's directory."""

@@ -8,6 +8,8 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
+from e2e_host import add_netns
+
 NETNS_ETC = Path("/etc/netns")
 LOOPBACK = "127.0.0.1"
 SMTP_PORT = 2525  # each namespace has its own ports, so a fixed one is free
@@ -50,12 +52,11 @@ class Netns:
 @contextmanager
 def netns(name: str):
     """A namespace with only a loopback interface, whose resolv.conf names a server on it."""
-    subprocess.run(["ip", "netns", "add", name], check=True)
+    add_netns(name)
     etc = NETNS_ETC / name
     try:
         etc.mkdir(parents=True)
         (etc / "resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
-        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
         yield Netns(name)
     finally:
         (etc / "resolv.conf").unlink(missing_ok=True)

@@ -27,9 +27,8 @@ from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
 from old_mailman import DEBIAN, add_list, debian_tree
 from py2pickle import dumps
 
-from conftest import REAL_TARBALL, deb_of, real_flavour
+from conftest import REAL_TARBALL, build, deb_of, real_flavour
 from mmdeb import PATCHES_DIR
-from mmdeb.cli import main
 from mmdeb.domain import Domain
 from mmdeb.spec import domain_depends
 from mmdeb.upstream import FLAVOURS
@@ -97,15 +96,14 @@ class Site:
         return self.run(ns, [*user, PYTHON, self.path("bin", name), *args], **kwargs)
 
 
-def package_host(top: Path, dist: str) -> Host:
+def package_host(upstream, top: Path, dist: str) -> Host:
     """A dist tree with the domain package, built with sbuild, installed as test_e2e installs it;
     resolving with the namespace's server (its own resolv.conf: `ip netns exec` mounts only the host's)."""
-    assert main(["build", DOMAIN, "--upstream", str(Path(REAL_TARBALL).resolve()), "--patches", str(PATCHES_DIR),
-                 "--dist", dist, "--builder", "sbuild", "--out", str(top / "built")]) == 0
+    built = build(upstream, top / "built", DOMAIN, dist=dist)
     host = Host.create(top / "tree", dist, list(domain_depends(FLAVOURS["py3"], dist)))
     host.start()
     try:
-        host.install_offline([deb_of(top / "built" / dist, DOMAIN)])
+        host.install_offline([deb_of(built, DOMAIN)])
     except BaseException:
         host.stop()
         raise
@@ -115,13 +113,13 @@ def package_host(top: Path, dist: str) -> Host:
 
 
 @pytest.fixture(scope="module", params=["this-host", *PACKAGE_DISTS])
-def site(request, tmp_path_factory) -> Site:
+def site(request, upstream, tmp_path_factory) -> Site:
     top = tmp_path_factory.mktemp("dmarc")
     if request.param == "this-host":  # the fork with our patch series: configure, make install
         site = Site(install_fork(Path(REAL_TARBALL), top / "fork", DOMAIN, PATCHES_DIR / "py3"))
         mm_cfg = site.prefix / "Mailman/mm_cfg.py"
     else:
-        host = package_host(top, request.param)
+        host = package_host(upstream, top, request.param)
         request.addfinalizer(host.stop)
         domain = Domain(DOMAIN)
         site = Site(host.root / domain.prefix.lstrip("/"), host.root, "list", host.root / domain.log_dir.lstrip("/"))
