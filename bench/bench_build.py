@@ -20,7 +20,9 @@ import time
 from datetime import date
 from pathlib import Path
 
-from mmdeb.upstream import FLAVOURS, flavour_for_version, inspect_tarball, sha256_of
+from mmdeb.upstream.dists import FLAVOURS, flavour_for_version
+from mmdeb.upstream.tarball import inspect_tarball
+from mmdeb.upstream.fetch import sha256_of
 
 RESULTS = Path(__file__).parent / "results"
 

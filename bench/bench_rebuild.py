@@ -30,7 +30,9 @@ from pathlib import Path
 
 from bench_build import RESULTS, machine
 from mmdeb import PATCHES_DIR
-from mmdeb.upstream import flavour_for_version, inspect_tarball, sha256_of
+from mmdeb.upstream.dists import flavour_for_version
+from mmdeb.upstream.tarball import inspect_tarball
+from mmdeb.upstream.fetch import sha256_of
 
 FIX = """\
 Description: bench stand-in for a security fix to Mailman's Python code

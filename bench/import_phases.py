@@ -13,7 +13,7 @@ import time
 from collections import Counter
 
 import paths  # noqa: F401  (the domain's Mailman and pythonlib/mmdeb)
-from mmdeb import listimport
+from mmdeb.importing import listimport
 
 PHASES = {
     "copying": ("copy_tree",),  # files moved as they are: pipermail's pages, the mbox

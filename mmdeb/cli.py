@@ -7,23 +7,26 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__, places, tracking
-from mmdeb.autorebuild import autorebuild, deliver
-from mmdeb.builders.chroot import ChrootCache
-from mmdeb.catalogue import load_catalogue
-from mmdeb.domain import Domain
+from mmdeb import PATCHES_DIR, __version__
+from mmdeb.app import places
+from mmdeb.upstream import tracking
+from mmdeb.app.autorebuild import autorebuild, deliver
+from mmdeb.build.builders.chroot import ChrootCache
+from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.importplan import plan_import, plan_lines, planned_domains, unimportable
-from mmdeb.pipeline import BuildRequest, build, built_files, default_upstream, host_arch, run
-from mmdeb.rebuild import plan_all, split_version
-from mmdeb.repo import KEYRING, Repository, sources_stanza
+from mmdeb.importing.plan import plan_import, plan_lines, planned_domains, unimportable
+from mmdeb.build.pipeline import BuildRequest, build, built_files, default_upstream, host_arch, run
+from mmdeb.plan.rebuild import plan_all, split_version
+from mmdeb.publish.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.selfpackage import SELF_DISTS, build_self
-from mmdeb.settings import BUILDERS, POLICIES, URGENCIES, load as load_settings
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
-from mmdeb.state import DomainState, State, locked
-from mmdeb.upstream import DIST_RELEASES, FLAVOURS, cache_dir, resolve
-from mmdeb.watch import check
+from mmdeb.build.selfpackage import SELF_DISTS, build_self
+from mmdeb.app.conf import BUILDERS, POLICIES, URGENCIES, load as load_settings
+from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
+from mmdeb.domains.state import DomainState, State, locked
+from mmdeb.upstream.dists import DIST_RELEASES, FLAVOURS
+from mmdeb.upstream.tarball import cache_dir, resolve
+from mmdeb.upstream.watch import check
 
 
 # Defaults that depend on where mmdeb runs (see places.py); filled in by with_defaults.

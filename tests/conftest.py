@@ -14,7 +14,8 @@ from upstream_site import UpstreamSite  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
 from mmdeb.cli import main  # noqa: E402
-from mmdeb.upstream import FLAVOURS, flavour_for_version, inspect_tarball  # noqa: E402
+from mmdeb.upstream.dists import FLAVOURS, flavour_for_version
+from mmdeb.upstream.tarball import inspect_tarball  # noqa: E402
 
 REAL_TARBALL = os.environ.get("MMDEB_UPSTREAM_TARBALL")
 

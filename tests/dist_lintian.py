@@ -10,8 +10,8 @@ from pathlib import Path
 
 from debian.deb822 import Dsc
 
-from mmdeb.builders.chroot import mirror
-from mmdeb.upstream import cache_dir
+from mmdeb.build.builders.chroot import mirror
+from mmdeb.upstream.tarball import cache_dir
 
 # py3: the current stable's, errors and warnings. GNU 2.1 (bullseye): bookworm's, errors
 # only; bullseye's does not know the tags our overrides name, trixie's takes bullseye's

@@ -10,7 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
-from mmdeb.repo import KEYRING
+from mmdeb.publish.repo import KEYRING
 from tls import preseed_certificates
 
 HOSTNAME = "host.example"

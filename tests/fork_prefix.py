@@ -15,9 +15,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
-from mmdeb.rebuild import patched_paths
-from mmdeb.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files, series_names
-from mmdeb.upstream import FLAVOURS
+from mmdeb.plan.rebuild import patched_paths
+from mmdeb.build.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files, series_names
+from mmdeb.upstream.dists import FLAVOURS
 
 PYTHON = FLAVOURS["py3"].python
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from e2e_host import Host
 from mmdeb import PROJECT_ROOT
 from mmdeb.cli import main
-from mmdeb.selfpackage import project_version
+from mmdeb.build.selfpackage import project_version
 
 VERSION = project_version(PROJECT_ROOT)
 

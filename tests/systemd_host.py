@@ -16,10 +16,11 @@ import uuid
 from pathlib import Path
 
 from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
-from mmdeb.builders.chroot import mirror
+from mmdeb.build.builders.chroot import mirror
 from mmdeb.cli import main
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS, cache_dir
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.upstream.tarball import cache_dir
 
 BOOT_TIMEOUT = 120
 # Installed, not only downloaded: the guest has no mirror, so apt there installs our

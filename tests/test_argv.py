@@ -4,14 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from mmdeb.autorebuild import sendmail_argv
-from mmdeb.builders.chroot import mmdebstrap_argv, preinstalled_packages, sources_lines, suites
-from mmdeb.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
-from mmdeb.builders.pbuilder import pbuilder_argv
-from mmdeb.builders.sbuild import sbuild_argv
-from mmdeb.selfpackage import BUILD_DEPENDS
-from mmdeb.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
-from mmdeb.upstream import gpgv_argv
+from mmdeb.app.autorebuild import sendmail_argv
+from mmdeb.build.builders.chroot import mmdebstrap_argv, preinstalled_packages, sources_lines, suites
+from mmdeb.build.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
+from mmdeb.build.builders.pbuilder import pbuilder_argv
+from mmdeb.build.builders.sbuild import sbuild_argv
+from mmdeb.build.selfpackage import BUILD_DEPENDS
+from mmdeb.build.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
+from mmdeb.upstream.fetch import gpgv_argv
 
 DSC = Path("/b/mailman-lists.example.org_2.2.0-1+deb12.dsc")
 CHROOT = Path("/cache/bookworm-amd64-x.tar.zst")

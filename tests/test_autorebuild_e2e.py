@@ -17,10 +17,12 @@ from conftest import DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host
 from self_deb import build_self_deb, depends_of, install
 from upstream_site import LISTING_REGEX, as_version
-from mmdeb.builders.chroot import preinstalled_packages
-from mmdeb.repo import KEYRING
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS, inspect_tarball, sha256_of
+from mmdeb.build.builders.chroot import preinstalled_packages
+from mmdeb.publish.repo import KEYRING
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.upstream.tarball import inspect_tarball
+from mmdeb.upstream.fetch import sha256_of
 
 pytestmark = pytest.mark.chroot
 

@@ -15,9 +15,9 @@ import pytest
 from browser import Browser
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, core_deb_of, deb_of
 from e2e_host import WEB_SERVERS, Host, prefix, web_host
-from mmdeb.py2data import LANGUAGE_CHARSETS
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.importing.py2data import LANGUAGE_CHARSETS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 from test_e2e import ARTIFACTS, address, members, wait_until
 from tls import CA, trust_ca_for_chromium
 

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, build, deb_of
 from dist_lintian import run_lintian
-from mmdeb.spec import JOBS
-from mmdeb.upstream import sha256_of
+from mmdeb.build.spec import JOBS
+from mmdeb.upstream.fetch import sha256_of
 
 pytestmark = pytest.mark.chroot
 
@@ -51,7 +51,7 @@ def test_deb_holds_the_importer(built):
         members = {member.name: member for member in tar}
         prefix = prefix_of(DOMAIN)
         assert members[f"{prefix}/bin/mmdeb-import"].mode == 0o755
-        assert f"{prefix}/pythonlib/mmdeb/listimport.py" in members
+        assert f"{prefix}/pythonlib/mmdeb/importing/listimport.py" in members
 
 
 def test_package_starts_the_job_timers_never_the_jobs(built, tmp_path):

@@ -9,8 +9,8 @@ import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import prefix, web_host
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 from tls import CA, HOST_TLS_DIR, fingerprint, issue, served_fingerprint
 
 pytestmark = [

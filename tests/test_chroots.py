@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import DOMAIN
-from mmdeb.builders.chroot import DAY, ChrootCache
+from mmdeb.build.builders.chroot import DAY, ChrootCache
 
 HOST_ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
 STALE_DIGEST = "000000000000"

@@ -29,9 +29,9 @@ from py2pickle import dumps
 
 from conftest import REAL_TARBALL, build, deb_of, real_flavour
 from mmdeb import PATCHES_DIR
-from mmdeb.domain import Domain
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.domains.domain import Domain
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
 

@@ -1,6 +1,6 @@
 import pytest
 
-from mmdeb.domain import Domain
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
 
 

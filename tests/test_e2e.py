@@ -19,8 +19,8 @@ from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from tls import CA, HOST_TLS_DIR, curl_argv, preseed_certificates, trust_ca_for_chromium
 from mmdeb import PROJECT_ROOT
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
     pytest.mark.chroot,

@@ -4,8 +4,8 @@ import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import Host
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
     pytest.mark.chroot,

@@ -19,8 +19,8 @@ import pytest
 from conftest import DOMAIN, REAL_TARBALL, deb_of
 from e2e_host import HOSTNAME, Host, prefix, web_host
 from fork_prefix import py2_form
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 from old_mailman import GERMAN, debian_tree, german_list
 from test_e2e import wait_until
 from tls import curl_argv

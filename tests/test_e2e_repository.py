@@ -11,8 +11,8 @@ import pytest
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
     pytest.mark.chroot,

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fixture_upstream import make_fixture, write_tarball
-from mmdeb.builders.sbuild import check_subids
+from mmdeb.build.builders.sbuild import check_subids
 from mmdeb.errors import MmdebError
 
 
@@ -124,7 +124,7 @@ def test_import_plan_of_a_missing_source(tmp_path):
 def test_mmdeb_import_of_a_missing_source(tmp_path):
     # The list host's command, as its launcher runs it.
     missing = tmp_path / "old-mailman"
-    result = subprocess.run([sys.executable, "-c", f"import sys; from mmdeb.listimport import main; sys.exit(main(['{missing}']))"],
+    result = subprocess.run([sys.executable, "-c", f"import sys; from mmdeb.importing.listimport import main; sys.exit(main(['{missing}']))"],
                             capture_output=True, text=True, cwd=tmp_path)
     assert (result.returncode, result.stdout) == (1, "")
     (line,) = result.stderr.splitlines()

@@ -24,10 +24,12 @@ from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_fla
 from conftest import TestUpstream as Upstream  # not collected as a test class
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR, PROJECT_ROOT
-from mmdeb.catalogue import load_catalogue
-from mmdeb.pipeline import default_upstream
-from mmdeb.spec import domain_depends
-from mmdeb.upstream import FLAVOURS, cache_dir, sha256_of
+from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.build.pipeline import default_upstream
+from mmdeb.build.spec import domain_depends
+from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.upstream.tarball import cache_dir
+from mmdeb.upstream.fetch import sha256_of
 from systemd_host import Project, SystemdHost
 from test_e2e import address, wait_until
 from test_e2e_py313 import csrf, held

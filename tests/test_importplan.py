@@ -9,7 +9,7 @@ from old_mailman import DEBIAN, add_list, debian_tree, tree_digest
 from py2pickle import Py2Instance
 
 from mmdeb.cli import main
-from mmdeb.state import DomainState, State
+from mmdeb.domains.state import DomainState, State
 
 def plan(source: Path, tmp_path: Path, capsys, *extra: str) -> tuple[int, dict]:
     code = main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(source), "--json", *extra])

@@ -13,10 +13,8 @@ import pytest
 from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, py2_message, tree_digest
 from py2pickle import Py2Instance, dumps
 
-from mmdeb import listimport, py2data
-from mmdeb.listimport import (MARKER, ListError, Target, UnreadableRequests, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message,
-                              genaliases_argv, import_lists, list_members_argv, main, report_lines, template_text,
-                              to_target)
+from mmdeb.importing import listimport, py2data
+from mmdeb.importing.listimport import (MARKER, ListError, Target, UnreadableRequests, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message, genaliases_argv, import_lists, list_members_argv, main, report_lines, template_text, to_target)
 
 OTHER_DOMAIN = "lists.example.net"
 REQUESTS_FILE_SCHEMA_VERSION = 1  # Mailman/Version.py, 2.1.39 and the fork

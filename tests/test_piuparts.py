@@ -5,7 +5,7 @@ import subprocess
 import pytest
 
 from conftest import DOMAIN, build, deb_of
-from mmdeb.builders.chroot import mirror
+from mmdeb.build.builders.chroot import mirror
 
 pytestmark = pytest.mark.chroot
 

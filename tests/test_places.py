@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from mmdeb.errors import MmdebError
-from mmdeb.places import choose
-from mmdeb.settings import Settings, load
+from mmdeb.app.places import choose
+from mmdeb.app.conf import Settings, load
 
 PROJECT = Path(__file__).resolve().parent.parent
 

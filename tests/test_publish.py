@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from mmdeb.cli import main
-from mmdeb.repo import KEYRING, distributions_conf, repository_architectures
+from mmdeb.publish.repo import KEYRING, distributions_conf, repository_architectures
 
 ORG, NET = "lists.example.org", "lists.example.net"
 

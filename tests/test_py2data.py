@@ -1,4 +1,4 @@
-"""mmdeb.py2data on Python 2 pickles and marshal files written by tests/py2pickle.py."""
+"""mmdeb.importing.py2data on Python 2 pickles and marshal files written by tests/py2pickle.py."""
 
 import pickletools
 
@@ -6,10 +6,7 @@ import pytest
 from py2golden import MARSHAL, PICKLE_0, PICKLE_1, PICKLE_2
 from py2pickle import Interned, Py2Instance, dumps, marshal_dumps
 
-from mmdeb.py2data import (
-    LANGUAGE_CHARSETS, MixedString, StandIn, convert_config, convert_data, convert_requests,
-    load_archive_database, load_pickle, loads_marshal, loads_pickle,
-)
+from mmdeb.importing.py2data import (LANGUAGE_CHARSETS, MixedString, StandIn, convert_config, convert_data, convert_requests, load_archive_database, load_pickle, loads_marshal, loads_pickle)
 
 POLISH = "Zażółć gęślą jaźń"
 GERMAN = "Grüße aus Köln, Straße"

@@ -10,8 +10,8 @@ from debian.deb822 import Dsc
 
 from fixture_upstream import PATCH_MARKER, make_fixture
 from mmdeb.cli import main
-from mmdeb.rebuild import CORE_ONLY, patched_paths, reaches_domains
-from mmdeb.state import State
+from mmdeb.plan.rebuild import CORE_ONLY, patched_paths, reaches_domains
+from mmdeb.domains.state import State
 
 ORG, NET = "lists.example.org", "lists.example.net"
 SECURITY_FIX = f"""\

@@ -6,10 +6,10 @@ import pytest
 from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
-from mmdeb.domain import Domain
-from mmdeb.render import IMPORTER_MODULES, render_debian
-from mmdeb.spec import ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.upstream import resolve
+from mmdeb.domains.domain import Domain
+from mmdeb.build.render import IMPORTER_MODULES, render_debian
+from mmdeb.build.spec import ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.upstream.tarball import resolve
 
 
 def rendered(tmp_path, upstream, **settings):
@@ -94,7 +94,7 @@ def test_gnu_installs_vendored_dnspython(tmp_path, upstream):
 
 def test_domain_packages_carry_the_importer(tmp_path, upstream):
     spec, debian = rendered(tmp_path, upstream)
-    assert sorted(path.name for path in (debian / "mmdeb").iterdir()) == sorted(IMPORTER_MODULES)
+    assert sorted(str(path.relative_to(debian / "mmdeb")) for path in (debian / "mmdeb").rglob("*.py")) == sorted(IMPORTER_MODULES)
     launcher = (debian / "mmdeb-import").read_text()
     assert launcher.startswith("#!/usr/bin/python3\n") and (debian / "mmdeb-import").stat().st_mode & 0o111
     if spec.flavour.name == "gnu":  # GNU 2.1 runs on Python 2: the importer drives its scripts
@@ -148,7 +148,7 @@ def test_nginx_runs_only_mailmans_cgi_programs_through_fcgiwrap(tmp_path, upstre
 
 
 def test_mmdeb_own_templates_are_never_part_of_a_mailman_package():
-    from mmdeb.render import environment, templates_for
+    from mmdeb.build.render import environment, templates_for
 
     names = environment().list_templates()
     assert any(name.startswith("self/") for name in names)
@@ -156,7 +156,7 @@ def test_mmdeb_own_templates_are_never_part_of_a_mailman_package():
         assert not any(name.startswith("self/") or target.startswith("self/")
                        for name, target in templates_for(kind, names).items())
     # So the rebuild digests of domain and core packages are what they were before self/ existed.
-    from mmdeb.rebuild import digest_templates
+    from mmdeb.plan.rebuild import digest_templates
     import hashlib
     from mmdeb import TEMPLATES_DIR
     for kind in ("domain", "core"):
@@ -170,7 +170,7 @@ def test_mmdeb_own_templates_are_never_part_of_a_mailman_package():
 
 def test_mmdeb_own_debian_dir(tmp_path):
     from mmdeb import PROJECT_ROOT
-    from mmdeb.selfpackage import project_version, render_self, self_spec
+    from mmdeb.build.selfpackage import project_version, render_self, self_spec
 
     spec = self_spec(PROJECT_ROOT, "trixie")
     render_self(spec, PROJECT_ROOT / "debian-templates", tmp_path / "debian")

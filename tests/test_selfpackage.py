@@ -18,7 +18,7 @@ from mmdeb import PROJECT_ROOT, SYSTEM_DATA_DIR, data_dir
 from mmdeb.cli import main
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
-from mmdeb.selfpackage import SOURCE_FILES, build_self
+from mmdeb.build.selfpackage import SOURCE_FILES, build_self
 
 
 def source_names(dist_dir: Path) -> list[str]:
@@ -49,7 +49,7 @@ def test_source_package_holds_the_project_but_no_tests_or_byte_code(tmp_path):
     dist_dir = tmp_path / "out/trixie"
     assert sorted(path.name for path in artifacts) == [f"mmdeb_{VERSION}.dsc", f"mmdeb_{VERSION}.tar.gz"]
     names = source_names(dist_dir)
-    for expected in ("mmdeb/cli.py", "mmdeb/selfpackage.py", "mmdeb/catalogue.toml", "debian/rules", "debian/control",
+    for expected in ("mmdeb/cli.py", "mmdeb/build/selfpackage.py", "mmdeb/upstream/catalogue.toml", "debian/rules", "debian/control",
                      "debian/changelog", "debian/source/format", "debian-templates/self/rules.j2",
                      "debian-templates/control.j2", "etc/mmdeb.conf", "pyproject.toml", "README.md", "DESIGN.md"):
         assert expected in names
@@ -176,7 +176,7 @@ def test_installed_mmdeb_uses_the_system_places_and_rebuilds_itself(host, tmp_pa
     assert not (host.root / "tmp/mmdeb.toml").exists()
     # Its source package, from /usr/share/mmdeb and dist-packages (byte-code and all).
     host.run("rm", "-rf", "/tmp/self")
-    host.run("python3", "-c", "from pathlib import Path; from mmdeb.run import Runner; from mmdeb.selfpackage import build_self; "
+    host.run("python3", "-c", "from pathlib import Path; from mmdeb.run import Runner; from mmdeb.build.selfpackage import build_self; "
              "build_self('trixie', None, Path('/tmp/self'), Runner())")
     with tarfile.open(host.root / f"tmp/self/trixie/mmdeb_{VERSION}.tar.gz") as tar:
         names = tar.getnames()

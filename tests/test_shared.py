@@ -6,7 +6,7 @@ import pytest
 
 from conftest import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
 from dist_lintian import run_lintian
-from mmdeb.upstream import FLAVOURS
+from mmdeb.upstream.dists import FLAVOURS
 from test_build import data_tar, prefix_of
 
 pytestmark = pytest.mark.chroot

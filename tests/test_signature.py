@@ -9,7 +9,8 @@ import pytest
 
 from test_errors import assert_refused, mmdeb
 from mmdeb.errors import MmdebError
-from mmdeb.upstream import fetch_verified, resolve, sha256_of
+from mmdeb.upstream.fetch import fetch_verified, sha256_of
+from mmdeb.upstream.tarball import resolve
 
 pytestmark = pytest.mark.skipif(not (shutil.which("gpg") and shutil.which("gpgv")), reason="needs gpg and gpgv")
 

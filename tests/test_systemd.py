@@ -18,7 +18,7 @@ import pytest
 from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, prefix
 from mmdeb import PROJECT_ROOT
-from mmdeb.upstream import FLAVOURS
+from mmdeb.upstream.dists import FLAVOURS
 from systemd_host import Project, SystemdHost, cgroup_of, pid1_inotify_instances, processes_of, unit, unit_property
 from test_e2e import (address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol, confirm_by_reply,
                       members, wait_until)

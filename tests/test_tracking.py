@@ -10,7 +10,7 @@ import pytest
 from test_errors import mmdeb
 from test_signature import Signer
 from upstream_site import LISTING_REGEX, add_watched
-from mmdeb.catalogue import DEFAULTS
+from mmdeb.upstream.catalogue import DEFAULTS
 
 
 def local_catalogue(system: dict) -> Path:

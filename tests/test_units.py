@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from test_render import rendered
 
-from mmdeb.spec import RUNNERS, Job
+from mmdeb.build.spec import RUNNERS, Job
 
 MAX_EXPOSURE = 4.0  # issue 9: "aim for an exposure of 4.0 or lower"
 HOST_UNITS = Path("/usr/lib/systemd/system")

@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from fixture_upstream import write_tarball
-from mmdeb.catalogue import load_catalogue
+from mmdeb.upstream.catalogue import load_catalogue
 from mmdeb.errors import MmdebError
-from mmdeb.upstream import (FLAVOURS, flavour_for_version, inspect_tarball, repack_zip, resolve,
-                            sha256_of)
+from mmdeb.upstream.dists import FLAVOURS, flavour_for_version
+from mmdeb.upstream.tarball import inspect_tarball, repack_zip, resolve
+from mmdeb.upstream.fetch import sha256_of
 
 
 def test_version_and_flavour_read_from_the_tarball(upstream):

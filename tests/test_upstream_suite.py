@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
 from e2e_host import prefix
-from mmdeb.upstream import FLAVOURS
+from mmdeb.upstream.dists import FLAVOURS
 from upstream_suite import counts, failing, install_plain, install_tests, run_suite, source_tree, suite_host
 
 pytestmark = [

@@ -8,8 +8,8 @@ import threading
 import pytest
 
 from mmdeb.cli import main
-from mmdeb.catalogue import load_catalogue
-from mmdeb.watch import Release, newer_releases
+from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.upstream.watch import Release, newer_releases
 
 GNU_REGEX = r"mailman-(2\.1\.[0-9]+)\.tgz"
 # As ftp.gnu.org lists a directory: each release with its .sig, in name order.

@@ -14,8 +14,9 @@ from pathlib import Path
 
 from conftest import DOMAIN
 from e2e_host import MTA_DEBCONF, Host
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, domain_depends
-from mmdeb.upstream import FLAVOURS, resolve
+from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, domain_depends
+from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.upstream.tarball import resolve
 
 RUNNER = Path(__file__).with_name("upstream_unittest.py")
 # Upstream's default prefix, away from the packages' /var/lib/mailmen.

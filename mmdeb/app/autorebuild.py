@@ -19,17 +19,17 @@ from email.message import EmailMessage
 from email.utils import formatdate
 from pathlib import Path
 
-from mmdeb import tracking
-from mmdeb.builders.chroot import ChrootCache
-from mmdeb.catalogue import load_catalogue
+from mmdeb.upstream import tracking
+from mmdeb.build.builders.chroot import ChrootCache
+from mmdeb.upstream.catalogue import load_catalogue
 from mmdeb.errors import MmdebError
-from mmdeb.pipeline import build_each, built_files, host_arch
-from mmdeb.places import Places
-from mmdeb.rebuild import Rebuild, plan_all
-from mmdeb.repo import Repository
+from mmdeb.build.pipeline import build_each, built_files, host_arch
+from mmdeb.app.places import Places
+from mmdeb.plan.rebuild import Rebuild, plan_all
+from mmdeb.publish.repo import Repository
 from mmdeb.run import Runner
-from mmdeb.settings import Settings
-from mmdeb.state import State, locked
+from mmdeb.app.conf import Settings
+from mmdeb.domains.state import State, locked
 
 SENDMAIL = "/usr/sbin/sendmail"
 

@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from mmdeb.builders.chroot import ChrootBuilder
+from mmdeb.build.builders.chroot import ChrootBuilder
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 

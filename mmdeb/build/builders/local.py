@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from mmdeb.builders import Builder
+from mmdeb.build.builders import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner, require
-from mmdeb.source import dpkg_source_extract_argv
+from mmdeb.build.source import dpkg_source_extract_argv
 
 
 BINARY_ARTIFACTS = (".deb", ".changes", ".buildinfo")

@@ -16,9 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
-from mmdeb.pipeline import host_arch
+from mmdeb.build.pipeline import host_arch
 from mmdeb.run import CommandFailed, Runner, require
-from mmdeb.upstream import DIST_RELEASES
+from mmdeb.upstream.dists import DIST_RELEASES
 
 KEYRING = "mmdeb-archive-keyring.gpg"
 COMPONENT = "main"

@@ -11,7 +11,7 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
-from mmdeb import py2data
+from mmdeb.importing import py2data
 
 # A directory with lists/ and one of these beside it is a Mailman installation.
 MAILMAN_MARKERS = ("archives", "qfiles", "data", "Mailman")

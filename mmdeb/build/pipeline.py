@@ -13,14 +13,14 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, __version__
-from mmdeb.builders import Builder, get_builder
-from mmdeb.domain import Domain
+from mmdeb.build.builders import Builder, get_builder
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
-from mmdeb.source import build_source
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.catalogue import load_catalogue
-from mmdeb.upstream import cache_dir, resolve
+from mmdeb.build.source import build_source
+from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.upstream.tarball import cache_dir, resolve
 
 
 @dataclass

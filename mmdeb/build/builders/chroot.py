@@ -13,13 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeb import places
-from mmdeb.builders import Builder
+from mmdeb.app import places
+from mmdeb.build.builders import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner, require
-from mmdeb.selfpackage import BUILD_DEPENDS as SELF_BUILD_DEPENDS, SELF_DISTS
-from mmdeb.settings import load
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.selfpackage import BUILD_DEPENDS as SELF_BUILD_DEPENDS, SELF_DISTS
+from mmdeb.app.conf import load
+from mmdeb.upstream.dists import FLAVOURS
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://security.debian.org/debian-security"

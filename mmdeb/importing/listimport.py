@@ -35,10 +35,8 @@ from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
-from mmdeb import py2data
-from mmdeb.oldtree import (HELDMSG, IGN, REQUESTS_VERSION_KEY, WITHOUT_UNREADABLE, DirectoryTree, archived_messages,
-                           find_installations, held_count, held_files, join, member_count, mm_cfg_of, queued_mail,
-                           read_config, site_settings, unreadable_requests)
+from mmdeb.importing import py2data
+from mmdeb.importing.oldtree import (HELDMSG, IGN, REQUESTS_VERSION_KEY, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, find_installations, held_count, held_files, join, member_count, mm_cfg_of, queued_mail, read_config, site_settings, unreadable_requests)
 
 SUBSCRIPTION = 2
 MARKER = "mmdeb-imported"  # in lists/<name>/, written last: the list was imported from SOURCE

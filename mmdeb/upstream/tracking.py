@@ -14,12 +14,14 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeb.catalogue import load_catalogue, local_catalogue, local_entries, unknown_upstream
+from mmdeb.upstream.catalogue import load_catalogue, local_catalogue, local_entries, unknown_upstream
 from mmdeb.errors import MmdebError
-from mmdeb.places import current
+from mmdeb.app.places import current
 from mmdeb.run import Runner
-from mmdeb.upstream import TARBALL_SUFFIXES, cache_dir, download, flavour_for_version, inspect_tarball, sha256_of, verify_signature
-from mmdeb.watch import Release, newer_releases, read_listing
+from mmdeb.upstream.tarball import TARBALL_SUFFIXES, cache_dir, inspect_tarball
+from mmdeb.upstream.fetch import download, sha256_of, verify_signature
+from mmdeb.upstream.dists import flavour_for_version
+from mmdeb.upstream.watch import Release, newer_releases, read_listing
 
 SHA256 = re.compile(r"\b[0-9a-f]{64}\b")
 PINNED_ENTRY_KEYS = ("version", "flavour", "url", "filename", "sha256", "signature_url", "signature_filename")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import tomli_w
 
-from mmdeb import places
+from mmdeb.app import places
 from mmdeb.errors import MmdebError
 
 DEFAULTS = Path(__file__).with_name("catalogue.toml")

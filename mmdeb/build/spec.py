@@ -5,9 +5,10 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mmdeb.domain import Domain
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.upstream import DIST_RELEASES, Flavour, Upstream
+from mmdeb.upstream.dists import DIST_RELEASES, Flavour
+from mmdeb.upstream.tarball import Upstream
 
 GROUP_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

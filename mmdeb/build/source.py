@@ -6,10 +6,10 @@ import time
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
-from mmdeb.render import render_debian
+from mmdeb.build.render import render_debian
 from mmdeb.run import Runner
-from mmdeb.spec import CoreSpec, PackageSpec
-from mmdeb.upstream import sha256_of
+from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.upstream.fetch import sha256_of
 
 
 def unpack_argv(tarball: Path, dest: Path) -> list[str]:

@@ -12,13 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from mmdeb import py2data
-from mmdeb.domain import Domain
+from mmdeb.importing import py2data
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.oldtree import (REQUEST_FILES, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, count_mbox, find_installations,
-                           held_files, is_mbox, join, layout_of, member_count, mm_cfg_of, queued_mail, read_config,
-                           site_settings, unreadable_requests)
-from mmdeb.state import State
+from mmdeb.importing.oldtree import (REQUEST_FILES, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, count_mbox, find_installations, held_files, is_mbox, join, layout_of, member_count, mm_cfg_of, queued_mail, read_config, site_settings, unreadable_requests)
+from mmdeb.domains.state import State
 
 # The site list every domain package creates (debian-templates/postinst.j2).
 TARGET_SITE_LIST = "mailman"

@@ -18,14 +18,14 @@ from pathlib import Path
 
 import mmdeb
 from mmdeb import DATA_DIR
-from mmdeb.builders import get_builder
+from mmdeb.build.builders import get_builder
 from mmdeb.errors import MmdebError
-from mmdeb.pipeline import build_in, host_arch
-from mmdeb.render import EXECUTABLE, check_rendered, environment, templates_for, write_changelog
+from mmdeb.build.pipeline import build_in, host_arch
+from mmdeb.build.render import EXECUTABLE, check_rendered, environment, templates_for, write_changelog
 from mmdeb.run import Runner, require
-from mmdeb.source import dpkg_source_build_argv
-from mmdeb.spec import ChangelogEntry
-from mmdeb.upstream import cache_dir
+from mmdeb.build.source import dpkg_source_build_argv
+from mmdeb.build.spec import ChangelogEntry
+from mmdeb.upstream.tarball import cache_dir
 
 PACKAGE = "mmdeb"
 # mmdeb needs Python 3.11 and python3-sh 2 (bookworm has 1.14), and its man page trixie's

@@ -12,7 +12,7 @@ from debian.deb822 import Deb822
 import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
-from mmdeb.spec import CoreSpec, PackageSpec
+from mmdeb.build.spec import CoreSpec, PackageSpec
 
 HOMEPAGE = "https://www.list.org/"
 EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import"}
@@ -21,8 +21,10 @@ CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
 JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
-# mmdeb-import's modules (standard library only): copied to debian/mmdeb/, installed as <prefix>/pythonlib/mmdeb/.
-IMPORTER_MODULES = ("__init__.py", "py2data.py", "oldtree.py", "listimport.py")
+# mmdeb-import's modules (standard library only), relative to the package mmdeb: copied to debian/mmdeb/,
+# installed as <prefix>/pythonlib/mmdeb/.
+IMPORTER_MODULES = ("__init__.py", "importing/__init__.py", "importing/py2data.py", "importing/oldtree.py",
+                    "importing/listimport.py")
 IMPORTER_DIR = "mmdeb"
 IMPORTER_PATH = f"pythonlib/{IMPORTER_DIR}"  # in the prefix
 IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour, GNU 2.1's (Python 2) too
@@ -70,9 +72,9 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
                 shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
             target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
     if spec.kind == "domain":
-        (debian_dir / IMPORTER_DIR).mkdir()
-        for path in importer_files():
-            shutil.copyfile(path, debian_dir / IMPORTER_DIR / path.name)
+        for name, path in zip(IMPORTER_MODULES, importer_files()):
+            (debian_dir / IMPORTER_DIR / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, debian_dir / IMPORTER_DIR / name)
     copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
     write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)

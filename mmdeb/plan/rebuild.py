@@ -18,12 +18,13 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
-from mmdeb.domain import Domain
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.render import environment, importer_files, series_names, templates_for
-from mmdeb.spec import SETTINGS, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.state import DomainState, PackageState, State
-from mmdeb.upstream import Upstream, resolve, sha256_of
+from mmdeb.build.render import environment, importer_files, series_names, templates_for
+from mmdeb.build.spec import SETTINGS, ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.domains.state import DomainState, PackageState, State
+from mmdeb.upstream.tarball import Upstream, resolve
+from mmdeb.upstream.fetch import sha256_of
 
 # Source files whose changes reach only the core package: Python code, scripts, templates
 # and translations. Makefiles, configure, the wrappers' C code, Defaults.py.in, paths.py.in

@@ -4,7 +4,7 @@ import getpass
 import os
 from pathlib import Path
 
-from mmdeb.builders.chroot import ChrootBuilder
+from mmdeb.build.builders.chroot import ChrootBuilder
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import tomli_w
 
-from mmdeb.domain import Domain
+from mmdeb.domains.domain import Domain
 from mmdeb.errors import MmdebError
-from mmdeb.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry
-from mmdeb.upstream import FLAVOURS
+from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry
+from mmdeb.upstream.dists import FLAVOURS
 
 DEFAULT_STATE = Path("mmdeb.toml")
 

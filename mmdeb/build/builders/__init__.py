@@ -23,9 +23,9 @@ class Builder(ABC):
 
 
 def get_builder(name: str, cache_root: Path) -> Builder:
-    from mmdeb.builders.local import LocalBuilder
-    from mmdeb.builders.pbuilder import PbuilderBuilder
-    from mmdeb.builders.sbuild import SbuildBuilder
+    from mmdeb.build.builders.local import LocalBuilder
+    from mmdeb.build.builders.pbuilder import PbuilderBuilder
+    from mmdeb.build.builders.sbuild import SbuildBuilder
 
     builders = {"sbuild": SbuildBuilder, "pbuilder": PbuilderBuilder, "local": LocalBuilder}
     if name not in builders:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from debian.debian_support import Version
 
 from mmdeb.errors import MmdebError
-from mmdeb.catalogue import unknown_upstream
+from mmdeb.upstream.catalogue import unknown_upstream
 
 LISTING_TIMEOUT = 30  # seconds; a listing is a small page
 
