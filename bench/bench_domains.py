@@ -32,10 +32,10 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from bench_build import RESULTS, machine  # noqa: E402
 from bench_runners import Mailbox, booted  # noqa: E402
-from conftest import TestUpstream, real_flavour  # noqa: E402
-from e2e_host import prefix  # noqa: E402
-from systemd_host import Project, pid1_inotify_instances  # noqa: E402
-from test_e2e import address, wait_until  # noqa: E402
+from helpers.upstreams import TestUpstream, real_flavour  # noqa: E402
+from helpers.e2e_host import prefix  # noqa: E402
+from helpers.systemd_host import Project, pid1_inotify_instances  # noqa: E402
+from helpers.lists import address, wait_until  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
 

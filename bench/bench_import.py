@@ -35,9 +35,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from bench_build import RESULTS, machine  # noqa: E402
-from fork_prefix import install_fork, skeleton_config  # noqa: E402
-from old_mailman import DEBIAN, debian_tree  # noqa: E402
-from py2pickle import Py2Instance, dumps, marshal_dumps  # noqa: E402
+from helpers.fork_prefix import install_fork, skeleton_config  # noqa: E402
+from helpers.old_mailman import DEBIAN, debian_tree  # noqa: E402
+from helpers.py2pickle import Py2Instance, dumps, marshal_dumps  # noqa: E402
 
 DOMAIN = "lists.example.org"
 MONTH_NAMES = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",

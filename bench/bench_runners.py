@@ -38,11 +38,12 @@ from types import SimpleNamespace
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from bench_build import RESULTS, machine  # noqa: E402
-from conftest import DOMAIN, OTHER_DOMAIN, TestUpstream, real_flavour  # noqa: E402
-from e2e_host import HOSTNAME, prefix  # noqa: E402
-from systemd_host import Project, processes_of, unit, unit_property  # noqa: E402
-from test_e2e import address, wait_until  # noqa: E402
-from test_systemd import boot_with_repository, make_users_lists, qrunners, runners_up  # noqa: E402
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, TestUpstream, real_flavour  # noqa: E402
+from helpers.e2e_host import HOSTNAME, prefix  # noqa: E402
+from helpers.systemd_host import Project, processes_of, unit, unit_property  # noqa: E402
+from helpers.lists import address, wait_until  # noqa: E402
+from helpers.systemd_host import boot_with_repository  # noqa: E402
+from test_systemd import make_users_lists, qrunners, runners_up  # noqa: E402
 
 from mmdeb import PATCHES_DIR  # noqa: E402
 

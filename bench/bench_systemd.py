@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 
 from bench_build import RESULTS, machine  # noqa: E402
-from systemd_host import SystemdHost, base_tree  # noqa: E402
+from helpers.systemd_host import SystemdHost, base_tree  # noqa: E402
 
 MODULE_TIMINGS = Path(__file__).parent.parent / "build" / "test-artifacts" / "systemd-timings.json"
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from fixture_upstream import make_fixture
-from test_errors import mmdeb
-from upstream_site import add_watched, as_version
+from helpers.fixture_upstream import make_fixture
+from helpers.cli import mmdeb
+from helpers.upstream_site import add_watched, as_version
 
 DOMAIN = "lists.example.org"
 
@@ -45,6 +45,7 @@ def packages_index(root: Path) -> str:
     return (root / "var/lib/mmdeb/repo/current/dists/trixie/main/binary-amd64/Packages").read_text()
 
 
+@pytest.mark.slow
 def test_a_new_release_is_built_and_published(tmp_path, site, system, published):
     site.release("2.2.1")
     result = autorebuild(tmp_path, system)
@@ -53,6 +54,7 @@ def test_a_new_release_is_built_and_published(tmp_path, site, system, published)
     assert 'published = "2.2.1-1+deb13"' in (published / "var/lib/mmdeb/mmdeb.toml").read_text()
 
 
+@pytest.mark.slow
 def test_the_report_names_the_versions_and_the_build_logs(tmp_path, site, system, published):
     site.release("2.2.1")
     autorebuild(tmp_path, system)
@@ -62,6 +64,7 @@ def test_the_report_names_the_versions_and_the_build_logs(tmp_path, site, system
     assert log.is_file()
 
 
+@pytest.mark.slow
 def test_a_release_that_fails_to_build_leaves_state_catalogue_and_repository_as_they_were(tmp_path, site, system, published):
     kept = [published / "var/lib/mmdeb/mmdeb.toml", published / "etc/mmdeb/catalogue.toml"]
     before = [path.read_bytes() for path in kept] + [(published / "var/lib/mmdeb/repo/current").resolve()]

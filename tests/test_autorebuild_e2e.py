@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, REAL_TARBALL
-from e2e_host import HOSTNAME, MTA_DEBCONF, Host
-from self_deb import build_self_deb, depends_of, install
-from upstream_site import LISTING_REGEX, as_version
+from helpers.upstreams import DOMAIN, REAL_TARBALL
+from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host
+from helpers.self_deb import depends_of, install
+from helpers.upstream_site import LISTING_REGEX, as_version
 from mmdeb.build.builders.chroot import preinstalled_packages
 from mmdeb.publish.repo import KEYRING
 from mmdeb.build.spec import domain_depends
@@ -69,20 +69,19 @@ def packages_index(host: Host) -> str:
 
 
 @pytest.fixture(scope="module")
-def build_host(upstream, tmp_path_factory):
+def build_host(upstream, self_deb, tmp_path_factory):
     """A started trixie host with Postfix, the local build dependencies, mmdeb installed from
     its own .deb, and the upstream site serving upstream's tarball as it is."""
     if upstream.flavour != "py3":
         pytest.skip("the build host runs trixie, where only the py3 flavour builds")
-    package = build_self_deb(tmp_path_factory.mktemp("mmdeb-deb"))
-    packages = [*depends_of(package), "postfix", "build-essential", *preinstalled_packages(DIST), *domain_depends(FLAVOURS["py3"], DIST)]
+    packages = [*depends_of(self_deb), "postfix", "build-essential", *preinstalled_packages(DIST), *domain_depends(FLAVOURS["py3"], DIST)]
     host = Host.create(tmp_path_factory.mktemp("build-host") / "host", DIST, packages, MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
     try:
         host.run("postconf", "-e", f"myhostname = {HOSTNAME}")
         host.run("postfix", "start")
-        install(host, package)
+        install(host, self_deb)
         (host.root / "srv/upstream").mkdir(parents=True)
         publish_release(host, upstream.tarball, inspect_tarball(upstream.tarball)[0])
         host.run("sh", "-c", "setsid python3 -m http.server 8000 --bind 127.0.0.1 --directory /srv/upstream "

@@ -3,19 +3,18 @@ enables and starts the timer, and the service it starts runs `mmdeb autorebuild`
 
 import pytest
 
-from self_deb import build_self_deb, depends_of, install
-from systemd_host import SystemdHost
+from helpers.self_deb import depends_of, install
+from helpers.systemd_host import SystemdHost
 
 pytestmark = pytest.mark.systemd
 
 
 @pytest.fixture(scope="module")
-def booted(tmp_path_factory):
-    package = build_self_deb(tmp_path_factory.mktemp("mmdeb-deb"))
-    machine = SystemdHost.create(tmp_path_factory.mktemp("timer-host") / "host", "trixie", tuple(depends_of(package)))
+def booted(self_deb, tmp_path_factory):
+    machine = SystemdHost.create(tmp_path_factory.mktemp("timer-host") / "host", "trixie", tuple(depends_of(self_deb)))
     machine.boot()
     try:
-        install(machine, package)
+        install(machine, self_deb)
         yield machine
     finally:
         machine.stop()

@@ -12,14 +12,14 @@ import shutil
 
 import pytest
 
-from browser import Browser
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, core_deb_of, deb_of
-from e2e_host import WEB_SERVERS, Host, prefix, web_host
+from helpers.browser import Browser
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, core_deb_of, deb_of
+from helpers.e2e_host import WEB_SERVERS, Host, prefix, web_host
 from mmdeb.importing.py2data import LANGUAGE_CHARSETS
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
-from test_e2e import ARTIFACTS, address, members, wait_until
-from tls import CA, trust_ca_for_chromium
+from helpers.lists import ARTIFACTS, address, members, wait_until
+from helpers.tls import CA, trust_ca_for_chromium
 
 pytestmark = [
     pytest.mark.chroot,

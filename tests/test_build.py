@@ -1,27 +1,17 @@
 """Real builds in clean chroots: sbuild (unshare) and pbuilder, on the fixture or the real tarball."""
 
-import io
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, build, deb_of
-from dist_lintian import run_lintian
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, build, deb_of
+from helpers.debs import data_tar, prefix_of
+from helpers.dist_lintian import run_lintian
 from mmdeb.build.spec import JOBS
 from mmdeb.upstream.fetch import sha256_of
 
 pytestmark = pytest.mark.chroot
-
-
-def data_tar(deb: Path) -> tarfile.TarFile:
-    data = subprocess.run(["dpkg-deb", "--fsys-tarfile", str(deb)], check=True, capture_output=True).stdout
-    return tarfile.open(fileobj=io.BytesIO(data))
-
-
-def prefix_of(domain: str) -> str:
-    return f"./var/lib/mailmen/{domain}"
 
 
 def test_sbuild_gives_source_and_binary_packages(built, upstream):

@@ -7,11 +7,11 @@ import json
 
 import pytest
 
-from conftest import DOMAIN, REAL_TARBALL, deb_of
-from e2e_host import prefix, web_host
+from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.e2e_host import prefix, web_host
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
-from tls import CA, HOST_TLS_DIR, fingerprint, issue, served_fingerprint
+from helpers.tls import CA, HOST_TLS_DIR, fingerprint, issue, served_fingerprint
 
 pytestmark = [
     pytest.mark.chroot,

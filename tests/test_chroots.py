@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN
+from helpers.upstreams import DOMAIN
 from mmdeb.build.builders.chroot import DAY, ChrootCache
 
 HOST_ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()

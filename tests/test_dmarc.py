@@ -21,19 +21,20 @@ from email.utils import getaddresses, parseaddr
 from pathlib import Path
 
 import pytest
-from e2e_host import Host
-from fork_prefix import PYTHON, install_fork, py2_form
-from netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
-from old_mailman import DEBIAN, add_list, debian_tree
-from py2pickle import dumps
+from helpers.e2e_host import Host
+from helpers.fork_prefix import PYTHON, install_fork, py2_form
+from helpers.netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
+from helpers.old_mailman import DEBIAN, add_list, debian_tree
+from helpers.py2pickle import dumps
 
-from conftest import REAL_TARBALL, build, deb_of, real_flavour
+from helpers.upstreams import REAL_TARBALL, build, deb_of, real_flavour
 from mmdeb import PATCHES_DIR
 from mmdeb.domains.domain import Domain
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 
-pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
+pytestmark = [pytest.mark.slow,  # builds, then a network namespace with DNS
+              pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")]
 
 DOMAIN = "lists.example.org"
 LIST = "dmarc"

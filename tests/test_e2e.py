@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of
-from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
-from tls import CA, HOST_TLS_DIR, curl_argv, preseed_certificates, trust_ca_for_chromium
-from mmdeb import PROJECT_ROOT
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of
+from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from helpers.lists import (ARTIFACTS, USERS, address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol,
+                           confirm_by_reply, members, set_members, wait_until)
+from helpers.tls import CA, HOST_TLS_DIR, curl_argv, name_certificates, preseed_certificates, trust_ca_for_chromium
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 
@@ -29,34 +30,6 @@ pytestmark = [
 
 EXIM_DEBCONF = "etc/exim4/update-exim4.conf.conf"  # exim4-config's, which we must not edit
 MTA_START = {"postfix": ["postfix", "start"], "exim4-daemon-light": ["/etc/init.d/exim4", "start"]}
-USERS = ("alice", "bob", "carol")
-ARTIFACTS = PROJECT_ROOT / "build" / "test-artifacts"
-
-
-def address(user: str) -> str:
-    return f"{user}@{HOSTNAME}"
-
-
-def members(host: Host, domain: str, listname: str = "users") -> list[str]:
-    return host.run(f"{prefix(domain)}/bin/list_members", listname).stdout.split()
-
-
-def wait_until(condition, timeout: float = 60, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := condition():
-            return result
-        time.sleep(1)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def confirm_by_reply(host: Host, user: str, seen: set[str]) -> None:
-    """Answer the next confirmation request in user's mailbox, as a mail reader's reply would."""
-    request = host.wait_for_mail(user, lambda m: (m["Subject"] or "").startswith("confirm ") and m["Subject"] not in seen)
-    seen.add(request["Subject"])
-    host.send(address(user), request["Reply-To"], f"Re: {request['Subject']}", user=user)
-
-
 def runner_pids(host: Host, domain: str) -> list[int]:
     """The live master qrunner of domain (mailmanctl stop may leave its pid file behind)."""
     pid_file = host.root / prefix(domain).lstrip("/") / "data/master-qrunner.pid"
@@ -95,6 +68,45 @@ def host(request, upstream, tmp_path_factory):
         machine.stop()
 
 
+@pytest.fixture(autouse=True)
+def installed(host):
+    """Each test starts with every package installed: what a test before it removed or purged
+    is installed again (the debconf certificates too, which a purge forgets)."""
+    if removed := host.removed():
+        name_certificates(host, *[domain for domain in (DOMAIN, OTHER_DOMAIN) if f"mailman-{domain}" in removed])
+        host.install_offline([host.installed[package] for package in removed])
+
+
+@pytest.fixture
+def nobody_subscribed(host):
+    """Both users lists without members, and alice's mailbox without an older confirmation request."""
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        set_members(host, domain)
+    host.empty_mailbox("alice")
+
+
+@pytest.fixture
+def alice_subscribed(host):
+    set_members(host, DOMAIN, "alice")
+
+
+@pytest.fixture
+def alice_and_bob_subscribed(host):
+    set_members(host, DOMAIN, "alice", "bob")
+
+
+@pytest.fixture
+def bob_subscribed(host):
+    set_members(host, DOMAIN, "bob")
+
+
+@pytest.fixture
+def netonly(host):
+    """A second list, on OTHER_DOMAIN only."""
+    if not (host.root / prefix(OTHER_DOMAIN).lstrip("/") / "lists/netonly").is_dir():
+        host.run(f"{prefix(OTHER_DOMAIN)}/bin/newlist", "-q", "netonly", address("bob"), "listpassword")
+
+
 def test_install_starts_each_domains_runners(host):
     for domain in (DOMAIN, OTHER_DOMAIN):
         wait_until(lambda: runner_pids(host, domain), what=f"{domain}'s qrunners")
@@ -111,7 +123,7 @@ def test_alias_database_owned_by_the_mail_gid_user(host):
     assert result.stdout.strip() == "daemon:list"
 
 
-def test_join_by_mail(host):
+def test_join_by_mail(host, nobody_subscribed):
     seen: set[str] = set()
     host.send(address("alice"), f"users-join@{DOMAIN}", "join", user="alice")
     confirm_by_reply(host, "alice", seen)
@@ -120,38 +132,17 @@ def test_join_by_mail(host):
     assert members(host, OTHER_DOMAIN) == []
 
 
-def check_post_reaches_alice_and_bob_not_carol(host) -> None:
-    """alice posts to users@DOMAIN; alice and bob get it, carol (of OTHER_DOMAIN's list) not."""
-    token = uuid.uuid4().hex
-    host.send(address("alice"), f"users@{DOMAIN}", f"post {token}", body=f"body {token}", user="alice")
-    for user in ("alice", "bob"):
-        post = host.wait_for_mail(user, lambda m: token in (m["Subject"] or ""))
-        assert f"body {token}" in post.get_payload(decode=True).decode()
-    time.sleep(5)  # give a wrongly routed copy time to arrive
-    assert not [m for m in host.mailbox("carol") if token in m.as_string()]
-
-
-def test_post_reaches_every_subscriber_of_that_domain_only(host):
+def test_post_reaches_every_subscriber_of_that_domain_only(host, alice_subscribed):
     host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")
     host.run(f"{prefix(OTHER_DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("carol") + "\n")
     check_post_reaches_alice_and_bob_not_carol(host)
 
 
-def check_alice_leaves_by_mail(host) -> None:
-    """alice leaves users@DOMAIN by mail, confirming by reply; bob stays."""
-    seen = {m["Subject"] for m in host.mailbox("alice")}
-    host.send(address("alice"), f"users-leave@{DOMAIN}", "leave", user="alice")
-    confirm_by_reply(host, "alice", seen)
-    wait_until(lambda: address("alice") not in members(host, DOMAIN), what="alice to leave")
-    assert members(host, DOMAIN) == [address("bob")]
-
-
-def test_leave_by_mail(host):
+def test_leave_by_mail(host, alice_and_bob_subscribed):
     check_alice_leaves_by_mail(host)
 
 
-def test_listinfo_shows_only_the_domains_own_lists(host):
-    host.run(f"{prefix(OTHER_DOMAIN)}/bin/newlist", "-q", "netonly", address("bob"), "listpassword")
+def test_listinfo_shows_only_the_domains_own_lists(host, netonly):
     listed = {}
     for domain in (DOMAIN, OTHER_DOMAIN):
         page = host.run(*curl_argv(domain, "mailman/listinfo"), "-sSf").stdout
@@ -339,7 +330,7 @@ def test_wrappers_run_no_attacker_code(host, upstream):
     assert traversal.returncode != 0
 
 
-def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, tmp_path_factory):
+def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, tmp_path_factory, bob_subscribed):
     newer = build(upstream, tmp_path_factory.mktemp("upgrade"), DOMAIN, revision=2, mode=host.mode)
     conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
     conffile.write_text(conffile.read_text() + "# kept across upgrades\n")
@@ -463,7 +454,7 @@ def test_unsplit_mta_configuration_is_reported(host):
         host.run("invoke-rc.d", "exim4", "reload")
 
 
-def test_remove_keeps_lists_and_purge_keeps_archives(host):
+def test_remove_keeps_lists_and_purge_keeps_archives(host, netonly):
     lists = host.root / prefix(OTHER_DOMAIN).lstrip("/") / "lists"
     host.run("dpkg", "--remove", f"mailman-{OTHER_DOMAIN}")
     assert (lists / "users").is_dir() and (lists / "netonly").is_dir()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from conftest import DOMAIN, REAL_TARBALL, deb_of
-from e2e_host import Host
+from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.e2e_host import Host
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 

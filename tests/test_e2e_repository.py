@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
-from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
+from helpers.repository import FIX_MARKER, add_fix, serve
+from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
@@ -18,36 +19,6 @@ pytestmark = [
     pytest.mark.chroot,
     pytest.mark.skipif(not REAL_TARBALL, reason="needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL)"),
 ]
-
-FIX_MARKER = "MMDEB_E2E_SECURITY_FIX = True"
-
-
-def security_fix() -> str:
-    """A stand-in fix: one line added after Mailman/Version.py's copyright line (both flavours)."""
-    return (
-        "Description: Stand-in for a security fix, to check that an upgrade brings it\n"
-        "--- a/Mailman/Version.py\n"
-        "+++ b/Mailman/Version.py\n"
-        "@@ -1,2 +1,3 @@\n"
-        " # Copyright (C) 1998-2018 by the Free Software Foundation, Inc.\n"
-        f"+{FIX_MARKER}\n"
-        " #\n"
-    )
-
-
-def add_fix(patches: Path, flavour: str) -> None:
-    (patches / flavour / "e2e-security-fix.patch").write_text(security_fix())
-    with open(patches / flavour / "series", "a") as series:
-        series.write("e2e-security-fix.patch\n")
-
-
-def serve(repo: Path, host: Host) -> None:
-    """Copy the published tree to the host, as a web server would serve it, and apt-get update."""
-    shutil.rmtree(host.root / "srv/repo", ignore_errors=True)
-    shutil.copytree((repo / "current").resolve(), host.root / "srv/repo")
-    # Only our repository is reachable in the namespace; dependencies are already in the host.
-    host.run("apt-get", "-o", "APT::Sandbox::User=root", "update")
-
 
 def list_host(upstream, tmp_path: Path, repo: Path) -> Host:
     """A started host with Postfix, users alice and bob, and the repository in its sources."""

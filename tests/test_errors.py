@@ -3,32 +3,13 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-from fixture_upstream import make_fixture, write_tarball
+from helpers.cli import assert_refused, mmdeb
+from helpers.fixture_upstream import make_fixture, write_tarball
 from mmdeb.build.builders.sbuild import check_subids
 from mmdeb.errors import MmdebError
-
-
-def mmdeb(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "mmdeb", *args],
-        capture_output=True, text=True, cwd=cwd, env={**os.environ, **(env or {})},
-    )
-
-
-def assert_refused(result: subprocess.CompletedProcess, out: Path, *words: str) -> None:
-    assert result.returncode == 1, result.stdout + result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("mmdeb: error: ") and "Fix: " in lines[0]
-    assert "Traceback" not in result.stdout + result.stderr
-    for word in words:
-        assert word in lines[0]
-    leftovers = [p for p in out.rglob("*")] if out.exists() else []
-    assert leftovers == [], leftovers
 
 
 @pytest.fixture

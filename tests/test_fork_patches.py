@@ -15,11 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REAL_TARBALL, real_flavour
-from fork_prefix import cgi_page, fork_python, fork_script, install_fork, without_patch
+from helpers.upstreams import REAL_TARBALL, real_flavour
+from helpers.fork_prefix import cgi_page, fork_python, fork_script, install_fork, without_patch
 from mmdeb import PATCHES_DIR
 
-pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
+pytestmark = [pytest.mark.slow,  # compiles and installs the fork
+              pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")]
 
 DOMAIN = "lists.example.org"
 SERIES = PATCHES_DIR / "py3"

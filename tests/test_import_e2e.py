@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_flavour
-from conftest import TestUpstream as Upstream  # not collected as a test class
-from e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_flavour
+from helpers.upstreams import TestUpstream as Upstream
+from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR, PROJECT_ROOT
 from mmdeb.upstream.catalogue import load_catalogue
 from mmdeb.build.pipeline import default_upstream
@@ -30,11 +30,10 @@ from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.upstream.tarball import cache_dir
 from mmdeb.upstream.fetch import sha256_of
-from systemd_host import Project, SystemdHost
-from test_e2e import address, wait_until
-from test_e2e_py313 import csrf, held
-from test_systemd import boot_with_repository
-from tls import curl_argv, preseed_certificates
+from helpers.systemd_host import Project, SystemdHost, boot_with_repository
+from helpers.lists import address, wait_until
+from helpers.web import csrf, held
+from helpers.tls import curl_argv, preseed_certificates
 
 GNU_TARBALL = os.environ.get("MMDEB_GNU_TARBALL")
 pytestmark = [
@@ -46,7 +45,7 @@ pytestmark = [
 OLD_WEB = "www.old.example"  # the old site's web host: after the import, no page or setting names it
 PASSWORD = "listpassword"
 USERS = ("alice", "bob", "carol", "dave", "erik")
-LIST_DUMP = Path(__file__).with_name("list_dump.py")
+LIST_DUMP = Path(__file__).parent / "helpers/list_dump.py"
 
 
 class OldList:

@@ -5,8 +5,8 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from old_mailman import DEBIAN, add_list, debian_tree, tree_digest
-from py2pickle import Py2Instance
+from helpers.old_mailman import DEBIAN, add_list, debian_tree, tree_digest
+from helpers.py2pickle import Py2Instance
 
 from mmdeb.cli import main
 from mmdeb.domains.state import DomainState, State

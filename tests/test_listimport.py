@@ -10,8 +10,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, py2_message, tree_digest
-from py2pickle import Py2Instance, dumps
+from helpers.old_mailman import DEBIAN, DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, py2_message, tree_digest
+from helpers.py2pickle import Py2Instance, dumps
 
 from mmdeb.importing import listimport, py2data
 from mmdeb.importing.listimport import (MARKER, ListError, Target, UnreadableRequests, arch_argv, check_perms_argv, failed, fix_url_argv, flatten_message, genaliases_argv, import_lists, list_members_argv, main, report_lines, template_text, to_target)

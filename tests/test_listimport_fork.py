@@ -11,13 +11,14 @@ from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
-from old_mailman import DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, tree_digest
-from py2pickle import dumps
+from helpers.old_mailman import DOMAIN, GERMAN, POLISH, add_list, debian_tree, german_list, tree_digest
+from helpers.py2pickle import dumps
 
-from conftest import REAL_TARBALL, real_flavour
-from fork_prefix import PYTHON, fork_python, install_fork, skeleton_config
+from helpers.upstreams import REAL_TARBALL, real_flavour
+from helpers.fork_prefix import PYTHON, fork_python, install_fork, skeleton_config
 
-pytestmark = pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")
+pytestmark = [pytest.mark.slow,  # compiles and installs the fork
+              pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")]
 
 
 @pytest.fixture(scope="session")

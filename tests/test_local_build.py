@@ -2,7 +2,11 @@
 
 import subprocess
 
+import pytest
+
 from mmdeb.cli import main
+
+pytestmark = pytest.mark.slow
 
 
 def test_local_build_of_the_fixture(fixture_py3, tmp_path):

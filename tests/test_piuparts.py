@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, build, deb_of
+from helpers.upstreams import DOMAIN, build, deb_of
 from mmdeb.build.builders.chroot import mirror
 
 pytestmark = pytest.mark.chroot

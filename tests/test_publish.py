@@ -50,6 +50,7 @@ def apt_update(tmp_path, repo) -> subprocess.CompletedProcess:
     return update
 
 
+@pytest.mark.slow
 def test_publish_signs_a_repository_apt_accepts(built_project, capsys):
     tmp_path, _ = built_project
     assert publish(built_project) == 0
@@ -64,6 +65,7 @@ def test_publish_signs_a_repository_apt_accepts(built_project, capsys):
     assert "Candidate: 2.2.0-1+deb13" in result.stdout
 
 
+@pytest.mark.slow
 def test_tampered_or_unsigned_repository_refused(built_project):
     tmp_path, _ = built_project
     assert publish(built_project) == 0
@@ -80,12 +82,14 @@ def test_tampered_or_unsigned_repository_refused(built_project):
     assert "Candidate: 2.2.0-1+deb13" not in unsigned.stdout
 
 
+@pytest.mark.slow
 def test_publishing_again_has_nothing_to_do(built_project, capsys):
     assert publish(built_project) == 0
     assert publish(built_project) == 0
     assert "nothing to publish" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_missing_signing_key_is_refused_and_nothing_changes(built_project, capsys):
     tmp_path, state = built_project
     assert publish(built_project) == 0
@@ -99,6 +103,7 @@ def test_missing_signing_key_is_refused_and_nothing_changes(built_project, capsy
     assert os.readlink(repo / "current") == before
 
 
+@pytest.mark.slow
 def test_unwritable_repository_leaves_the_published_state(built_project, capsys):
     tmp_path, state = built_project
     assert publish(built_project) == 0
@@ -119,6 +124,7 @@ def test_unwritable_repository_leaves_the_published_state(built_project, capsys)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_concurrent_publishes_wait_for_each_other(tmp_path, fixture_py3):
     repo = tmp_path / "repo"
     commands = []
@@ -161,6 +167,7 @@ def test_repository_architectures_come_from_what_is_published(debs, previous, ho
     assert repository_architectures([Path(deb) for deb in debs], previous, host) == expected
 
 
+@pytest.mark.slow
 def test_a_publish_keeps_the_architectures_of_earlier_publishes(built_project):
     tmp_path, state = built_project
     assert publish(built_project) == 0

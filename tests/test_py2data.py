@@ -3,8 +3,8 @@
 import pickletools
 
 import pytest
-from py2golden import MARSHAL, PICKLE_0, PICKLE_1, PICKLE_2
-from py2pickle import Interned, Py2Instance, dumps, marshal_dumps
+from helpers.py2golden import MARSHAL, PICKLE_0, PICKLE_1, PICKLE_2
+from helpers.py2pickle import Interned, Py2Instance, dumps, marshal_dumps
 
 from mmdeb.importing.py2data import (LANGUAGE_CHARSETS, MixedString, StandIn, convert_config, convert_data, convert_requests, load_archive_database, load_pickle, loads_marshal, loads_pickle)
 

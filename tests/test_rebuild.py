@@ -8,7 +8,7 @@ import pytest
 from debian.changelog import Changelog
 from debian.deb822 import Dsc
 
-from fixture_upstream import PATCH_MARKER, make_fixture
+from helpers.fixture_upstream import PATCH_MARKER, make_fixture
 from mmdeb.cli import main
 from mmdeb.plan.rebuild import CORE_ONLY, patched_paths, reaches_domains
 from mmdeb.domains.state import State
@@ -98,6 +98,7 @@ def test_dry_run_prints_the_plan_and_builds_nothing(project, capsys):
     assert built_versions(state) == {ORG: "", NET: ""}
 
 
+@pytest.mark.slow
 def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
     tmp_path, state, patches = project
     assert rebuild(project) == 0
@@ -128,6 +129,7 @@ def edit_state(path, domain: str, **settings) -> None:
     state.save()
 
 
+@pytest.mark.slow
 def test_settings_change_rebuilds_only_that_domain(project):
     _, state, _ = project
     assert rebuild(project) == 0
@@ -136,6 +138,7 @@ def test_settings_change_rebuilds_only_that_domain(project):
     assert built_versions(state) == {ORG: "2.2.0-1+deb13", NET: "2.2.0-2+deb13"}
 
 
+@pytest.mark.slow
 def test_new_upstream_starts_again_at_revision_one(project, tmp_path):
     _, state, _ = project
     assert rebuild(project, ORG) == 0
@@ -178,6 +181,7 @@ def core_version(state) -> str:
     return tomllib.loads(state.read_text())["cores"]["py3-trixie"]["built"]
 
 
+@pytest.mark.slow
 def test_mode_switches_and_core_only_patches(project, capsys):
     _, state, patches = project
     assert rebuild(project) == 0
@@ -218,6 +222,7 @@ def test_patches_are_sorted_into_core_only_and_domain_reaching():
         assert not CORE_ONLY.match(path), path
 
 
+@pytest.mark.slow
 def test_a_changed_importer_rebuilds_the_py3_domains(project, capsys):
     # Old lists reach a host through the packages' mmdeb-import: a fix to it must reach the packages.
     tmp_path, state, patches = project

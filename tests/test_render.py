@@ -6,17 +6,11 @@ import pytest
 from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
-from mmdeb.domains.domain import Domain
 from mmdeb.build.render import IMPORTER_MODULES, render_debian
-from mmdeb.build.spec import ChangelogEntry, CoreSpec, PackageSpec
+from mmdeb.build.spec import ChangelogEntry, CoreSpec
 from mmdeb.upstream.tarball import resolve
 
-
-def rendered(tmp_path, upstream, **settings):
-    spec = PackageSpec(Domain.parse("lists.example.org"), resolve(str(upstream.tarball)), upstream.dist, upstream.patches, **settings)
-    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
-    render_debian(spec, tmp_path / "debian")
-    return spec, tmp_path / "debian"
+from helpers.rendering import rendered
 
 
 def test_core_rules_have_no_units(tmp_path, upstream):

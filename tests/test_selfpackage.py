@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 import mmdeb
-from conftest import DOMAIN
-from dist_lintian import run_dist_lintian
-from e2e_host import Host
-from fixture_upstream import make_fixture
-from self_deb import VERSION, build_self_deb, deb, depends_of, install
+from helpers.upstreams import DOMAIN
+from helpers.dist_lintian import run_dist_lintian
+from helpers.e2e_host import Host
+from helpers.fixture_upstream import make_fixture
+from helpers.self_deb import VERSION, deb, depends_of, install
 from mmdeb import PROJECT_ROOT, SYSTEM_DATA_DIR, data_dir
 from mmdeb.cli import main
 from mmdeb.errors import MmdebError
@@ -105,8 +105,8 @@ def test_a_failed_build_leaves_no_package_files_in_out(tmp_path):
 # -- built with sbuild, checked by lintian, installed into a fresh trixie host ------
 
 @pytest.fixture(scope="module")
-def self_built(tmp_path_factory) -> Path:
-    return build_self_deb(tmp_path_factory.mktemp("self-build")).parent
+def self_built(self_deb) -> Path:
+    return self_deb.parent
 
 
 @pytest.fixture(scope="module")

@@ -4,10 +4,10 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
-from dist_lintian import run_lintian
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
+from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
-from test_build import data_tar, prefix_of
+from helpers.debs import data_tar, prefix_of
 
 pytestmark = pytest.mark.chroot
 

@@ -1,36 +1,18 @@
 """OpenPGP verification of catalogue downloads: a throwaway key signs a small fixture release."""
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from test_errors import assert_refused, mmdeb
+from helpers.cli import assert_refused, mmdeb
+from helpers.signer import Signer
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.fetch import fetch_verified, sha256_of
 from mmdeb.upstream.tarball import resolve
 
 pytestmark = pytest.mark.skipif(not (shutil.which("gpg") and shutil.which("gpgv")), reason="needs gpg and gpgv")
-
-
-class Signer:
-    def __init__(self, home: Path):
-        self.home = home
-        home.chmod(0o700)
-        self.gpg("--passphrase", "", "--quick-gen-key", "mmdeb test <test@example.org>", "ed25519", "sign", "never")
-        self.keyring = home / "signer.gpg"
-        self.gpg("--output", str(self.keyring), "--export")
-
-    def gpg(self, *args: str) -> None:
-        subprocess.run(["gpg", "--batch", "--quiet", *args], env={**os.environ, "GNUPGHOME": str(self.home)},
-                       check=True, capture_output=True)
-
-    def sign(self, path: Path) -> Path:
-        signature = path.with_name(path.name + ".sig")
-        self.gpg("--yes", "--output", str(signature), "--detach-sign", str(path))
-        return signature
 
 
 @pytest.fixture(scope="module")

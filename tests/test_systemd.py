@@ -15,16 +15,16 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
-from e2e_host import HOSTNAME, prefix
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
+from helpers.e2e_host import HOSTNAME, prefix
 from mmdeb import PROJECT_ROOT
 from mmdeb.upstream.dists import FLAVOURS
-from systemd_host import Project, SystemdHost, cgroup_of, pid1_inotify_instances, processes_of, unit, unit_property
-from test_e2e import (address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol, confirm_by_reply,
-                      members, wait_until)
-from test_e2e_py313 import admin_login, csrf, held, page
-from test_e2e_repository import FIX_MARKER, add_fix, serve
-from tls import HOST_TLS_DIR, fingerprint, preseed_certificates, served_fingerprint
+from helpers.systemd_host import Project, boot_with_repository, cgroup_of, pid1_inotify_instances, processes_of, unit, unit_property
+from helpers.lists import (address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol, confirm_by_reply,
+                           members, set_members, wait_until)
+from helpers.web import admin_login, csrf, held, page
+from helpers.repository import FIX_MARKER, add_fix, serve
+from helpers.tls import HOST_TLS_DIR, fingerprint, served_fingerprint
 
 pytestmark = [
     pytest.mark.systemd,
@@ -32,7 +32,6 @@ pytestmark = [
 ]
 
 DOMAINS = (DOMAIN, OTHER_DOMAIN)
-USERS = ("alice", "bob", "carol")
 JOBS = ("checkdbs", "disabled", "senddigests", "mailpasswds", "nightly_gzip", "cull_bad_shunt")
 QUIET_JOBS = ("checkdbs", "disabled", "senddigests", "nightly_gzip", "cull_bad_shunt")  # mail no member
 TIMINGS = PROJECT_ROOT / "build" / "test-artifacts" / "systemd-timings.json"
@@ -126,20 +125,6 @@ def make_users_lists(host) -> None:
     for domain in DOMAINS:
         host.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
         host.run(f"{prefix(domain)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")
-
-
-def boot_with_repository(project: Project, root, dist: str, domains: list[str], timings: dict) -> SystemdHost:
-    """A booted host with users and the project's repository, the domains' packages installed
-    by apt, with certificates from the test CA."""
-    machine = SystemdHost.create(root, dist)
-    timings.setdefault("boot_s", []).append(round(machine.boot(), 2))
-    for user in USERS:
-        machine.run("useradd", "--create-home", user)
-    machine.use_repository(project.repo, dist)
-    serve(project.repo, machine)
-    preseed_certificates(machine, *domains)
-    machine.run("apt-get", "install", "--yes", *[f"mailman-{domain}" for domain in domains])
-    return machine
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -354,7 +339,19 @@ def test_journal_shows_the_service_start_and_stop(always_on_host):
 
 # -- 3. mail through Postfix -----------------------------------------------------
 
-def test_join_by_mail(host):
+@pytest.fixture
+def only_bob_subscribed(host):
+    """Each users list with bob only, as make_users_lists left them."""
+    for domain in DOMAINS:
+        set_members(host, domain, "bob")
+
+
+@pytest.fixture
+def alice_and_bob_subscribed(host):
+    set_members(host, DOMAIN, "alice", "bob")
+
+
+def test_join_by_mail(host, only_bob_subscribed):
     seen = {m["Subject"] for m in host.mailbox("alice")}
     host.send(address("alice"), f"users-join@{DOMAIN}", "join", user="alice")
     confirm_by_reply(host, "alice", seen)
@@ -363,12 +360,12 @@ def test_join_by_mail(host):
     assert members(host, OTHER_DOMAIN) == [address("bob")]
 
 
-def test_post_reaches_every_subscriber_of_that_domain_only(host):
+def test_post_reaches_every_subscriber_of_that_domain_only(host, alice_and_bob_subscribed):
     host.run(f"{prefix(OTHER_DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("carol") + "\n")
     check_post_reaches_alice_and_bob_not_carol(host)
 
 
-def test_leave_by_mail(host):
+def test_leave_by_mail(host, alice_and_bob_subscribed):
     check_alice_leaves_by_mail(host)
 
 

@@ -6,11 +6,11 @@ Mailman."""
 
 import pytest
 
-from conftest import DOMAIN
-from e2e_host import prefix
-from systemd_host import Project, SystemdHost, cgroup_of, processes_of, unit, unit_property
-from test_e2e import wait_until
-from test_e2e_repository import serve
+from helpers.upstreams import DOMAIN
+from helpers.e2e_host import prefix
+from helpers.systemd_host import Project, SystemdHost, cgroup_of, processes_of, unit, unit_property
+from helpers.lists import wait_until
+from helpers.repository import serve
 
 pytestmark = pytest.mark.systemd
 

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from test_errors import mmdeb
-from test_signature import Signer
-from upstream_site import LISTING_REGEX, add_watched
+from helpers.cli import mmdeb
+from helpers.signer import Signer
+from helpers.upstream_site import LISTING_REGEX, add_watched
 from mmdeb.upstream.catalogue import DEFAULTS
 
 

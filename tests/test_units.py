@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_render import rendered
+from helpers.rendering import rendered
 
 from mmdeb.build.spec import RUNNERS, Job
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from fixture_upstream import write_tarball
+from helpers.fixture_upstream import write_tarball
 from mmdeb.upstream.catalogue import load_catalogue
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.dists import FLAVOURS, flavour_for_version

@@ -9,10 +9,10 @@ Needs the real upstream tarball, root and the Debian mirror.
 
 import pytest
 
-from conftest import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
-from e2e_host import prefix
+from helpers.upstreams import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
+from helpers.e2e_host import prefix
 from mmdeb.upstream.dists import FLAVOURS
-from upstream_suite import counts, failing, install_plain, install_tests, run_suite, source_tree, suite_host
+from helpers.upstream_suite import counts, failing, install_plain, install_tests, run_suite, source_tree, suite_host
 
 pytestmark = [
     pytest.mark.chroot,

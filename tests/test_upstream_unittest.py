@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-RUNNER = Path(__file__).with_name("upstream_unittest.py")
+RUNNER = Path(__file__).parent / "helpers/upstream_unittest.py"
 
 MODULES = {
     # suite() picks one class, through makeSuite (gone in Python 3.13), as upstream's modules do.

@@ -6,12 +6,12 @@ import subprocess
 
 import pytest
 
-from conftest import DOMAIN, REAL_TARBALL, deb_of
-from e2e_host import MTA_DEBCONF, WEB_SERVERS, Host, prefix, start_web_server, web_host
+from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.e2e_host import MTA_DEBCONF, WEB_SERVERS, Host, prefix, start_web_server, web_host
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
-from test_e2e import address
-from tls import HOST_TLS_DIR, curl_argv, preseed_certificates
+from helpers.lists import address
+from helpers.tls import HOST_TLS_DIR, curl_argv, preseed_certificates
 
 pytestmark = [
     pytest.mark.chroot,

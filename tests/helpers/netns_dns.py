@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from pathlib import Path
 
-from e2e_host import add_netns
+from helpers.e2e_host import add_netns
 
 NETNS_ETC = Path("/etc/netns")
 LOOPBACK = "127.0.0.1"

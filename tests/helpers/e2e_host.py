@@ -11,7 +11,7 @@ import uuid
 from pathlib import Path
 
 from mmdeb.publish.repo import KEYRING
-from tls import preseed_certificates
+from helpers.tls import preseed_certificates
 
 HOSTNAME = "host.example"
 MTA_DEBCONF = {
@@ -62,6 +62,11 @@ class MailHost:
         path = self.root / "var/mail" / user
         return list(mailbox.mbox(str(path))) if path.exists() else []
 
+    def empty_mailbox(self, user: str) -> None:
+        path = self.root / "var/mail" / user
+        if path.exists():
+            path.write_bytes(b"")  # the file stays, with its owner and mode
+
     def wait_for_mail(self, user: str, predicate, timeout: float = 90) -> email.message.Message:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -95,6 +100,7 @@ class Host(MailHost):
         self.root = root
         self.netns = f"mmdeb-{uuid.uuid4().hex[:8]}"
         self.mounts: list[Path] = []
+        self.installed: dict[str, Path] = {}  # package -> the .deb install_offline last installed
 
     @classmethod
     def create(cls, root: Path, dist: str, packages: list[str], debconf: str = "") -> "Host":
@@ -162,7 +168,14 @@ class Host(MailHost):
         target.mkdir(parents=True)
         for deb in debs:
             shutil.copy(deb, target)
-        return self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
+        result = self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
+        self.installed.update((deb.name.split("_")[0], deb) for deb in debs)
+        return result
+
+    def removed(self) -> list[str]:
+        """The packages install_offline installed that are no longer installed (removed or purged)."""
+        return [package for package in self.installed
+                if self.run("dpkg-query", "-W", "-f=${db:Status-Status}", package, check=False).stdout != "installed"]
 
 
 # What serves the web in a test host, and how it is started without an init system.

@@ -12,8 +12,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from conftest import DOMAIN
-from e2e_host import MTA_DEBCONF, Host
+from helpers.upstreams import DOMAIN
+from helpers.e2e_host import MTA_DEBCONF, Host
 from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.upstream.tarball import resolve

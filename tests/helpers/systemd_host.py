@@ -15,7 +15,10 @@ import time
 import uuid
 from pathlib import Path
 
-from e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
+from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
+from helpers.lists import USERS
+from helpers.repository import serve
+from helpers.tls import preseed_certificates
 from mmdeb.build.builders.chroot import mirror
 from mmdeb.cli import main
 from mmdeb.build.spec import domain_depends
@@ -281,3 +284,17 @@ def pid1_inotify_instances(host: SystemdHost) -> int:
 
 def cgroup_of(host: SystemdHost, pid: int) -> str:
     return host.run("cat", f"/proc/{pid}/cgroup").stdout
+
+
+def boot_with_repository(project: Project, root, dist: str, domains: list[str], timings: dict) -> SystemdHost:
+    """A booted host with users and the project's repository, the domains' packages installed
+    by apt, with certificates from the test CA."""
+    machine = SystemdHost.create(root, dist)
+    timings.setdefault("boot_s", []).append(round(machine.boot(), 2))
+    for user in USERS:
+        machine.run("useradd", "--create-home", user)
+    machine.use_repository(project.repo, dist)
+    serve(project.repo, machine)
+    preseed_certificates(machine, *domains)
+    machine.run("apt-get", "install", "--yes", *[f"mailman-{domain}" for domain in domains])
+    return machine

@@ -3,7 +3,7 @@
 import hashlib
 from pathlib import Path
 
-from py2pickle import Py2Instance, dumps, marshal_dumps
+from helpers.py2pickle import Py2Instance, dumps, marshal_dumps
 
 DOMAIN = "lists.example.org"
 GERMAN = "Grüße aus Köln"

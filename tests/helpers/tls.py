@@ -30,12 +30,16 @@ def preseed_certificates(host, *domains: str) -> None:
     """Certificates for the domains in HOST_TLS_DIR, named in each domain package's debconf before it is installed."""
     directory = host.root / HOST_TLS_DIR.lstrip("/")
     make_ca(directory)
-    selections = ""
     for domain in domains:
         issue(directory, domain)
-        selections += (f"mailman-{domain} mailman-{domain}/tls_certificate string {HOST_TLS_DIR}/{domain}.pem\n"
-                       f"mailman-{domain} mailman-{domain}/tls_key string {HOST_TLS_DIR}/{domain}.key\n")
-    host.run("debconf-set-selections", input=selections)
+    name_certificates(host, *domains)
+
+
+def name_certificates(host, *domains: str) -> None:
+    """The domains' certificates from preseed_certificates in their packages' debconf (again, after a purge)."""
+    host.run("debconf-set-selections", input="".join(
+        f"mailman-{domain} mailman-{domain}/tls_certificate string {HOST_TLS_DIR}/{domain}.pem\n"
+        f"mailman-{domain} mailman-{domain}/tls_key string {HOST_TLS_DIR}/{domain}.key\n" for domain in domains))
 
 
 def curl_argv(domain: str, path: str, scheme: str = "https") -> list[str]:

@@ -10,8 +10,8 @@ import tarfile
 import threading
 from pathlib import Path
 
-from fixture_upstream import make_fixture
-from test_errors import mmdeb
+from helpers.fixture_upstream import make_fixture
+from helpers.cli import mmdeb
 
 LISTING_REGEX = r"mailman-([0-9.]+)\.tar\.gz"
 

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from e2e_host import Host
+from helpers.e2e_host import Host
 from mmdeb import PROJECT_ROOT
 from mmdeb.cli import main
 from mmdeb.build.selfpackage import project_version
