@@ -17,7 +17,7 @@ from conftest import DOMAIN, REAL_TARBALL
 from e2e_host import HOSTNAME, MTA_DEBCONF, Host
 from self_deb import build_self_deb, depends_of, install
 from upstream_site import LISTING_REGEX, as_version
-from mmdeb.build.builders.chroot import preinstalled_packages
+from mmdeb.upstream.dists import chroot_packages as preinstalled_packages
 from mmdeb.publish.repo import KEYRING
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS

@@ -7,11 +7,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR
+from mmdeb.build.builders import BUILDERS
 from mmdeb.errors import MmdebError
 
 POLICIES = ("report", "build", "build+publish")
 WHEN_OLD = ("update", "refuse")
-BUILDERS = ("sbuild", "pbuilder", "local")
 URGENCIES = ("low", "medium", "high", "critical", "emergency")  # of a changelog entry
 
 
@@ -28,7 +28,7 @@ class Settings:
 
     @property
     def build_jobs(self) -> int:
-        return self.jobs or os.cpu_count() or 1
+        return max(1, self.jobs or os.cpu_count() or 1)
 
     @property
     def patches_dir(self) -> Path:

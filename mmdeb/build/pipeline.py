@@ -12,62 +12,31 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__
-from mmdeb.build.builders import Builder, get_builder
+from mmdeb import __version__
+from mmdeb.build.builders import Builder
+from mmdeb.build.source import build_source
+from mmdeb.build.spec import CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.settings import DomainSettings
+from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
-from mmdeb.build.source import build_source
-from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.upstream.catalogue import load_catalogue
-from mmdeb.upstream.tarball import cache_dir, resolve
-
-
-@dataclass
-class BuildRequest:
-    domains: list[str]
-    upstream: str | None = None
-    flavour: str | None = None
-    dist: str | None = None
-    builder: str | None = "sbuild"  # None: source package only
-    out: Path = Path("build")
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
-    patches_dir: Path = PATCHES_DIR
-    jobs: int = 1  # domains built at once; each build has its own chroot
-    revision: int = 1
-    mode: str = "prefix"  # "shared": also the flavour's core package, and thin domain packages
-    runners: str = "on-demand"
-    site_list_owner: str = ""
+from mmdeb.upstream.tarball import Upstream
 
 
 def progress(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def default_upstream(flavour: str | None) -> str:
-    defaults = load_catalogue().get("defaults", {})
-    name = defaults.get(f"upstream-{flavour}" if flavour else "upstream")
-    if not name:
-        raise MmdebError(f"the catalogue has no default upstream for the {flavour} flavour", "give --upstream TARBALL")
-    return name
-
-
-def plan(request: BuildRequest) -> list[PackageSpec | CoreSpec]:
-    """Validate the whole request and return one spec per domain (and the core, in shared mode)."""
-    if not request.domains:
-        raise MmdebError("no domain given", "name at least one domain, e.g. mmdeb build lists.example.org")
-    domains = [Domain.parse(raw) for raw in request.domains]
-    upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
-    dist = request.dist or upstream.flavour.dists[0]
+def first_specs(domains: list[Domain], upstream: Upstream, settings: DomainSettings, patches_dir: Path,
+                revision: int) -> list[PackageSpec | CoreSpec]:
+    """One spec per domain (and the core first, in shared mode), each with the changelog of a
+    build without history: `mmdeb build`."""
     specs: list[PackageSpec | CoreSpec] = []
-    if request.mode == "shared":
-        core = CoreSpec(upstream, dist, request.patches_dir, request.revision, mail_domain=domains[0].name)
-        specs.append(replace(core, changelog=(first_entry(core),)))
-    for domain in dict.fromkeys(domains):
-        spec = PackageSpec.for_domain(domain, upstream, dist, request.patches_dir, request, request.revision)
-        specs.append(replace(spec, changelog=(first_entry(spec),)))
-    return specs
+    if settings.mode == "shared":
+        specs.append(CoreSpec(upstream, settings.dist, patches_dir, revision, mail_domain=domains[0].name))
+    specs.extend(PackageSpec(domain, upstream, settings, patches_dir, revision) for domain in dict.fromkeys(domains))
+    return [replace(spec, changelog=(first_entry(spec),)) for spec in specs]
 
 
 def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
@@ -83,23 +52,18 @@ def host_arch(runner: Runner) -> str:
     return runner.run(["dpkg", "--print-architecture"]).strip()
 
 
-def run(request: BuildRequest, runner: Runner) -> list[Path]:
-    return build(plan(request), request.builder, request.out, request.jobs, runner)
-
-
-def build(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
+def build(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
     """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
-    outcomes = build_each(specs, builder_name, out, jobs, runner)
+    outcomes = build_each(specs, builder, out, jobs, runner)
     failure = next((outcome for _, outcome in outcomes if isinstance(outcome, MmdebError)), None)
     if failure:
         raise failure
     return [artifact for _, artifacts in outcomes for artifact in artifacts]
 
 
-def build_each(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int,
+def build_each(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int,
                runner: Runner) -> list[tuple[PackageSpec | CoreSpec, list[Path] | MmdebError]]:
     """Build every spec, one failure not stopping the others: each spec with its artifacts or its error."""
-    builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")

@@ -57,6 +57,11 @@ class Domain:
         return self.name.replace(".", "_").replace("-", "_")
 
 
+def core_package(flavour: str) -> str:
+    """The shared-mode core package of a flavour, which its domains' packages depend on."""
+    return f"mailmen-core-{flavour}"
+
+
 def normalise(raw: str) -> str:
     """Return the lower-case A-label of raw, or raise MmdebError saying why not."""
     shown = repr(raw if len(raw) <= 64 else raw[:60] + "...")

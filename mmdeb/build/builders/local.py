@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from mmdeb.build.builders import Builder
+from mmdeb.build.builders.base import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner, require
 from mmdeb.build.source import dpkg_source_extract_argv
@@ -21,9 +21,6 @@ def dpkg_checkbuilddeps_argv() -> list[str]:
 
 class LocalBuilder(Builder):
     name = "local"
-
-    def __init__(self, cache_root: Path):
-        pass
 
     def check(self) -> None:
         require("dpkg-buildpackage", "dpkg-dev")

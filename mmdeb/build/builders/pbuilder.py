@@ -3,7 +3,7 @@
 import os
 from pathlib import Path
 
-from mmdeb.build.builders.chroot import ChrootBuilder
+from mmdeb.build.builders.chroot import ChrootBuilder, ChrootCache
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 
@@ -31,9 +31,9 @@ def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Pa
 class PbuilderBuilder(ChrootBuilder):
     name = "pbuilder"
 
-    def __init__(self, cache_root: Path):
-        super().__init__(cache_root)
-        self.config = cache_root / "pbuilderrc"
+    def __init__(self, chroots: ChrootCache):
+        super().__init__(chroots)
+        self.config = chroots.root / "pbuilderrc"
 
     def check(self) -> None:
         require("pbuilder", "pbuilder")
