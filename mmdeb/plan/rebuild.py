@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import TEMPLATES_DIR, __version__
-from mmdeb.build.render import environment, importer_files, series_names, templates_for
+from mmdeb.build.render import IMPORTER_MODULES, environment, importer_files, series_names, templates_for
 from mmdeb.build.spec import CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State
@@ -76,8 +76,8 @@ def digest_templates(kind: str) -> str:
 def digest_importer() -> str:
     """sha256 over the modules the domain packages ship as mmdeb-import."""
     digest = hashlib.sha256()
-    for path in importer_files():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in zip(IMPORTER_MODULES, importer_files()):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
