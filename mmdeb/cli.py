@@ -284,8 +284,9 @@ def cmd_publish(args, runner: Runner) -> None:
             print("nothing to publish: every built version is published")
             return
         packages: dict[str, list[Path]] = {}
+        arch = host_arch(runner)
         for package, dist, record in pending:
-            packages.setdefault(dist, []).extend(built_files(args.out, package, dist, record.built))
+            packages.setdefault(dist, []).extend(built_files(args.out, package, dist, record.built, arch))
         current = Repository(args.repo, runner).publish(packages)
         for package, dist, record in pending:
             record.published = record.built

@@ -128,7 +128,8 @@ def build_and_publish(rebuilds: list[Rebuild], where: Places, settings: Settings
     if built and settings.policy == "build+publish":
         files: dict[str, list[Path]] = {}
         for item in built:
-            files.setdefault(item.spec.dist, []).extend(built_files(where.out.resolve(), item.spec.package, item.spec.dist, item.spec.version))
+            files.setdefault(item.spec.dist, []).extend(built_files(where.out.resolve(), item.spec.package, item.spec.dist,
+                                                                  item.spec.version, arch))
         Repository(where.repo, runner).publish(files)
         for item in built:
             report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {where.repo}")
