@@ -1,6 +1,7 @@
 """Bad input: one clear line with the remedy, a non-zero exit, no traceback, nothing in build/."""
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -129,3 +130,19 @@ def test_mmdeb_import_of_a_missing_source(tmp_path):
     assert (result.returncode, result.stdout) == (1, "")
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"mmdeb-import: error: {missing} does not exist. Fix: ") and "Traceback" not in result.stderr
+
+
+def test_a_failed_build_names_the_package_and_its_log(tmp_path, fixtures):
+    patches = tmp_path / "patches"
+    shutil.copytree(fixtures["py3"].parent / "patches", patches)
+    (patches / "py3/stale.patch").write_text(
+        "--- a/Mailman/Defaults.py\n+++ b/Mailman/Defaults.py\n@@ -1 +1 @@\n-NOT IN THE FILE\n+REPLACED\n")
+    with open(patches / "py3/series", "a") as series:
+        series.write("stale.patch\n")
+    result = mmdeb("source", "lists.example.org", "--upstream", str(fixtures["py3"]), "--patches", str(patches), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    log = tmp_path / "build/trixie/mailman-lists.example.org_2.2.0-1+deb13_amd64.build"
+    assert line == (f"mmdeb: error: building the source package of mailman-lists.example.org 2.2.0-1+deb13 (dpkg-source) "
+                    f"failed: see {log}. Fix: correct what the end of that log reports, then run again")
+    assert "stale.patch" in log.read_text() and "$ dpkg-source --compression=gzip --build" in log.read_text()

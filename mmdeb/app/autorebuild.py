@@ -184,5 +184,5 @@ def deliver(report: Report, where: Places, to: str, runner: Runner) -> Path:
     if not os.access(SENDMAIL, os.X_OK):
         raise MmdebError(f"cannot mail the autorebuild report to {to}: {SENDMAIL} is missing",
                          f"install a mail transport (apt install postfix, or exim4); the report is in {path}")
-    runner.run(sendmail_argv(), stdin=mail(report, to, socket.getfqdn()))
+    runner.run(sendmail_argv(), stdin=mail(report, to, socket.getfqdn()), what=f"mailing the report to {to} (kept in {path})")
     return path

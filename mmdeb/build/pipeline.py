@@ -83,7 +83,7 @@ def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
 
 
 def host_arch(runner: Runner) -> str:
-    return runner.run(["dpkg", "--print-architecture"]).strip()
+    return runner.run(["dpkg", "--print-architecture"], what="asking dpkg for the host's architecture").strip()
 
 
 def run(request: BuildRequest, runner: Runner) -> list[Path]:

@@ -22,6 +22,11 @@ class Builder(ABC):
         """Build the binary packages of dsc into result_dir."""
 
 
+def built_package(dsc: Path) -> str:
+    """"PACKAGE VERSION" of PACKAGE_VERSION.dsc, to say what a build was of."""
+    return dsc.stem.replace("_", " ", 1)
+
+
 def get_builder(name: str, cache_root: Path) -> Builder:
     from mmdeb.build.builders.local import LocalBuilder
     from mmdeb.build.builders.pbuilder import PbuilderBuilder
