@@ -342,7 +342,7 @@ def cmd_autorebuild(args, runner: Runner) -> None:
         kept = deliver(report, where, settings.mail_to, runner)
         print(f"report mailed to {settings.mail_to} and kept in {kept}")
     if report.failures:
-        raise MmdebError(f"autorebuild failed: {report.failures[0]}", f"see the report mailed to {settings.mail_to}")
+        raise report.error(settings.mail_to)
 
 
 def cmd_self_build(args, runner: Runner) -> None:

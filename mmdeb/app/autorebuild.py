@@ -38,16 +38,23 @@ SENDMAIL = "/usr/sbin/sendmail"
 class Report:
     policy: str
     lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[MmdebError] = field(default_factory=list)
     eventful: bool = False  # anything to tell the admin: a release, a rebuild or a failure
 
     def add(self, line: str) -> None:
         self.lines.append(line)
         self.eventful = True
 
-    def fail(self, line: str) -> None:
-        self.failures.append(line)
-        self.add(f"FAILED: {line}")
+    def fail(self, error: MmdebError) -> None:
+        self.failures.append(error)
+        self.add(f"FAILED: {error}")
+
+    def error(self, mail_to: str) -> MmdebError:
+        """The run's failure as one line: the first failure, its fix, and where the report went."""
+        first = self.failures[0]
+        mailed = f"the whole report is mailed to {mail_to}"
+        remedy = f"{first.remedy}; {mailed}" if first.remedy else f"read the report mailed to {mail_to}"
+        return MmdebError(f"autorebuild failed: {first.message}", remedy)
 
     def subject(self, host: str) -> str:
         outcome = "FAILED" if self.failures else "report" if self.policy == "report" else "done"
@@ -121,7 +128,9 @@ def build_and_publish(rebuilds: list[Rebuild], where: Places, settings: Settings
     for item, (spec, outcome) in zip(rebuilds, outcomes):
         log = where.out.resolve() / spec.dist / spec.log_name(arch)
         if isinstance(outcome, MmdebError):
-            report.fail(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message}); log: {log}")
+            # outcome names the log when a command failed; other failures say why themselves.
+            report.fail(MmdebError(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message})",
+                                   outcome.remedy))
         else:
             report.add(f"built {spec.package} {spec.version} for {spec.dist}; log: {log}")
             built.append(item)
@@ -155,7 +164,7 @@ def autorebuild(where: Places, settings: Settings, runner: Runner) -> Report:
             else:
                 built = build_and_publish(rebuilds, where, settings, report, runner)
         except MmdebError as exc:
-            report.fail(str(exc))
+            report.fail(exc)
         if report.failures and not built:
             restore(where.catalogue, catalogue_before)
         elif built:
