@@ -264,7 +264,7 @@ def cmd_autorebuild(args, host: Host) -> None:
         kept = host.mail_report(report)
         say(f"report mailed to {host.conf.mail_to} and kept in {kept}")
     if report.failures:
-        raise MmdebError(f"autorebuild failed: {report.failures[0]}", f"see the report mailed to {host.conf.mail_to}")
+        raise report.error(host.conf.mail_to)
 
 
 def cmd_self_build(args, host: Host) -> None:

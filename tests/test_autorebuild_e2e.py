@@ -164,7 +164,8 @@ def test_apt_upgrade_moves_the_list_host_to_the_new_release(build_host, new_rele
 
 def test_a_broken_release_publishes_nothing_and_mails_the_failure(build_host, broken_release_run):
     assert broken_release_run.returncode == 1
-    assert broken_release_run.stderr.startswith("mmdeb: error: autorebuild failed: ")
+    (line,) = broken_release_run.stderr.splitlines()
+    assert line.startswith("mmdeb: error: autorebuild failed: ") and line.count("Fix: ") == 1, line
     subject, body = wait_for_report(build_host, 3)
     assert subject.endswith(": FAILED")
     assert f"FAILED: mailman-{DOMAIN} {BROKEN}-1+deb13 for {DIST} did not build" in body

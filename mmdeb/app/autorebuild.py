@@ -21,16 +21,23 @@ SENDMAIL = "/usr/sbin/sendmail"
 class Report:
     policy: str
     lines: list[str] = field(default_factory=list)
-    failures: list[str] = field(default_factory=list)
+    failures: list[MmdebError] = field(default_factory=list)
     eventful: bool = False  # anything to tell the admin: a release, a rebuild or a failure
 
     def add(self, line: str) -> None:
         self.lines.append(line)
         self.eventful = True
 
-    def fail(self, line: str) -> None:
-        self.failures.append(line)
-        self.add(f"FAILED: {line}")
+    def fail(self, error: MmdebError) -> None:
+        self.failures.append(error)
+        self.add(f"FAILED: {error}")
+
+    def error(self, mail_to: str) -> MmdebError:
+        """The run's failure as one line: the first failure, its fix, and where the report went."""
+        first = self.failures[0]
+        mailed = f"the whole report is mailed to {mail_to}"
+        remedy = f"{first.remedy}; {mailed}" if first.remedy else f"read the report mailed to {mail_to}"
+        return MmdebError(f"autorebuild failed: {first.message}", remedy)
 
     def subject(self, host: str) -> str:
         outcome = "FAILED" if self.failures else "report" if self.policy == "report" else "done"
@@ -89,5 +96,5 @@ def deliver(report: Report, reports: Path, to: str, host: str, runner: Runner) -
     if not os.access(SENDMAIL, os.X_OK):
         raise MmdebError(f"cannot mail the autorebuild report to {to}: {SENDMAIL} is missing",
                          f"install a mail transport (apt install postfix, or exim4); the report is in {path}")
-    runner.run(sendmail_argv(), stdin=mail(report, to, host))
+    runner.run(sendmail_argv(), stdin=mail(report, to, host), what=f"mailing the report to {to} (kept in {path})")
     return path

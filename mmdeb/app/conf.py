@@ -50,6 +50,11 @@ def load(path: Path) -> Settings:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MmdebError(f"{path} is not valid TOML ({exc})", f"correct {path}")
+    loose = [key for key, value in data.items() if not isinstance(value, dict)]
+    if loose:  # TOML puts a key above the first [table] in no table
+        key = loose[0]
+        raise MmdebError(f"{path}: setting {key} is above the first table, so it is in none",
+                         f"move it under [{LAYOUT[key][0]}]" if key in LAYOUT else "remove it")
     values = {}
     for field in fields(Settings):
         table, allowed = LAYOUT[field.name]

@@ -3,7 +3,7 @@ scheduled autorebuild. A Host is made once per run from its Places, its mmdeb.co
 a Runner; the modules below get what they need from it as parameters."""
 
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -49,8 +49,9 @@ class Host:
         catalogue = self.catalogue()
         return cache(lambda ref, flavour: describe(ref, flavour, catalogue, self.places.cache))
 
-    def check_upstreams(self, name: str | None) -> list[str]:
-        return list(check(self.catalogue(), name))
+    def check_upstreams(self, name: str | None) -> Iterator[str]:
+        """Report lines as each upstream is checked; MmdebError at the end if one was unreachable."""
+        return check(self.catalogue(), name)
 
     def add_upstream(self, name: str, url: str, sha256: str | None, signature_url: str | None,
                      signing_key: Path | None, watch: dict | None) -> tracking.Recorded:
@@ -179,11 +180,11 @@ class Host:
     def repository(self) -> Repository:
         return Repository(self.places.repo, self.runner)
 
-    def publish_files(self, packages: list[tuple[str, str, str]]) -> Path:
-        """Publish the built (package, dist, version)s: the files their builds made."""
+    def publish_files(self, packages: list[tuple[str, str, str]], arch: str) -> Path:
+        """Publish the (package, dist, version)s built on arch: the files their builds made."""
         files: dict[str, list[Path]] = {}
         for package, dist, version in packages:
-            files.setdefault(dist, []).extend(built_files(self.places.out.resolve(), package, dist, version))
+            files.setdefault(dist, []).extend(built_files(self.places.out.resolve(), package, dist, version, arch))
         return self.repository().publish(files)
 
     def publish(self, say: Say) -> None:
@@ -194,7 +195,8 @@ class Host:
             if not pending:
                 say("nothing to publish: every built version is published")
                 return
-            current = self.publish_files([(package, dist, record.built) for package, dist, record in pending])
+            current = self.publish_files([(package, dist, record.built) for package, dist, record in pending],
+                                         host_arch(self.runner))
             for package, dist, record in pending:
                 record.published = record.built
                 say(f"published {package} {record.built} to {dist}")
@@ -258,7 +260,7 @@ class Host:
                 else:
                     built = self.build_and_publish(rebuilds, report)
             except MmdebError as exc:
-                report.fail(str(exc))
+                report.fail(exc)
             if report.failures and not built:
                 restore(self.places.catalogue, catalogue_before)
             elif built:
@@ -296,12 +298,14 @@ class Host:
         for item, (spec, outcome) in zip(rebuilds, outcomes):
             log = self.places.out.resolve() / spec.dist / spec.log_name(arch)
             if isinstance(outcome, MmdebError):
-                report.fail(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message}); log: {log}")
+                # outcome names the log when a command failed; other failures say why themselves.
+                report.fail(MmdebError(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message})",
+                                       outcome.remedy))
             else:
                 report.add(f"built {spec.package} {spec.version} for {spec.dist}; log: {log}")
                 built.append(item)
         if built and self.conf.policy == "build+publish":
-            self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built])
+            self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch)
             for item in built:
                 report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {self.places.repo}")
         return built

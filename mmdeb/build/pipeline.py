@@ -12,6 +12,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from debian.deb822 import Changes, Dsc
+
 from mmdeb import __version__
 from mmdeb.build.builders import Builder
 from mmdeb.build.source import build_source
@@ -22,6 +24,7 @@ from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 from mmdeb.upstream.tarball import Upstream
+from mmdeb.upstream.fetch import sha256_of
 
 
 def progress(message: str) -> None:
@@ -49,7 +52,7 @@ def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
 
 
 def host_arch(runner: Runner) -> str:
-    return runner.run(["dpkg", "--print-architecture"]).strip()
+    return runner.run(["dpkg", "--print-architecture"], what="asking dpkg for the host's architecture").strip()
 
 
 def build(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
@@ -85,12 +88,43 @@ def outcome(future: Future) -> list[Path] | MmdebError:
     return error if isinstance(error, MmdebError) else future.result()
 
 
-def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
-    """The .dsc and .deb files of a build, for publishing."""
-    files = [out / dist / f"{package}_{version}.dsc", *sorted((out / dist).glob(f"{package}*_{version}_*.deb"))]
-    if len(files) < 2 or not files[0].exists():
-        raise MmdebError(f"the built files of {package} {version} are not in {out / dist}",
-                         f"rebuild it (mmdeb rebuild --out {out}) or give --out")
+def changes_name(package: str, version: str, arch: str) -> str:
+    """The .changes of a binary build. sbuild, pbuilder and dpkg-buildpackage name it by the host's
+    architecture, also for an Architecture: all package."""
+    return f"{package}_{version}_{arch}.changes"
+
+
+def built_files(out: Path, package: str, dist: str, version: str, arch: str) -> list[Path]:
+    """The .dsc of a build and the .deb files its .changes lists, for publishing: exactly that
+    build's, never another package's lying in the same directory."""
+    directory = out / dist
+    dsc = directory / f"{package}_{version}.dsc"
+    changes = directory / changes_name(package, version, arch)
+    remedy = f"give publish the --out {package} was built in, or build it there again"
+    for control in (dsc, changes):
+        if not control.is_file():
+            raise MmdebError(f"the build of {package} {version} in {directory} is incomplete: {control.name} is missing",
+                             remedy)
+    listed(dsc, package, version, remedy)
+    return [dsc, *(path for path in listed(changes, package, version, remedy) if path.suffix == ".deb")]
+
+
+def listed(control: Path, package: str, version: str, remedy: str) -> list[Path]:
+    """The files a .dsc or .changes lists, each checked to lie beside it with the size and sha256 it records."""
+    with open(control, encoding="utf-8") as fh:
+        entries = (Dsc if control.suffix == ".dsc" else Changes)(fh).get("Checksums-Sha256", [])
+    files = []
+    for entry in entries:
+        path = control.parent / entry["name"]
+        if not path.is_file():
+            problem = "is missing"
+        elif path.stat().st_size != int(entry["size"]) or sha256_of(path) != entry["sha256"]:
+            problem = "differs from its checksum there"
+        else:
+            files.append(path)
+            continue
+        raise MmdebError(f"the build of {package} {version} in {control.parent} is incomplete: "
+                         f"{path.name}, listed in {control.name}, {problem}", remedy)
     return files
 
 

@@ -144,7 +144,8 @@ def build_source(spec: SelfSpec, data_dir: Path, workdir: Path, runner: Runner) 
     tree = workdir / spec.tree_name
     copy_source(data_dir, tree)
     render_self(spec, tree / "debian-templates", tree / "debian")
-    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
+    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir,
+               what=f"building the source package of {spec.package} {spec.version} (dpkg-source)")
     shutil.rmtree(tree)
     return workdir / spec.dsc_name
 

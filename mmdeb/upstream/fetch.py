@@ -73,7 +73,7 @@ def gpgv_argv(keyring: Path, signature: Path, data: Path) -> list[str]:
 
 def verify_signature(keyring: Path, signature: Path, data: Path, what: str, runner: Runner) -> None:
     try:
-        runner.run(gpgv_argv(keyring, signature, data))
+        runner.run(gpgv_argv(keyring, signature, data), what=f"checking the OpenPGP signature of {what}")
     except CommandFailed as exc:
         reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else exc.message
         raise MmdebError(

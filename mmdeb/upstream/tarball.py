@@ -94,16 +94,20 @@ def inspect_tarball(path: Path) -> tuple[str, int]:
     """Read the whole tarball (catching truncation); return Mailman's version and the newest mtime."""
     if not path.is_file():
         raise MmdebError(f"upstream tarball {path} does not exist", "give the path of a Mailman 2 tarball or a catalogue name")
-    if not any(path.name.endswith(suffix) for suffix in TARBALL_SUFFIXES):
+    suffix = next((suffix for suffix in TARBALL_SUFFIXES if path.name.endswith(suffix)), None)
+    if not suffix:
         raise MmdebError(
             f"{path.name} is not a tarball mmdeb can use as an orig tarball",
             f"give a file ending in one of {', '.join(TARBALL_SUFFIXES)}",
         )
+    if path.stat().st_size == 0:
+        raise MmdebError(f"upstream tarball {path} is empty (0 bytes)", "download the upstream tarball again")
     version = None
     newest_mtime = 0
     tops = set()
     try:
-        with tarfile.open(path) as tar:
+        # The compression its name says (dpkg-source names the orig by it), so a failure has one reason.
+        with tarfile.open(path, f"r:{TARBALL_SUFFIXES[suffix]}") as tar:
             for member in tar:
                 parts = member.name.lstrip("./").split("/")
                 tops.add(parts[0])
@@ -112,7 +116,9 @@ def inspect_tarball(path: Path) -> tuple[str, int]:
                     match = VERSION_LINE.search(tar.extractfile(member).read())
                     version = match.group(1).decode() if match else None
     except (tarfile.TarError, EOFError, OSError) as exc:
-        raise MmdebError(f"{path} is truncated or not a valid tarball ({exc})", "download the upstream tarball again")
+        reason = " ".join(str(exc).split())
+        raise MmdebError(f"{path} is truncated or not a valid tarball ({reason})",
+                         "download the upstream tarball again")
     if version is None or len(tops) != 1:
         raise MmdebError(
             f"{path} is not a Mailman 2 source tarball (no single top directory with Mailman/Version.py)",

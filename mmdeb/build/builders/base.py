@@ -19,3 +19,8 @@ class Builder(ABC):
     @abstractmethod
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
         """Build the binary packages of dsc into result_dir."""
+
+
+def built_package(dsc: Path) -> str:
+    """"PACKAGE VERSION" of PACKAGE_VERSION.dsc, to say what a build was of."""
+    return dsc.stem.replace("_", " ", 1)

@@ -125,7 +125,8 @@ class ChrootCache:
         try:
             # When writing the tarball fails, mmdebstrap sends SIGHUP to its process group.
             runner.run(mmdebstrap_argv(dist, arch, partial, chroot_packages(dist),
-                                       sources_lines(dist, mirror(), security_mirror())), own_group=True)
+                                       sources_lines(dist, mirror(), security_mirror())), own_group=True,
+                       what=f"making the {dist}/{arch} build chroot with mmdebstrap")
             os.replace(partial, target)
         except CommandFailed as exc:
             if "No space left on device" in exc.output:

@@ -3,6 +3,7 @@
 import os
 from pathlib import Path
 
+from mmdeb.build.builders.base import built_package
 from mmdeb.build.builders.chroot import ChrootBuilder, ChrootCache
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
@@ -46,4 +47,5 @@ class PbuilderBuilder(ChrootBuilder):
         self.config.write_text(PBUILDERRC)
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
-        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir, self.config))
+        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir, self.config),
+                   what=f"building {built_package(dsc)} with pbuilder")
