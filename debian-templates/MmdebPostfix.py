@@ -17,7 +17,7 @@ from Mailman import LockFile
 from Mailman import mm_cfg
 from Mailman import Utils
 
-# Every domain's prefix is /var/lib/mailmen/DOMAIN; the shared core serves them all.
+# Every domain's prefix ends in the domain (mmdeb/domains/layout.py); the shared core serves them all.
 PREFIX = mm_cfg.PREFIX
 DOMAIN = os.path.basename(PREFIX.rstrip('/'))
 SUFFIXES = ('', 'admin', 'bounces', 'confirm', 'join', 'leave', 'owner',

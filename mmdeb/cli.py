@@ -7,29 +7,19 @@ import sys
 from dataclasses import asdict, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__
+from mmdeb import __version__
 from mmdeb.app import places
-from mmdeb.upstream import tracking
-from mmdeb.app.autorebuild import autorebuild, deliver
-from mmdeb.build.builders.chroot import ChrootCache
-from mmdeb.upstream.catalogue import load_catalogue
-from mmdeb.domains.domain import Domain
+from mmdeb.app.conf import POLICIES, URGENCIES, load as load_conf
+from mmdeb.app.host import Host
+from mmdeb.build.builders import BUILDERS
+from mmdeb.domains.settings import DEFAULTS, MODES, RUNNERS, DomainSettings
 from mmdeb.errors import MmdebError
 from mmdeb.importing.plan import plan_import, plan_lines, planned_domains, unimportable
-from mmdeb.build.pipeline import BuildRequest, build, built_files, default_upstream, host_arch, run
-from mmdeb.plan.rebuild import plan_all, split_version
-from mmdeb.publish.repo import KEYRING, Repository, sources_stanza
 from mmdeb.run import Runner
-from mmdeb.build.selfpackage import SELF_DISTS, build_self
-from mmdeb.app.conf import BUILDERS, POLICIES, URGENCIES, load as load_settings
-from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, MODES, RUNNERS, SETTINGS, PackageSpec
-from mmdeb.domains.state import DomainState, State, locked
-from mmdeb.upstream.dists import DIST_RELEASES, FLAVOURS
-from mmdeb.upstream.tarball import cache_dir, resolve
-from mmdeb.upstream.watch import check
+from mmdeb.upstream.dists import DIST_RELEASES, FLAVOURS, SELF_DISTS
 
 
-# Defaults that depend on where mmdeb runs (see places.py); filled in by with_defaults.
+# Defaults that depend on where mmdeb runs (see app/places.py); filled in by host_for.
 WHERE = {
     "state": "./mmdeb.toml, or /var/lib/mmdeb/mmdeb.toml when mmdeb is installed",
     "out": "./build, or /var/lib/mmdeb/build when installed",
@@ -37,41 +27,51 @@ WHERE = {
 }
 
 
-def with_defaults(args: argparse.Namespace) -> argparse.Namespace:
-    """args with every option left unset taken from this run's places and mmdeb.conf."""
+def host_for(args: argparse.Namespace) -> Host:
+    """The Host of this run: its places and mmdeb.conf, with the options given overriding them."""
     where = places.current()
-    settings = load_settings(where.settings)
-    defaults = {"state": where.state, "out": where.out, "repo": where.repo,
-                "builder": settings.builder, "jobs": settings.build_jobs}
-    for name, value in defaults.items():
-        if getattr(args, name, "unused") is None:
-            setattr(args, name, value)
-    return args
+    where = replace(where, **{name: getattr(args, name) for name in ("state", "out", "repo")
+                              if getattr(args, name, None) is not None})
+    conf = load_conf(where.settings)
+    overrides = {"builder": getattr(args, "builder", None), "jobs": getattr(args, "jobs", None),
+                 "patches": str(args.patches) if getattr(args, "patches", None) else None,
+                 "urgency": getattr(args, "urgency", None), "policy": getattr(args, "policy", None),
+                 "mail_to": getattr(args, "mail_to", None)}
+    conf = replace(conf, **{name: value for name, value in overrides.items() if value is not None})
+    return Host(where, conf, Runner(echo=args.verbose))
+
+
+def domain_settings(args: argparse.Namespace) -> DomainSettings:
+    """The settings add_domain_settings' options give; an unset upstream, flavour or dist is left
+    for Host.settle to default."""
+    return DomainSettings(args.upstream or "", args.flavour or "", args.dist or "", args.mail_gid, args.cgi_gid,
+                          getattr(args, "site_list_owner", ""), args.mode, args.runners)
 
 
 def add_build_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--builder", choices=BUILDERS, help="default: build.builder in mmdeb.conf, or sbuild")
     sub.add_argument("--jobs", type=int, help="domains built at once (default: build.jobs in mmdeb.conf, or one per CPU)")
     sub.add_argument("--out", type=Path, help=f"output directory (default: {WHERE['out']})")
-    sub.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
+    sub.add_argument("--patches", type=Path, help="directory of <flavour>/series (default: build.patches in mmdeb.conf, "
+                     "or mmdeb's patches/)")
 
 
 def add_domain_settings(sub: argparse.ArgumentParser) -> None:
     sub.add_argument("--upstream", metavar="TARBALL|NAME", help="a Mailman tarball or a catalogue name")
     sub.add_argument("--flavour", choices=sorted(FLAVOURS), help="default: guessed from the tarball")
     sub.add_argument("--dist", choices=list(DIST_RELEASES), help="default: the flavour's first distribution")
-    sub.add_argument("--mail-gid", default=DEFAULT_MAIL_GID, help="group the MTA runs the mail wrapper as")
-    sub.add_argument("--cgi-gid", default=DEFAULT_CGI_GID, help="group the web server runs CGI scripts as")
-    sub.add_argument("--mode", choices=MODES, default="prefix",
+    sub.add_argument("--mail-gid", default=DEFAULTS["mail_gid"], help="group the MTA runs the mail wrapper as")
+    sub.add_argument("--cgi-gid", default=DEFAULTS["cgi_gid"], help="group the web server runs CGI scripts as")
+    sub.add_argument("--mode", choices=MODES, default=DEFAULTS["mode"],
                      help="prefix: a whole Mailman per domain; shared: one core package, thin domain packages")
-    sub.add_argument("--runners", choices=RUNNERS, default="on-demand",
+    sub.add_argument("--runners", choices=RUNNERS, default=DEFAULTS["runners"],
                      help="on-demand: queue runners start when mail arrives (systemd hosts); always-on: mailmanctl")
 
 
 def add_record_settings(sub: argparse.ArgumentParser) -> None:
     """The settings a domain is recorded with in the state file (domains add, import plan --record)."""
     add_domain_settings(sub)
-    sub.add_argument("--site-list-owner", default="", help="debconf's default owner (default: postmaster@DOMAIN)")
+    sub.add_argument("--site-list-owner", default=DEFAULTS["site_list_owner"], help="debconf's default owner (default: postmaster@DOMAIN)")
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,7 +102,7 @@ def parser() -> argparse.ArgumentParser:
     remove.set_defaults(handler=cmd_domains_remove)
 
     status = commands.add_parser("status", help="versions and pending rebuilds")
-    status.add_argument("--patches", type=Path, default=PATCHES_DIR, help="directory of <flavour>/series")
+    status.add_argument("--patches", type=Path, help="directory of <flavour>/series (default: build.patches in mmdeb.conf)")
     status.set_defaults(handler=cmd_status)
 
     rebuild = commands.add_parser("rebuild", help="rebuild the domains whose inputs changed")
@@ -110,7 +110,7 @@ def parser() -> argparse.ArgumentParser:
     rebuild.add_argument("--dist", choices=list(DIST_RELEASES), help="move the domains to this distribution")
     rebuild.add_argument("--mode", choices=MODES, help="switch the domains to this mode")
     rebuild.add_argument("--runners", choices=RUNNERS, help="switch the domains' queue runners to this setting")
-    rebuild.add_argument("--urgency", choices=URGENCIES, default="medium")
+    rebuild.add_argument("--urgency", choices=URGENCIES, help="of the changelog entry (default: autorebuild.urgency in mmdeb.conf, high)")
     rebuild.add_argument("--dry-run", action="store_true", help="print the plan only")
     add_build_options(rebuild)
     rebuild.set_defaults(handler=cmd_rebuild)
@@ -185,119 +185,44 @@ def print_artifacts(artifacts: list[Path]) -> None:
             print(artifact)
 
 
-def cmd_build(args, runner: Runner) -> None:
-    request = BuildRequest(
-        domains=args.domains, upstream=args.upstream, flavour=args.flavour, dist=args.dist,
-        builder=None if args.source_only else args.builder, out=args.out, mail_gid=args.mail_gid,
-        cgi_gid=args.cgi_gid, patches_dir=args.patches, jobs=max(1, args.jobs), revision=args.revision,
-        mode=args.mode, runners=args.runners,
-    )
-    print_artifacts(run(request, runner))
+def say(line: str) -> None:
+    print(line, flush=True)
 
 
-def cmd_domains_add(args, runner: Runner) -> None:
-    print("\n".join(add_domains(args, args.domains)))
+def cmd_build(args, host: Host) -> None:
+    print_artifacts(host.build(args.domains, domain_settings(args), args.revision, args.source_only))
 
 
-def add_domains(args, names: list[str], keep_recorded: bool = False) -> list[str]:
-    """Record names in args.state with the settings of args (add_record_settings' options), all
-    or none, and say what was done. A domain already recorded is refused, or with keep_recorded
-    left as it is."""
-    upstream_name = args.upstream or default_upstream(args.flavour)
-    upstream = resolve(upstream_name, args.flavour)
-    dist = args.dist or upstream.flavour.dists[0]
-    # A catalogue name stays a name; a tarball is recorded by absolute path.
-    upstream_ref = upstream_name if upstream_name in load_catalogue().get("upstream", {}) else str(upstream.tarball)
-    with locked(args.state) as state:
-        lines = []
-        for raw in names:
-            domain = Domain.parse(raw)
-            if domain.name in state.domains:
-                if not keep_recorded:
-                    raise MmdebError(f"{domain.name} is already a domain of {args.state}", "remove it first to change it")
-                lines.append(f"kept {domain.name}: already a domain of {args.state}, its settings unchanged")
-                continue
-            # Validates dist, groups and owner exactly as a build would.
-            PackageSpec.for_domain(domain, upstream, dist, PATCHES_DIR, args)
-            state.domains[domain.name] = DomainState(upstream_ref, upstream.flavour.name, dist,
-                                                     **{key: getattr(args, key) for key in SETTINGS})
-            lines.append(f"added {domain.name} ({upstream.flavour.name} on {dist}, {args.mode} mode, runners {args.runners})")
-        state.save()
-    return lines
+def cmd_domains_add(args, host: Host) -> None:
+    say("\n".join(host.add_domains(args.domains, domain_settings(args))))
 
 
-def cmd_domains_list(args, runner: Runner) -> None:
-    state = State.load(args.state)
-    for name, domain in sorted(state.domains.items()):
-        print(f"{name}\t{domain.flavour}\t{domain.dist}\t{domain.mode}\t{domain.runners}\t{domain.upstream}\tbuilt {domain.built or '-'}")
+def cmd_domains_list(args, host: Host) -> None:
+    for name, domain in sorted(host.state().domains.items()):
+        settings = domain.settings
+        say(f"{name}\t{settings.flavour}\t{settings.dist}\t{settings.mode}\t{settings.runners}\t{settings.upstream}\t"
+            f"built {domain.built or '-'}")
 
 
-def cmd_domains_remove(args, runner: Runner) -> None:
-    with locked(args.state) as state:
-        for raw in args.domains:
-            name = Domain.parse(raw).name
-            state.get(name)
-            del state.domains[name]
-            print(f"removed {name} from {args.state}; its packages and build/ files are untouched")
-        state.save()
+def cmd_domains_remove(args, host: Host) -> None:
+    say("\n".join(host.remove_domains(args.domains)))
 
 
-def cmd_status(args, runner: Runner) -> None:
-    state = State.load(args.state)
-    pending = {(item.spec.package, item.spec.dist): item for item in plan_all(state, sorted(state.domains), "medium", args.patches)}
-    print("PACKAGE\tDIST\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD")
-    for package, dist, record in state.packages():
-        item = pending.get((package, dist))
-        upstream = item.spec.upstream.version if item else split_version(record.built)[0] if record.built else "-"
-        why = "pending: " + "; ".join(item.reasons) if item else "up to date"
-        print(f"{package}\t{dist}\t{record.built or '-'}\t{record.published or '-'}\t{upstream}\t{why}")
+def cmd_status(args, host: Host) -> None:
+    say("\n".join(host.status()))
 
 
-def cmd_rebuild(args, runner: Runner) -> None:
-    with locked(args.state) as state:
-        names = [Domain.parse(raw).name for raw in args.domains] or sorted(state.domains)
-        if not names:
-            raise MmdebError(f"{args.state} records no domain", "add one with: mmdeb domains add DOMAIN")
-        for name in names:
-            domain = state.get(name)
-            domain.dist = args.dist or domain.dist
-            domain.mode = args.mode or domain.mode
-            domain.runners = args.runners or domain.runners
-        rebuilds = plan_all(state, names, args.urgency, args.patches)
-        for item in rebuilds:
-            print(f"rebuild {item.spec.package} as {item.spec.version}: {'; '.join(item.reasons)}")
-        if not rebuilds:
-            print("nothing to rebuild: every package is up to date")
-        if args.dry_run or not rebuilds:
-            return
-        print_artifacts(build([item.spec for item in rebuilds], args.builder, args.out, max(1, args.jobs), runner))
-        for item in rebuilds:
-            item.record_build()
-        state.save()
+def cmd_rebuild(args, host: Host) -> None:
+    changes = {name: getattr(args, name) for name in ("dist", "mode", "runners") if getattr(args, name)}
+    print_artifacts(host.rebuild(args.domains, changes, args.urgency, args.dry_run, say))
 
 
-def cmd_publish(args, runner: Runner) -> None:
-    with locked(args.state) as state:
-        pending = [(package, dist, record) for package, dist, record in state.packages()
-                   if record.built and record.built != record.published]
-        if not pending:
-            print("nothing to publish: every built version is published")
-            return
-        packages: dict[str, list[Path]] = {}
-        for package, dist, record in pending:
-            packages.setdefault(dist, []).extend(built_files(args.out, package, dist, record.built))
-        current = Repository(args.repo, runner).publish(packages)
-        for package, dist, record in pending:
-            record.published = record.built
-            print(f"published {package} {record.built} to {dist}")
-        state.save()
-    print(f"\nCopy {current / KEYRING} to /usr/share/keyrings/ on each list host, and add this")
-    print("to /etc/apt/sources.list.d/mmdeb.sources (serve the directory over HTTP for remote hosts):\n")
-    print(sources_stanza(args.repo.resolve() / "current", sorted(packages)))
+def cmd_publish(args, host: Host) -> None:
+    host.publish(say)
 
 
-def cmd_import_plan(args, runner: Runner) -> None:
-    plan = plan_import(args.source, args.state)
+def cmd_import_plan(args, host: Host) -> None:
+    plan = plan_import(args.source, host.places.state)
     print(json.dumps(asdict(plan), indent=2, ensure_ascii=False) if args.json else "\n".join(plan_lines(plan)))
     error = unimportable(plan)
     if error:
@@ -305,86 +230,66 @@ def cmd_import_plan(args, runner: Runner) -> None:
     if args.record:
         # After the plan, so the plan's flags show what the state file held before.
         domains = planned_domains(plan)
-        lines = add_domains(args, domains, keep_recorded=True) if domains else ["no domain to record: the plan moves no list"]
+        lines = (host.add_domains(domains, domain_settings(args), keep_recorded=True) if domains
+                 else ["no domain to record: the plan moves no list"])
         print("\n".join(lines), file=sys.stderr if args.json else sys.stdout)
 
 
-def cmd_upstream_check(args, runner: Runner) -> None:
-    for line in check(load_catalogue(), args.name):
-        print(line, flush=True)
+def cmd_upstream_check(args, host: Host) -> None:
+    for line in host.check_upstreams(args.name):
+        say(line)
 
 
-def cmd_upstream_add(args, runner: Runner) -> None:
+def cmd_upstream_add(args, host: Host) -> None:
     if bool(args.watch_url) != bool(args.watch_regex):
         raise MmdebError("a watch needs both --watch-url and --watch-regex", "give both, or neither")
     watch = {"url": args.watch_url, "regex": args.watch_regex} if args.watch_url else None
-    recorded = tracking.add(args.name, args.url, args.sha256, runner, args.signature_url, args.signing_key, watch)
-    print(f"added {recorded.name}: Mailman {recorded.version}, sha256 {recorded.sha256}, verified by {recorded.verified_by}")
+    recorded = host.add_upstream(args.name, args.url, args.sha256, args.signature_url, args.signing_key, watch)
+    say(f"added {recorded.name}: Mailman {recorded.version}, sha256 {recorded.sha256}, verified by {recorded.verified_by}")
 
 
-def cmd_upstream_update(args, runner: Runner) -> None:
-    recorded = tracking.update(args.name, runner)
+def cmd_upstream_update(args, host: Host) -> None:
+    recorded = host.update_upstream(args.name)
     if recorded is None:
-        print(f"{args.name} is up to date")
+        say(f"{args.name} is up to date")
         return
-    print(f"updated {recorded.name}: {recorded.old_version} -> {recorded.version} ({recorded.url}), "
-          f"sha256 {recorded.sha256}, verified by {recorded.verified_by}")
+    say(f"updated {recorded.name}: {recorded.old_version} -> {recorded.version} ({recorded.url}), "
+        f"sha256 {recorded.sha256}, verified by {recorded.verified_by}")
 
 
-def cmd_autorebuild(args, runner: Runner) -> None:
-    where = replace(places.current(), state=args.state)
-    settings = load_settings(where.settings)
-    settings = replace(settings, policy=args.policy or settings.policy, mail_to=args.mail_to or settings.mail_to)
-    report = autorebuild(where, settings, runner)
+def cmd_autorebuild(args, host: Host) -> None:
+    report = host.autorebuild()
     print(report.text(), end="", flush=True)
     if report.eventful:
-        kept = deliver(report, where, settings.mail_to, runner)
-        print(f"report mailed to {settings.mail_to} and kept in {kept}")
+        kept = host.mail_report(report)
+        say(f"report mailed to {host.conf.mail_to} and kept in {kept}")
     if report.failures:
-        raise MmdebError(f"autorebuild failed: {report.failures[0]}", f"see the report mailed to {settings.mail_to}")
+        raise report.error(host.conf.mail_to)
 
 
-def cmd_self_build(args, runner: Runner) -> None:
-    print_artifacts(build_self(args.dist, args.builder, args.out, runner))
+def cmd_self_build(args, host: Host) -> None:
+    print_artifacts(host.build_self(args.dist))
 
 
-def chroots_in_use(args, runner: Runner) -> tuple[ChrootCache, str, set[Path]]:
-    """The chroot cache, the host architecture, and the tarballs the state file's domains build in."""
-    chroots = ChrootCache.configured(cache_dir())
-    arch = host_arch(runner)
-    return chroots, arch, {chroots.path(domain.dist, arch) for domain in State.load(args.state).domains.values()}
+def cmd_chroot_list(args, host: Host) -> None:
+    for line in host.chroot_list():
+        say(line)
 
 
-def cmd_chroot_list(args, runner: Runner) -> None:
-    chroots, _, used = chroots_in_use(args, runner)
-    for entry in chroots.cached():
-        print(f"{entry.dist}\t{entry.arch}\t{entry.age_days:.1f} days\t{entry.size / 2**20:.0f} MiB\t"
-              f"{'used' if entry.path in used else 'unused'}\t{entry.path}")
+def cmd_chroot_update(args, host: Host) -> None:
+    host.chroot_update(args.dists, say)
 
 
-def cmd_chroot_update(args, runner: Runner) -> None:
-    for dist in args.dists:
-        if dist not in DIST_RELEASES:
-            raise MmdebError(f"unknown distribution {dist!r}", f"name one of {', '.join(DIST_RELEASES)}")
-    chroots, arch, used = chroots_in_use(args, runner)
-    dists = args.dists or [entry.dist for entry in chroots.cached() if entry.path in used]
-    if not dists:
-        print(f"no cached chroot is used by a domain of {args.state}; name the distributions to update")
-    for dist in dict.fromkeys(dists):
-        print(f"updated {chroots.update(dist, arch, runner)}", flush=True)
-
-
-def cmd_chroot_prune(args, runner: Runner) -> None:
-    chroots, _, used = chroots_in_use(args, runner)
-    for path in chroots.prune(used):
-        print(f"removed {path}")
+def cmd_chroot_prune(args, host: Host) -> None:
+    for path in host.chroot_prune():
+        say(f"removed {path}")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(message)s")
     try:
-        args.handler(with_defaults(args), Runner(echo=args.verbose))
+        args.handler(args, host_for(args))
     except MmdebError as exc:
         print(f"mmdeb: error: {exc}", file=sys.stderr)
         return 1

@@ -9,7 +9,6 @@ import os
 import shlex
 import shutil
 import sys
-from collections import deque
 from pathlib import Path
 
 import sh
@@ -18,8 +17,6 @@ from mmdeb.errors import MmdebError
 
 log = logging.getLogger(__name__)
 logging.getLogger("sh").setLevel(logging.WARNING)  # it logs every process start at INFO
-
-OUTPUT_TAIL_LINES = 15
 
 
 def require(program: str, package: str) -> None:
@@ -42,19 +39,20 @@ class Runner:
     def with_log(self, log_path: Path) -> "Runner":
         return Runner(log_path, self.echo)
 
-    def run(self, argv: list[str], *, cwd: Path | None = None, env: dict | None = None, stdin: str | None = None,
-            own_group: bool = False) -> str:
-        """Run argv (with stdin as its input); return its combined output or raise MmdebError naming
-        the log. own_group: in a process group of its own, for commands that signal their whole group."""
+    def run(self, argv: list[str], *, what: str, cwd: Path | None = None, env: dict | None = None,
+            stdin: str | None = None, own_group: bool = False) -> str:
+        """Run argv (with stdin as its input); return its combined output. On failure raise
+        CommandFailed: what (such as "building mailman-lists.example.org 2.2.0-1+deb13") failed,
+        and the log to read, or without a log the output's last line; the argv is in the log and
+        in -v's output. own_group: in a process group of its own, for commands that signal their
+        whole group."""
         line = shlex.join(argv)
         log.info("$ %s", line)
         output: list[str] = []
-        tail: deque[str] = deque(maxlen=OUTPUT_TAIL_LINES)
         log_file = open(self.log_path, "a", encoding="utf-8", errors="replace") if self.log_path else None
 
         def sink(chunk: str) -> None:
             output.append(chunk)
-            tail.append(chunk)
             if log_file:
                 log_file.write(chunk)
                 log_file.flush()
@@ -77,8 +75,13 @@ class Runner:
         except sh.CommandNotFound:
             raise MmdebError(f"{argv[0]} is not installed", f"install it (apt-get install {argv[0]})")
         except sh.ErrorReturnCode as exc:
-            where = f"see {self.log_path}" if self.log_path else "its output was:\n" + "".join(tail)
-            raise CommandFailed(f"command failed with exit code {exc.exit_code}: {line}", where, "".join(output))
+            if self.log_path:
+                raise CommandFailed(f"{what} failed: see {self.log_path}",
+                                    "correct what the end of that log reports, then run again", "".join(output))
+            lines = "".join(output).strip().splitlines()
+            reason = f" ({argv[0]} exited with {exc.exit_code}{': ' + lines[-1].strip() if lines else ''})"
+            raise CommandFailed(f"{what} failed{reason}", "run mmdeb -v to see the command and its whole output",
+                                "".join(output))
         finally:
             if log_file:
                 log_file.close()

@@ -5,11 +5,11 @@ from pathlib import Path
 import pytest
 
 from mmdeb.app.autorebuild import sendmail_argv
-from mmdeb.build.builders.chroot import mmdebstrap_argv, preinstalled_packages, sources_lines, suites
+from mmdeb.build.builders.chroot import mmdebstrap_argv, sources_lines, suites
 from mmdeb.build.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.build.builders.pbuilder import pbuilder_argv
 from mmdeb.build.builders.sbuild import sbuild_argv
-from mmdeb.build.selfpackage import BUILD_DEPENDS
+from mmdeb.upstream.dists import SELF_BUILD_DEPENDS as BUILD_DEPENDS, chroot_packages as preinstalled_packages
 from mmdeb.build.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
 from mmdeb.upstream.fetch import gpgv_argv
 

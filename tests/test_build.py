@@ -8,6 +8,7 @@ import pytest
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, build, deb_of
 from helpers.debs import data_tar, prefix_of
 from helpers.dist_lintian import run_lintian
+from mmdeb.build.render import IMPORTER_MODULES
 from mmdeb.build.spec import JOBS
 from mmdeb.upstream.fetch import sha256_of
 
@@ -42,6 +43,7 @@ def test_deb_holds_the_importer(built):
         prefix = prefix_of(DOMAIN)
         assert members[f"{prefix}/bin/mmdeb-import"].mode == 0o755
         assert f"{prefix}/pythonlib/mmdeb/importing/listimport.py" in members
+        assert {f"{prefix}/pythonlib/mmdeb/{name}" for name in IMPORTER_MODULES} <= set(members)
 
 
 def test_package_starts_the_job_timers_never_the_jobs(built, tmp_path):

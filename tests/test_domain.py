@@ -9,6 +9,11 @@ def test_names_derived_from_the_domain():
     assert domain.package == "mailman-lists.example.org"
     assert domain.prefix == "/var/lib/mailmen/lists.example.org"
     assert domain.log_dir == "/var/log/mailmen/lists.example.org"
+    assert domain.lock_dir == "/run/lock/mailmen/lists.example.org"
+    assert domain.mm_cfg == "/etc/mailmen/lists.example.org/mm_cfg.py"
+    assert domain.site_list_dir == "/var/lib/mailmen/lists.example.org/lists/mailman"
+    assert domain.site_list_password == "/etc/mailmen/lists.example.org/site-list-password"
+    assert domain.nginx_tls_conf == "/etc/mailmen/lists.example.org/nginx-tls.conf"
 
 
 @pytest.mark.parametrize(

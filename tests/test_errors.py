@@ -1,6 +1,8 @@
 """Bad input: one clear line with the remedy, a non-zero exit, no traceback, nothing in build/."""
 
+import ast
 import os
+import shutil
 import subprocess
 import sys
 
@@ -9,6 +11,8 @@ import pytest
 from helpers.cli import assert_refused, mmdeb
 from helpers.fixture_upstream import make_fixture, write_tarball
 from mmdeb.build.builders.sbuild import check_subids
+import mmdeb as package
+from mmdeb.app.autorebuild import Report
 from mmdeb.errors import MmdebError
 
 
@@ -34,6 +38,20 @@ def test_truncated_tarball(tmp_path, fixtures):
     truncated.write_bytes(data[: len(data) // 2])
     result = mmdeb("build", "lists.example.org", "--upstream", str(truncated), cwd=tmp_path)
     assert_refused(result, tmp_path / "build", "truncated")
+
+
+def test_empty_tarball(tmp_path):
+    empty = tmp_path / "mailman-2.2.0.tar.gz"
+    empty.write_bytes(b"")
+    result = mmdeb("build", "lists.example.org", "--upstream", str(empty), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", f"upstream tarball {empty} is empty (0 bytes)")
+
+
+def test_not_a_tarball(tmp_path):
+    other = tmp_path / "mailman-2.2.0.tar.gz"
+    other.write_text("<html>404 Not Found</html>\n")
+    result = mmdeb("build", "lists.example.org", "--upstream", str(other), cwd=tmp_path)
+    assert_refused(result, tmp_path / "build", f"{other} is truncated or not a valid tarball (not a gzip file)")
 
 
 def test_non_mailman_tarball(tmp_path):
@@ -110,3 +128,56 @@ def test_mmdeb_import_of_a_missing_source(tmp_path):
     assert (result.returncode, result.stdout) == (1, "")
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"mmdeb-import: error: {missing} does not exist. Fix: ") and "Traceback" not in result.stderr
+
+
+def test_a_failed_build_names_the_package_and_its_log(tmp_path, fixtures):
+    patches = tmp_path / "patches"
+    shutil.copytree(fixtures["py3"].parent / "patches", patches)
+    (patches / "py3/stale.patch").write_text(
+        "--- a/Mailman/Defaults.py\n+++ b/Mailman/Defaults.py\n@@ -1 +1 @@\n-NOT IN THE FILE\n+REPLACED\n")
+    with open(patches / "py3/series", "a") as series:
+        series.write("stale.patch\n")
+    result = mmdeb("source", "lists.example.org", "--upstream", str(fixtures["py3"]), "--patches", str(patches), cwd=tmp_path)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    log = tmp_path / "build/trixie/mailman-lists.example.org_2.2.0-1+deb13_amd64.build"
+    assert line == (f"mmdeb: error: building the source package of mailman-lists.example.org 2.2.0-1+deb13 (dpkg-source) "
+                    f"failed: see {log}. Fix: correct what the end of that log reports, then run again")
+    assert "stale.patch" in log.read_text() and "$ dpkg-source --compression=gzip --build" in log.read_text()
+
+
+@pytest.mark.parametrize("text, named", [
+    ('builder = "local"\n[autorebuild]\npolicy = "build"\n',
+     "setting builder is above the first table, so it is in none. Fix: move it under [build]"),
+    ('colour = "blue"\n', "setting colour is above the first table, so it is in none. Fix: remove it"),
+    ('[build]\nbuilders = "local"\n', "unknown setting build.builders"),
+], ids=["known-key-above-tables", "unknown-key-above-tables", "unknown-key-in-table"])
+def test_a_setting_outside_its_table_is_refused_naming_it_and_the_file(tmp_path, system, text, named):
+    conf = Path(system["MMDEB_ROOT"]) / "etc/mmdeb/mmdeb.conf"
+    conf.write_text(text)
+    result = mmdeb("domains", "list", cwd=tmp_path, env=system)
+    assert_refused(result, tmp_path / "build", f"mmdeb: error: {conf}: {named}")
+
+
+def error_calls(tree: ast.AST):
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in ("MmdebError", "CommandFailed"):
+            yield node
+
+
+def test_no_error_says_fix_itself():
+    """MmdebError's str adds ". Fix: " before the remedy; a message or remedy saying it too would say it twice."""
+    top = Path(package.__file__).parent
+    sources = sorted(top.rglob("*.py"))
+    saying = [f"{path.relative_to(top)}:{call.lineno}" for path in sources for call in error_calls(ast.parse(path.read_text()))
+              for text in ast.walk(call) if isinstance(text, ast.Constant) and "Fix:" in str(text.value)]
+    assert sum(1 for path in sources for _ in error_calls(ast.parse(path.read_text()))) > 50  # the walk sees them
+    assert saying == []
+
+
+def test_a_failed_autorebuild_says_fix_once():
+    report = Report("build+publish")
+    report.fail(MmdebError("cannot reach the release listing of fork", "check the network"))
+    assert str(report.error("root")) == ("autorebuild failed: cannot reach the release listing of fork. "
+                                         "Fix: check the network; the whole report is mailed to root")
+    assert "FAILED: cannot reach the release listing of fork. Fix: check the network" in report.text()

@@ -24,11 +24,10 @@ from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of,
 from helpers.upstreams import TestUpstream as Upstream
 from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR, PROJECT_ROOT
-from mmdeb.upstream.catalogue import load_catalogue
-from mmdeb.build.pipeline import default_upstream
+from mmdeb.upstream.catalogue import DEFAULTS, default_upstream, read
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
-from mmdeb.upstream.tarball import cache_dir
+from mmdeb.app.places import current as current_places
 from mmdeb.upstream.fetch import sha256_of
 from helpers.systemd_host import Project, SystemdHost, boot_with_repository
 from helpers.lists import address, wait_until
@@ -483,8 +482,9 @@ def run_script(where: str, lines: list[str], run) -> str:
 def catalogued_upstream(upstream):
     """The README's build step names no --upstream: the catalogue's default, from the cache
     (where a host without network places it), must be the tarball under test."""
-    entry = load_catalogue()["upstream"][default_upstream("py3")]
-    cached = cache_dir() / "upstream" / entry["filename"]
+    catalogue = read(DEFAULTS)
+    entry = catalogue["upstream"][default_upstream(catalogue, "py3")]
+    cached = current_places().cache / "upstream" / entry["filename"]
     if not cached.exists():
         if sha256_of(upstream.tarball) != entry["sha256"]:
             pytest.skip("the tarball under test is not the catalogue's default py3 upstream")

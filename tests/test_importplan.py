@@ -9,6 +9,7 @@ from helpers.old_mailman import DEBIAN, add_list, debian_tree, tree_digest
 from helpers.py2pickle import Py2Instance
 
 from mmdeb.cli import main
+from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import DomainState, State
 
 def plan(source: Path, tmp_path: Path, capsys, *extra: str) -> tuple[int, dict]:
@@ -138,7 +139,7 @@ def test_without_state_every_domain_is_new(tmp_path, capsys):
 
 
 def test_domain_that_is_no_target(tmp_path, capsys):
-    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState("mailman2-python3", "py3", "trixie")}).save()
+    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState(settings=DomainSettings("mailman2-python3", "py3", "trixie"))}).save()
     root = debian_tree(tmp_path / "old")
     add_list(root, "users")
     add_list(root, "other", "lists.example.net")
@@ -237,19 +238,19 @@ def test_record_adds_the_planned_domains_with_their_settings(tmp_path, capsys, f
     assert out[-2:] == ["added lists.example.de (py3 on trixie, shared mode, runners always-on)",
                         "added lists.example.org (py3 on trixie, shared mode, runners always-on)"]
     domains = State.load(tmp_path / "mmdeb.toml").domains
-    assert {name: (d.upstream, d.flavour, d.dist, d.mode, d.runners) for name, d in domains.items()} == {
+    assert {name: (d.settings.upstream, d.settings.flavour, d.settings.dist, d.settings.mode, d.settings.runners) for name, d in domains.items()} == {
         name: (str(fixture_py3.tarball), "py3", "trixie", "shared", "always-on")
         for name in ("lists.example.de", "lists.example.org")}
 
 
 def test_record_keeps_recorded_domains_and_says_so(tmp_path, capsys, fixture_py3):
-    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState("mailman2-python3", "py3", "bookworm")}).save()
+    State(tmp_path / "mmdeb.toml", {"lists.example.org": DomainState(settings=DomainSettings("mailman2-python3", "py3", "bookworm"))}).save()
     two_domains(tmp_path)
     assert record(tmp_path, fixture_py3) == 0
     assert (f"kept lists.example.org: already a domain of {tmp_path / 'mmdeb.toml'}, its settings unchanged"
             in capsys.readouterr().out.splitlines())
     domains = State.load(tmp_path / "mmdeb.toml").domains
-    assert (domains["lists.example.org"].dist, domains["lists.example.de"].dist) == ("bookworm", "trixie")
+    assert (domains["lists.example.org"].settings.dist, domains["lists.example.de"].settings.dist) == ("bookworm", "trixie")
     assert record(tmp_path, fixture_py3) == 0  # a second time: nothing new
     assert not [line for line in capsys.readouterr().out.splitlines() if line.startswith("added")]
 

@@ -1,5 +1,6 @@
 """`mmdeb publish`: a signed reprepro repository that apt accepts, published atomically."""
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -8,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mmdeb.build.pipeline import built_files
 from mmdeb.cli import main
+from mmdeb.errors import MmdebError
 from mmdeb.publish.repo import KEYRING, distributions_conf, repository_architectures
 
 ORG, NET = "lists.example.org", "lists.example.net"
@@ -178,3 +181,70 @@ def test_a_publish_keeps_the_architectures_of_earlier_publishes(built_project):
     current = (tmp_path / "repo/current").resolve()
     assert "Architectures: amd64 arm64 source" in (current / "conf/distributions").read_text()
     assert (current / "dists/trixie/main/binary-arm64/Packages").is_file()
+
+
+VERSION = "2.2.0-1+deb13"
+
+
+def write_listing(path: Path, files: list[Path]) -> None:
+    """A .dsc or .changes listing files (written first) with their sizes and sha256."""
+    lines = [f"Format: 1.8\nVersion: {VERSION}\nChecksums-Sha256:"]
+    for file in files:
+        file.write_bytes(file.name.encode())
+        lines.append(f" {hashlib.sha256(file.read_bytes()).hexdigest()} {file.stat().st_size} {file.name}")
+    path.write_text("\n".join(lines) + "\n")
+
+
+def fake_build(directory: Path, package: str) -> list[Path]:
+    """package's source and binary build in directory, as a builder leaves them; its .dsc and .debs."""
+    directory.mkdir(parents=True, exist_ok=True)
+    dsc = directory / f"{package}_{VERSION}.dsc"
+    write_listing(dsc, [directory / f"{package}_2.2.0.orig.tar.gz", directory / f"{package}_{VERSION}.debian.tar.gz"])
+    debs = [directory / f"{package}_{VERSION}_amd64.deb", directory / f"{package}-dbgsym_{VERSION}_amd64.deb"]
+    write_listing(directory / f"{package}_{VERSION}_amd64.changes", [*debs, directory / f"{package}_{VERSION}_amd64.buildinfo"])
+    return [dsc, *debs]
+
+
+def test_built_files_are_the_build_s_own_not_a_longer_name_s(tmp_path):
+    org = fake_build(tmp_path / "trixie", f"mailman-{ORG}")
+    uk = fake_build(tmp_path / "trixie", f"mailman-{ORG}.uk")
+    assert sorted(built_files(tmp_path, f"mailman-{ORG}", "trixie", VERSION, "amd64")) == sorted(org)
+    assert sorted(built_files(tmp_path, f"mailman-{ORG}.uk", "trixie", VERSION, "amd64")) == sorted(uk)
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda d: (d / f"mailman-{ORG}_{VERSION}_amd64.changes").unlink(), f"mailman-{ORG}_{VERSION}_amd64.changes is missing"),
+    (lambda d: (d / f"mailman-{ORG}_{VERSION}.dsc").unlink(), f"mailman-{ORG}_{VERSION}.dsc is missing"),
+    (lambda d: (d / f"mailman-{ORG}-dbgsym_{VERSION}_amd64.deb").unlink(),
+     f"mailman-{ORG}-dbgsym_{VERSION}_amd64.deb, listed in mailman-{ORG}_{VERSION}_amd64.changes, is missing"),
+    (lambda d: (d / f"mailman-{ORG}_{VERSION}_amd64.deb").write_bytes(b"other"),
+     f"mailman-{ORG}_{VERSION}_amd64.deb, listed in mailman-{ORG}_{VERSION}_amd64.changes, differs from its checksum"),
+    (lambda d: (d / f"mailman-{ORG}_2.2.0.orig.tar.gz").unlink(),
+     f"mailman-{ORG}_2.2.0.orig.tar.gz, listed in mailman-{ORG}_{VERSION}.dsc, is missing"),
+], ids=["no-changes", "no-dsc", "deb-missing", "deb-changed", "orig-missing"])
+def test_an_incomplete_build_is_refused_naming_it(tmp_path, damage, named):
+    fake_build(tmp_path / "trixie", f"mailman-{ORG}")
+    damage(tmp_path / "trixie")
+    with pytest.raises(MmdebError) as caught:
+        built_files(tmp_path, f"mailman-{ORG}", "trixie", VERSION, "amd64")
+    assert f"the build of mailman-{ORG} {VERSION} in {tmp_path / 'trixie'} is incomplete: {named}" in str(caught.value)
+    assert "--out" in caught.value.remedy and "\n" not in str(caught.value)
+
+
+@pytest.mark.chroot
+def test_publish_leaves_out_a_longer_domain_built_beside_it(tmp_path, fixture_py3):
+    """lists.example.org.uk built by hand into build/, then lists.example.org added, rebuilt and
+    published: the repository holds lists.example.org's packages only."""
+    state, out, repo = tmp_path / "mmdeb.toml", tmp_path / "build", tmp_path / "repo"
+    upstream = ["--upstream", str(fixture_py3.tarball)]
+    assert main(["build", f"{ORG}.uk", *upstream, "--patches", str(fixture_py3.patches), "--out", str(out)]) == 0
+    assert (out / f"trixie/mailman-{ORG}.uk_{VERSION}_amd64.deb").is_file()
+    assert main(["--state", str(state), "domains", "add", ORG, *upstream]) == 0
+    assert main(["--state", str(state), "rebuild", "--patches", str(fixture_py3.patches), "--out", str(out)]) == 0
+    assert main(["--state", str(state), "publish", "--repo", str(repo), "--out", str(out)]) == 0
+    listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "trixie"],
+                             capture_output=True, text=True, check=True).stdout
+    names = {line.split(": ")[1].split()[0] for line in listing.splitlines()}
+    assert f"mailman-{ORG}" in names and names <= {f"mailman-{ORG}", f"mailman-{ORG}-dbgsym"}, listing
+    packages = (repo / "current/dists/trixie/main/binary-amd64/Packages").read_text()
+    assert f"mailman-{ORG}.uk" not in packages

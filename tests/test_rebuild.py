@@ -3,6 +3,7 @@
 import shutil
 import subprocess
 import tomllib
+from dataclasses import replace
 
 import pytest
 from debian.changelog import Changelog
@@ -72,7 +73,7 @@ def test_a_tarball_is_recorded_by_absolute_path(tmp_path, fixture_py3, monkeypat
     monkeypatch.chdir(fixture_py3.tarball.parent)
     state = tmp_path / "mmdeb.toml"
     assert main(["--state", str(state), "domains", "add", ORG, "--upstream", fixture_py3.tarball.name]) == 0
-    assert State.load(state).domains[ORG].upstream == str(fixture_py3.tarball)
+    assert State.load(state).domains[ORG].settings.upstream == str(fixture_py3.tarball)
 
 
 def test_adding_a_domain_twice_is_refused(project, fixture_py3, capsys):
@@ -124,8 +125,7 @@ def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
 
 def edit_state(path, domain: str, **settings) -> None:
     state = State.load(path)
-    for key, value in settings.items():
-        setattr(state.domains[domain], key, value)
+    state.domains[domain].settings = replace(state.domains[domain].settings, **settings)
     state.save()
 
 

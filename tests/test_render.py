@@ -7,15 +7,17 @@ from debian.changelog import Changelog
 from debian.deb822 import Deb822
 
 from mmdeb.build.render import IMPORTER_MODULES, render_debian
-from mmdeb.build.spec import ChangelogEntry, CoreSpec
-from mmdeb.upstream.tarball import resolve
+from mmdeb.build.spec import CoreSpec
+from mmdeb.domains.state import ChangelogEntry
+from mmdeb.upstream.catalogue import DEFAULTS, read
+from mmdeb.upstream.tarball import describe
 
 from helpers.rendering import rendered
 
 
 def test_core_rules_have_no_units(tmp_path, upstream):
     # rules.j2 is shared; the units and timers are the domain packages'.
-    spec = CoreSpec(resolve(str(upstream.tarball)), upstream.dist, upstream.patches, mail_domain="lists.example.org")
+    spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches, mail_domain="lists.example.org")
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
     assert "dh_installsystemd" not in (tmp_path / "debian/rules").read_text()
@@ -229,7 +231,7 @@ def test_postinst_compiles_mailman_with_its_python_and_the_importer_with_python3
 
 
 def test_core_postinst_shows_compile_errors(tmp_path, upstream):
-    spec = CoreSpec(resolve(str(upstream.tarball)), upstream.dist, upstream.patches, mail_domain="lists.example.org")
+    spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches, mail_domain="lists.example.org")
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
     (line,) = [line for line in (tmp_path / "debian/postinst").read_text().splitlines() if "compileall" in line]

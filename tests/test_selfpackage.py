@@ -81,7 +81,7 @@ def test_a_missing_data_file_is_one_error_before_anything_is_written(tmp_path):
     data = installed_like(tmp_path / "data")
     (data / "pyproject.toml").unlink()
     with pytest.raises(MmdebError, match="pyproject.toml does not exist") as raised:
-        build_self("trixie", "sbuild", tmp_path / "out", Runner(), data_dir=data)
+        build_self("trixie", None, tmp_path / "out", Runner(), data_dir=data)
     assert "reinstall the mmdeb package" in raised.value.remedy
     assert not (tmp_path / "out").exists()
 

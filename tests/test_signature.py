@@ -1,5 +1,6 @@
 """OpenPGP verification of catalogue downloads: a throwaway key signs a small fixture release."""
 
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -9,10 +10,19 @@ import pytest
 from helpers.cli import assert_refused, mmdeb
 from helpers.signer import Signer
 from mmdeb.errors import MmdebError
-from mmdeb.upstream.fetch import fetch_verified, sha256_of
-from mmdeb.upstream.tarball import resolve
+from mmdeb.run import Runner
+from mmdeb.upstream.catalogue import read
+from mmdeb.upstream.fetch import sha256_of
+from mmdeb.upstream.tarball import Download, resolve
 
 pytestmark = pytest.mark.skipif(not (shutil.which("gpg") and shutil.which("gpgv")), reason="needs gpg and gpgv")
+
+
+def fetch_verified(entry: dict, what: str, cache: Path) -> Path:
+    """A catalogue entry's file in cache, fetched as a build fetches it."""
+    download = Download.of(entry, cache)
+    download.fetch(what, Runner())
+    return download.path
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +109,7 @@ signing_key = "keys/test.gpg"
 def test_resolve_verifies_a_catalogue_upstream(tmp_path, signer, fixture_py3, monkeypatch):
     tarball = shutil.copy(fixture_py3.tarball, tmp_path / fixture_py3.tarball.name)
     monkeypatch.setenv("MMDEB_CATALOGUE", str(catalogue_for(Path(tarball), signer, tmp_path / "cat", "2.2.0")))
-    upstream = resolve("fixture", cache=tmp_path / "cache")
+    upstream = resolve("fixture", None, read(Path(os.environ["MMDEB_CATALOGUE"])), tmp_path / "cache", Runner())
     assert upstream.version == "2.2.0"
     assert (tmp_path / "cache" / "upstream" / (fixture_py3.tarball.name + ".sig")).exists()
 
@@ -108,7 +118,7 @@ def test_resolve_refuses_a_catalogue_version_that_is_not_the_tarballs(tmp_path, 
     tarball = shutil.copy(fixture_py3.tarball, tmp_path / fixture_py3.tarball.name)
     monkeypatch.setenv("MMDEB_CATALOGUE", str(catalogue_for(Path(tarball), signer, tmp_path / "cat", "2.2.1")))
     with pytest.raises(MmdebError, match="the catalogue says fixture is version 2.2.1"):
-        resolve("fixture", cache=tmp_path / "cache")
+        resolve("fixture", None, read(Path(os.environ["MMDEB_CATALOGUE"])), tmp_path / "cache", Runner())
 
 
 def test_build_with_a_bad_signature_stops_with_one_line(tmp_path, signer, fixture_py3):

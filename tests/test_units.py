@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from helpers.rendering import rendered
 
-from mmdeb.build.spec import RUNNERS, Job
+from mmdeb.build.spec import Job
+from mmdeb.domains.settings import RUNNERS
 
 MAX_EXPOSURE = 4.0  # issue 9: "aim for an exposure of 4.0 or lower"
 HOST_UNITS = Path("/usr/lib/systemd/system")

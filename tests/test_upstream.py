@@ -6,10 +6,11 @@ from pathlib import Path
 import pytest
 
 from helpers.fixture_upstream import write_tarball
-from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.upstream.catalogue import DEFAULTS, read
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.dists import FLAVOURS, flavour_for_version
-from mmdeb.upstream.tarball import inspect_tarball, repack_zip, resolve
+from mmdeb.run import Runner
+from mmdeb.upstream.tarball import describe, inspect_tarball, repack_zip, resolve
 from mmdeb.upstream.fetch import sha256_of
 
 
@@ -56,9 +57,9 @@ def test_not_a_tarball_at_all(tmp_path):
         inspect_tarball(bogus)
 
 
-def test_flavour_that_contradicts_the_tarball(fixture_py3):
+def test_flavour_that_contradicts_the_tarball(fixture_py3, tmp_path):
     with pytest.raises(MmdebError, match="not gnu"):
-        resolve(str(fixture_py3.tarball), "gnu")
+        describe(str(fixture_py3.tarball), "gnu", read(DEFAULTS), tmp_path)
 
 
 def test_catalogue_sha256_mismatch(tmp_path):
@@ -66,12 +67,12 @@ def test_catalogue_sha256_mismatch(tmp_path):
     cached.parent.mkdir()
     cached.write_bytes(b"tampered")
     with pytest.raises(MmdebError, match="sha256 mismatch"):
-        resolve("mailman2-python3-b0de82e", cache=tmp_path)
+        resolve("mailman2-python3-b0de82e", None, read(DEFAULTS), tmp_path, Runner())
 
 
 def test_unknown_catalogue_name(tmp_path):
     with pytest.raises(MmdebError, match="unknown upstream 'mailman-9'"):
-        resolve("mailman-9", cache=tmp_path)
+        describe("mailman-9", None, read(DEFAULTS), tmp_path)
 
 
 def test_zip_component_repacked_deterministically(tmp_path):
@@ -91,7 +92,7 @@ def test_zip_component_repacked_deterministically(tmp_path):
 
 
 def test_catalogue_entries_are_complete():
-    for name, entry in load_catalogue()["upstream"].items():
+    for name, entry in read(DEFAULTS)["upstream"].items():
         assert {"flavour", "version", "url", "filename", "sha256", "watch"} <= entry.keys(), name
         assert entry["flavour"] == flavour_for_version(entry["version"]).name, name
         if "signing_key" in entry:

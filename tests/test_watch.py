@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from mmdeb.cli import main
-from mmdeb.upstream.catalogue import load_catalogue
+from mmdeb.upstream.catalogue import DEFAULTS, read
 from mmdeb.upstream.watch import Release, newer_releases
 
 GNU_REGEX = r"mailman-(2\.1\.[0-9]+)\.tgz"
@@ -45,7 +45,7 @@ def test_debian_ordering_of_pre_releases():
 
 
 def test_catalogue_watch_regexes_find_their_releases():
-    upstreams = load_catalogue()["upstream"]
+    upstreams = read(DEFAULTS)["upstream"]
     samples = {"ftp.gnu.org": GNU_LISTING, "github.com": TAGS_LISTING}
     for name, entry in upstreams.items():
         watch = entry["watch"]
@@ -57,7 +57,7 @@ def test_catalogue_watch_regexes_find_their_releases():
 
 
 def test_py3_fork_tags_page():
-    watch = load_catalogue()["upstream"]["mailman2-python3-b0de82e"]["watch"]
+    watch = read(DEFAULTS)["upstream"]["mailman2-python3-b0de82e"]["watch"]
     assert newer_releases(TAGS_LISTING, watch["regex"], "2.2.0", watch["url"]) == [
         Release("2.2.1", "https://github.com/jaredmauch/mailman2-python3/archive/refs/tags/v2.2.1.tar.gz"),
     ]
@@ -93,7 +93,7 @@ def use_catalogue(tmp_path, monkeypatch, watches: dict[str, tuple[str, str, str]
     monkeypatch.setenv("MMDEB_CATALOGUE", str(tmp_path / "catalogue.toml"))
 
 
-TAGS_REGEX = load_catalogue()["upstream"]["mailman2-python3-b0de82e"]["watch"]["regex"]
+TAGS_REGEX = read(DEFAULTS)["upstream"]["mailman2-python3-b0de82e"]["watch"]["regex"]
 
 
 def test_check_reports_each_upstream(tmp_path, monkeypatch, capsys, listing_server):

@@ -7,11 +7,11 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from mmdeb import PATCHES_DIR
+from mmdeb.build.builders import BUILDERS
 from mmdeb.errors import MmdebError
 
 POLICIES = ("report", "build", "build+publish")
 WHEN_OLD = ("update", "refuse")
-BUILDERS = ("sbuild", "pbuilder", "local")
 URGENCIES = ("low", "medium", "high", "critical", "emergency")  # of a changelog entry
 
 
@@ -28,7 +28,7 @@ class Settings:
 
     @property
     def build_jobs(self) -> int:
-        return self.jobs or os.cpu_count() or 1
+        return max(1, self.jobs or os.cpu_count() or 1)
 
     @property
     def patches_dir(self) -> Path:
@@ -50,6 +50,11 @@ def load(path: Path) -> Settings:
         data = tomllib.loads(path.read_text())
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise MmdebError(f"{path} is not valid TOML ({exc})", f"correct {path}")
+    loose = [key for key, value in data.items() if not isinstance(value, dict)]
+    if loose:  # TOML puts a key above the first [table] in no table
+        key = loose[0]
+        raise MmdebError(f"{path}: setting {key} is above the first table, so it is in none",
+                         f"move it under [{LAYOUT[key][0]}]" if key in LAYOUT else "remove it")
     values = {}
     for field in fields(Settings):
         table, allowed = LAYOUT[field.name]

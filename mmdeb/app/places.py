@@ -12,6 +12,8 @@ import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from mmdeb.upstream.catalogue import DEFAULTS as SHIPPED_CATALOGUE
+
 STATE_NAME = "mmdeb.toml"
 
 
@@ -23,8 +25,9 @@ class Places:
     repo: Path
     cache: Path
     settings: Path
-    catalogue: Path
+    catalogue: Path  # the local one
     reports: Path
+    shipped_catalogue: Path = SHIPPED_CATALOGUE
 
 
 def user_cache() -> Path:
@@ -50,8 +53,10 @@ def choose(cwd: Path, root: Path) -> Places:
 
 def current() -> Places:
     """The places of this run. $MMDEB_ROOT moves the system places under another root (tests);
-    $MMDEB_CACHE moves the cache."""
+    $MMDEB_CACHE moves the cache, $MMDEB_CATALOGUE replaces the shipped catalogue."""
     places = choose(Path.cwd(), Path(os.environ.get("MMDEB_ROOT") or "/"))
     if os.environ.get("MMDEB_CACHE"):
-        return replace(places, cache=Path(os.environ["MMDEB_CACHE"]))
+        places = replace(places, cache=Path(os.environ["MMDEB_CACHE"]))
+    if os.environ.get("MMDEB_CATALOGUE"):
+        places = replace(places, shipped_catalogue=Path(os.environ["MMDEB_CATALOGUE"]))
     return places

@@ -12,62 +12,34 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, __version__
-from mmdeb.build.builders import Builder, get_builder
+from debian.deb822 import Changes, Dsc
+
+from mmdeb import __version__
+from mmdeb.build.builders import Builder
+from mmdeb.build.source import build_source
+from mmdeb.build.spec import CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.settings import DomainSettings
+from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
-from mmdeb.build.source import build_source
-from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.upstream.catalogue import load_catalogue
-from mmdeb.upstream.tarball import cache_dir, resolve
-
-
-@dataclass
-class BuildRequest:
-    domains: list[str]
-    upstream: str | None = None
-    flavour: str | None = None
-    dist: str | None = None
-    builder: str | None = "sbuild"  # None: source package only
-    out: Path = Path("build")
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
-    patches_dir: Path = PATCHES_DIR
-    jobs: int = 1  # domains built at once; each build has its own chroot
-    revision: int = 1
-    mode: str = "prefix"  # "shared": also the flavour's core package, and thin domain packages
-    runners: str = "on-demand"
-    site_list_owner: str = ""
+from mmdeb.upstream.tarball import Upstream
+from mmdeb.upstream.fetch import sha256_of
 
 
 def progress(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
-def default_upstream(flavour: str | None) -> str:
-    defaults = load_catalogue().get("defaults", {})
-    name = defaults.get(f"upstream-{flavour}" if flavour else "upstream")
-    if not name:
-        raise MmdebError(f"the catalogue has no default upstream for the {flavour} flavour", "give --upstream TARBALL")
-    return name
-
-
-def plan(request: BuildRequest) -> list[PackageSpec | CoreSpec]:
-    """Validate the whole request and return one spec per domain (and the core, in shared mode)."""
-    if not request.domains:
-        raise MmdebError("no domain given", "name at least one domain, e.g. mmdeb build lists.example.org")
-    domains = [Domain.parse(raw) for raw in request.domains]
-    upstream = resolve(request.upstream or default_upstream(request.flavour), request.flavour)
-    dist = request.dist or upstream.flavour.dists[0]
+def first_specs(domains: list[Domain], upstream: Upstream, settings: DomainSettings, patches_dir: Path,
+                revision: int) -> list[PackageSpec | CoreSpec]:
+    """One spec per domain (and the core first, in shared mode), each with the changelog of a
+    build without history: `mmdeb build`."""
     specs: list[PackageSpec | CoreSpec] = []
-    if request.mode == "shared":
-        core = CoreSpec(upstream, dist, request.patches_dir, request.revision, mail_domain=domains[0].name)
-        specs.append(replace(core, changelog=(first_entry(core),)))
-    for domain in dict.fromkeys(domains):
-        spec = PackageSpec.for_domain(domain, upstream, dist, request.patches_dir, request, request.revision)
-        specs.append(replace(spec, changelog=(first_entry(spec),)))
-    return specs
+    if settings.mode == "shared":
+        specs.append(CoreSpec(upstream, settings.dist, patches_dir, revision, mail_domain=domains[0].name))
+    specs.extend(PackageSpec(domain, upstream, settings, patches_dir, revision) for domain in dict.fromkeys(domains))
+    return [replace(spec, changelog=(first_entry(spec),)) for spec in specs]
 
 
 def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
@@ -80,26 +52,21 @@ def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
 
 
 def host_arch(runner: Runner) -> str:
-    return runner.run(["dpkg", "--print-architecture"]).strip()
+    return runner.run(["dpkg", "--print-architecture"], what="asking dpkg for the host's architecture").strip()
 
 
-def run(request: BuildRequest, runner: Runner) -> list[Path]:
-    return build(plan(request), request.builder, request.out, request.jobs, runner)
-
-
-def build(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
+def build(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
     """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
-    outcomes = build_each(specs, builder_name, out, jobs, runner)
+    outcomes = build_each(specs, builder, out, jobs, runner)
     failure = next((outcome for _, outcome in outcomes if isinstance(outcome, MmdebError)), None)
     if failure:
         raise failure
     return [artifact for _, artifacts in outcomes for artifact in artifacts]
 
 
-def build_each(specs: list[PackageSpec | CoreSpec], builder_name: str | None, out: Path, jobs: int,
+def build_each(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int,
                runner: Runner) -> list[tuple[PackageSpec | CoreSpec, list[Path] | MmdebError]]:
     """Build every spec, one failure not stopping the others: each spec with its artifacts or its error."""
-    builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")
@@ -121,12 +88,43 @@ def outcome(future: Future) -> list[Path] | MmdebError:
     return error if isinstance(error, MmdebError) else future.result()
 
 
-def built_files(out: Path, package: str, dist: str, version: str) -> list[Path]:
-    """The .dsc and .deb files of a build, for publishing."""
-    files = [out / dist / f"{package}_{version}.dsc", *sorted((out / dist).glob(f"{package}*_{version}_*.deb"))]
-    if len(files) < 2 or not files[0].exists():
-        raise MmdebError(f"the built files of {package} {version} are not in {out / dist}",
-                         f"rebuild it (mmdeb rebuild --out {out}) or give --out")
+def changes_name(package: str, version: str, arch: str) -> str:
+    """The .changes of a binary build. sbuild, pbuilder and dpkg-buildpackage name it by the host's
+    architecture, also for an Architecture: all package."""
+    return f"{package}_{version}_{arch}.changes"
+
+
+def built_files(out: Path, package: str, dist: str, version: str, arch: str) -> list[Path]:
+    """The .dsc of a build and the .deb files its .changes lists, for publishing: exactly that
+    build's, never another package's lying in the same directory."""
+    directory = out / dist
+    dsc = directory / f"{package}_{version}.dsc"
+    changes = directory / changes_name(package, version, arch)
+    remedy = f"give publish the --out {package} was built in, or build it there again"
+    for control in (dsc, changes):
+        if not control.is_file():
+            raise MmdebError(f"the build of {package} {version} in {directory} is incomplete: {control.name} is missing",
+                             remedy)
+    listed(dsc, package, version, remedy)
+    return [dsc, *(path for path in listed(changes, package, version, remedy) if path.suffix == ".deb")]
+
+
+def listed(control: Path, package: str, version: str, remedy: str) -> list[Path]:
+    """The files a .dsc or .changes lists, each checked to lie beside it with the size and sha256 it records."""
+    with open(control, encoding="utf-8") as fh:
+        entries = (Dsc if control.suffix == ".dsc" else Changes)(fh).get("Checksums-Sha256", [])
+    files = []
+    for entry in entries:
+        path = control.parent / entry["name"]
+        if not path.is_file():
+            problem = "is missing"
+        elif path.stat().st_size != int(entry["size"]) or sha256_of(path) != entry["sha256"]:
+            problem = "differs from its checksum there"
+        else:
+            files.append(path)
+            continue
+        raise MmdebError(f"the build of {package} {version} in {control.parent} is incomplete: "
+                         f"{path.name}, listed in {control.name}, {problem}", remedy)
     return files
 
 

@@ -13,6 +13,7 @@ import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
 from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.domains import layout
 
 HOMEPAGE = "https://www.list.org/"
 EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import"}
@@ -23,11 +24,19 @@ SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Ma
 JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
 # mmdeb-import's modules (standard library only), relative to the package mmdeb: copied to debian/mmdeb/,
 # installed as <prefix>/pythonlib/mmdeb/.
-IMPORTER_MODULES = ("__init__.py", "importing/__init__.py", "importing/py2data.py", "importing/oldtree.py",
-                    "importing/listimport.py")
+IMPORTER_MODULES = ("__init__.py", "domains/__init__.py", "domains/layout.py", "importing/__init__.py",
+                    "importing/py2data.py", "importing/oldtree.py", "importing/listimport.py")
+# Their packages (directories), which rules.j2 installs one by one.
+IMPORTER_PACKAGES = tuple(sorted({str(Path(name).parent).removeprefix(".") for name in IMPORTER_MODULES}))
 IMPORTER_DIR = "mmdeb"
 IMPORTER_PATH = f"pythonlib/{IMPORTER_DIR}"  # in the prefix
 IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour, GNU 2.1's (Python 2) too
+
+
+def layout_context() -> dict[str, object]:
+    """What the templates know of a list host's layout besides a domain's own paths (spec.domain)."""
+    return {"site_list": layout.SITE_LIST, "runner_queues": layout.RUNNER_QUEUES, "retry_queue": layout.RETRY_QUEUE,
+            "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT}
 
 
 def importer_files() -> list[Path]:
@@ -56,7 +65,8 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Write debian/ for spec, with its changelog."""
     env = environment()
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
-               "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name}
+               "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name,
+               "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES, **layout_context()}
     for name, relative in templates_for(spec.kind, env.list_templates()).items():
         for job in spec.jobs if JOB in relative else [None]:
             target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)

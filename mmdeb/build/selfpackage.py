@@ -18,33 +18,22 @@ from pathlib import Path
 
 import mmdeb
 from mmdeb import DATA_DIR
-from mmdeb.build.builders import get_builder
+from mmdeb.build.builders import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.build.pipeline import build_in, host_arch
 from mmdeb.build.render import EXECUTABLE, check_rendered, environment, templates_for, write_changelog
 from mmdeb.run import Runner, require
 from mmdeb.build.source import dpkg_source_build_argv
-from mmdeb.build.spec import ChangelogEntry
-from mmdeb.upstream.tarball import cache_dir
+from mmdeb.domains.state import ChangelogEntry
+from mmdeb.upstream.dists import SELF_BUILD_DEPENDS, SELF_DISTS
 
 PACKAGE = "mmdeb"
-# mmdeb needs Python 3.11 and python3-sh 2 (bookworm has 1.14), and its man page trixie's
-# argparse-manpage 4 (bookworm's 1.2 knows no subcommands).
-SELF_DISTS = ("trixie", "forky")
 # What the source package holds besides the Python package mmdeb/ (copied without byte-code).
 # Left out: tests/ and bench/ (they need the checkout's tools, root and build chroots),
 # docs/, setup-host (sets up a checkout), build/, repo/, .venv/, *.egg-info, caches.
 SOURCE_FILES = ("debian-templates", "patches", "etc", "pyproject.toml", "README.md", "DESIGN.md")
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
-# Build-Depends besides debhelper-compat: pybuild, and what generating the man page and the
-# bash completion needs (argparse-manpage, shtab, and every module mmdeb.cli imports).
-# builders/chroot.py preinstalls them in the build chroots of SELF_DISTS.
-BUILD_DEPENDS = (
-    "dh-python", "pybuild-plugin-pyproject", "python3-all", "python3-setuptools",
-    "python3-argparse-manpage", "python3-shtab",
-    "python3-debian", "python3-jinja2", "python3-sh", "python3-tomli-w",
-)
 VERSIONED = {"python3-sh": "python3-sh (>= 2.0)"}  # pyproject.toml: sh>=2.0
 # What mmdeb imports and runs: the builders (sbuild's unshare mode needs newuidmap; the chroot
 # tarballs are zstd), dpkg-source and debconf-updatepo for source packages, reprepro and gpg
@@ -73,7 +62,7 @@ class SelfSpec:
 
     @property
     def build_depends(self) -> list[str]:
-        return ["debhelper-compat (= 13)", *(VERSIONED.get(name, name) for name in BUILD_DEPENDS)]
+        return ["debhelper-compat (= 13)", *(VERSIONED.get(name, name) for name in SELF_BUILD_DEPENDS)]
 
     @property
     def depends(self) -> list[str]:
@@ -155,15 +144,15 @@ def build_source(spec: SelfSpec, data_dir: Path, workdir: Path, runner: Runner) 
     tree = workdir / spec.tree_name
     copy_source(data_dir, tree)
     render_self(spec, tree / "debian-templates", tree / "debian")
-    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
+    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir,
+               what=f"building the source package of {spec.package} {spec.version} (dpkg-source)")
     shutil.rmtree(tree)
     return workdir / spec.dsc_name
 
 
-def build_self(dist: str, builder_name: str | None, out: Path, runner: Runner, data_dir: Path = DATA_DIR) -> list[Path]:
+def build_self(dist: str, builder: Builder | None, out: Path, runner: Runner, data_dir: Path = DATA_DIR) -> list[Path]:
     """mmdeb's source package and, with a builder, its .deb, into out/dist/."""
     spec = self_spec(data_dir, dist)
-    builder = get_builder(builder_name, cache_dir()) if builder_name else None
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")

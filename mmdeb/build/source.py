@@ -32,7 +32,7 @@ def debconf_updatepo_argv() -> list[str]:
 
 def write_templates_pot(tree: Path, runner: Runner, timestamp: int) -> None:
     """Generate debian/po/templates.pot, dated by the changelog rather than the clock."""
-    runner.run(debconf_updatepo_argv(), cwd=tree)
+    runner.run(debconf_updatepo_argv(), cwd=tree, what=f"generating debian/po/templates.pot of {tree.name}")
     pot = tree / "debian/po/templates.pot"
     date = time.strftime("%Y-%m-%d %H:%M+0000", time.gmtime(timestamp))
     pot.write_text(re.sub(r'^"POT-Creation-Date: .*\\n"$', f'"POT-Creation-Date: {date}\\\\n"', pot.read_text(), flags=re.M))
@@ -55,15 +55,16 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
     tree.mkdir()
     orig = workdir / spec.orig_name()
     place_orig(spec.upstream.tarball, orig, published_dir)
-    runner.run(unpack_argv(orig, tree))
+    runner.run(unpack_argv(orig, tree), what=f"unpacking {orig.name}")
     for component in spec.upstream.components:
         component_orig = workdir / spec.orig_name(component.name)
         place_orig(component.tarball, component_orig, published_dir)
         (tree / component.name).mkdir()
-        runner.run(unpack_argv(component_orig, tree / component.name))
+        runner.run(unpack_argv(component_orig, tree / component.name), what=f"unpacking {component_orig.name}")
     render_debian(spec, tree / "debian")
     if (tree / "debian/po").is_dir():  # the core package asks no debconf questions
         write_templates_pot(tree, runner, spec.changelog[0].timestamp)
-    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir)
+    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir,
+               what=f"building the source package of {spec.package} {spec.version} (dpkg-source)")
     shutil.rmtree(tree)
     return workdir / spec.dsc_name

@@ -1,40 +1,19 @@
 """What one domain package is made of: domain, upstream, distribution and settings."""
 
 import os
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.settings import DomainSettings
+from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.dists import DIST_RELEASES, Flavour
 from mmdeb.upstream.tarball import Upstream
 
-GROUP_NAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
-EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-DEFAULT_MAIL_GID = "daemon"  # as Debian's own mailman package did
-DEFAULT_CGI_GID = "www-data"
-
-
-@dataclass(frozen=True)
-class ChangelogEntry:
-    version: str
-    dist: str
-    urgency: str
-    timestamp: int
-    reason: str
-
-
-MODES = ("prefix", "shared")
 # A domain package's Depends in every flavour: ps (the units), the web server's default
 # certificate (ssl-cert's snakeoil pair) and ucf (the certificate's configuration).
 DOMAIN_DEPENDS = ("procps", "ssl-cert", "ucf")
-# on-demand: on systemd hosts, a path unit starts `qrunner --drain` when a queue gets mail, and
-# nothing runs while the queues are empty. always-on: mailmanctl and its runners, all the time
-# (what hosts without systemd run in either case).
-RUNNERS = ("on-demand", "always-on")
-# What the admin chooses for each domain (mmdeb domains add, mmdeb build); besides the dist.
-SETTINGS = ("mail_gid", "cgi_gid", "site_list_owner", "mode", "runners")
 
 
 @dataclass(frozen=True)
@@ -145,33 +124,26 @@ class CoreSpec(SourceNames):
 class PackageSpec(SourceNames):
     domain: Domain
     upstream: Upstream
-    dist: str
+    settings: DomainSettings
     patches_dir: Path  # holds <flavour>/series
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
     revision: int = 1
-    site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
     changelog: tuple[ChangelogEntry, ...] = ()  # newest first, starting with this version
-    mode: str = "prefix"  # or "shared": the code comes from the flavour's core package
-    runners: str = "on-demand"  # or "always-on"
     kind = "domain"
-
-    @classmethod
-    def for_domain(cls, domain: Domain, upstream: Upstream, dist: str, patches_dir: Path, settings, revision: int = 1):
-        """The one way to make a domain's spec: settings has an attribute for each of SETTINGS."""
-        return cls(domain, upstream, dist, patches_dir, revision=revision, **{key: getattr(settings, key) for key in SETTINGS})
 
     def __post_init__(self):
         self.check_common()
-        if self.mode not in MODES:
-            raise MmdebError(f"unknown mode {self.mode!r}", f"use --mode {' or --mode '.join(MODES)}")
-        if self.runners not in RUNNERS:
-            raise MmdebError(f"unknown runners setting {self.runners!r}", f"use --runners {' or --runners '.join(RUNNERS)}")
-        for option, group in (("--mail-gid", self.mail_gid), ("--cgi-gid", self.cgi_gid)):
-            if not GROUP_NAME.match(group):
-                raise MmdebError(f"{option} {group!r} is not a valid group name", "give a system group such as daemon or www-data")
-        if self.site_list_owner and not EMAIL.match(self.site_list_owner):
-            raise MmdebError(f"site list owner {self.site_list_owner!r} is not a mail address", "give an address such as postmaster@lists.example.org")
+
+    @property
+    def dist(self) -> str:
+        return self.settings.dist
+
+    @property
+    def mail_gid(self) -> str:
+        return self.settings.mail_gid
+
+    @property
+    def cgi_gid(self) -> str:
+        return self.settings.cgi_gid
 
     @property
     def package(self) -> str:
@@ -191,11 +163,11 @@ class PackageSpec(SourceNames):
 
     @property
     def shared(self) -> bool:
-        return self.mode == "shared"
+        return self.settings.mode == "shared"
 
     @property
     def owner(self) -> str:
-        return self.site_list_owner or f"postmaster@{self.domain.name}"
+        return self.settings.site_list_owner or f"postmaster@{self.domain.name}"
 
     @property
     def jobs(self) -> tuple[Job, ...]:
@@ -203,7 +175,7 @@ class PackageSpec(SourceNames):
 
     @property
     def on_demand(self) -> bool:
-        return self.runners == "on-demand"
+        return self.settings.runners == "on-demand"
 
     @property
     def runner_units(self) -> tuple[str, ...]:

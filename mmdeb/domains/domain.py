@@ -3,38 +3,20 @@
 import re
 from dataclasses import dataclass
 
+from mmdeb.domains.layout import DomainPaths
 from mmdeb.errors import MmdebError
 
 MAX_DOMAIN_LENGTH = 253
 LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-PREFIX_ROOT = "/var/lib/mailmen"
-LOG_ROOT = "/var/log/mailmen"
-LOCK_ROOT = "/run/lock/mailmen"
 
 
 @dataclass(frozen=True)
-class Domain:
-    name: str  # lower-case A-label form, e.g. lists.example.org
+class Domain(DomainPaths):
+    """name: the lower-case A-label form, e.g. lists.example.org. Its package and paths: DomainPaths."""
 
     @classmethod
     def parse(cls, raw: str) -> "Domain":
         return cls(normalise(raw))
-
-    @property
-    def package(self) -> str:
-        return f"mailman-{self.name}"
-
-    @property
-    def prefix(self) -> str:
-        return f"{PREFIX_ROOT}/{self.name}"
-
-    @property
-    def log_dir(self) -> str:
-        return f"{LOG_ROOT}/{self.name}"
-
-    @property
-    def lock_dir(self) -> str:
-        return f"{LOCK_ROOT}/{self.name}"
 
     @property
     def webroot(self) -> str:
@@ -42,19 +24,14 @@ class Domain:
         return f"{self.prefix}/webroot"
 
     @property
-    def apache_tls_conf(self) -> str:
-        """Apache's certificate and key lines for this domain, written by postinst from debconf."""
-        return f"/etc/mailmen/{self.name}/apache-tls.conf"
-
-    @property
-    def nginx_tls_conf(self) -> str:
-        """nginx's certificate and key lines for this domain, written by postinst from debconf."""
-        return f"/etc/mailmen/{self.name}/nginx-tls.conf"
-
-    @property
     def ident(self) -> str:
         """The name with only letters, digits and underscores (Exim driver names, cron.d files)."""
         return self.name.replace(".", "_").replace("-", "_")
+
+
+def core_package(flavour: str) -> str:
+    """The shared-mode core package of a flavour, which its domains' packages depend on."""
+    return f"mailmen-core-{flavour}"
 
 
 def normalise(raw: str) -> str:

@@ -14,12 +14,18 @@ from pathlib import Path
 
 import tomli_w
 
-from mmdeb.domains.domain import Domain
+from mmdeb.domains.domain import Domain, core_package
+from mmdeb.domains.settings import NAMES as SETTING_NAMES, DomainSettings
 from mmdeb.errors import MmdebError
-from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, ChangelogEntry
-from mmdeb.upstream.dists import FLAVOURS
 
-DEFAULT_STATE = Path("mmdeb.toml")
+
+@dataclass(frozen=True)
+class ChangelogEntry:
+    version: str
+    dist: str
+    urgency: str
+    timestamp: int
+    reason: str
 
 
 @dataclass(kw_only=True)
@@ -32,7 +38,13 @@ class PackageState:
     changelog: list[ChangelogEntry] = field(default_factory=list)  # newest first
 
     @classmethod
-    def from_toml(cls, table: dict):
+    def from_toml(cls, table: dict, where: str):
+        """The record in table; where names the table for an error about an unknown key."""
+        known = {name for name in cls.__dataclass_fields__ if name != "settings"}
+        unknown = sorted(set(table) - known)
+        if unknown:
+            raise MmdebError(f"{where} has an unknown key {unknown[0]!r}",
+                             f"remove it, or correct it to one of {', '.join(sorted(known))}")
         entries = [ChangelogEntry(**entry) for entry in table.get("changelog", [])]
         return cls(**{**table, "changelog": entries})
 
@@ -41,16 +53,23 @@ class PackageState:
         return {key: value for key, value in table.items() if value not in ("", {}, [])}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class DomainState(PackageState):
-    upstream: str  # a catalogue name or a tarball path
-    flavour: str
-    dist: str
-    mail_gid: str = DEFAULT_MAIL_GID
-    cgi_gid: str = DEFAULT_CGI_GID
-    site_list_owner: str = ""
-    mode: str = "prefix"  # or "shared": the code comes from the core package of flavour and dist
-    runners: str = "on-demand"  # or "always-on": mailmanctl's runners run all the time
+    settings: DomainSettings
+
+    @classmethod
+    def from_toml(cls, table: dict, where: str):
+        try:
+            settings = DomainSettings(**{key: value for key, value in table.items() if key in SETTING_NAMES})
+        except MmdebError as exc:
+            raise MmdebError(f"{where} {exc.message}", f"correct it, or record the domain again with mmdeb domains add")
+        record = PackageState.from_toml({key: value for key, value in table.items() if key not in SETTING_NAMES}, where)
+        return cls(settings=settings, **vars(record))
+
+    def to_toml(self) -> dict:
+        table = {**asdict(self.settings), **asdict(self)}
+        del table["settings"]
+        return {key: value for key, value in table.items() if value not in ("", {}, [])}
 
 
 def core_key(flavour: str, dist: str) -> str:
@@ -64,13 +83,17 @@ class State:
     cores: dict[str, PackageState] = field(default_factory=dict)  # by core_key(flavour, dist)
 
     @classmethod
-    def load(cls, path: Path = DEFAULT_STATE) -> "State":
+    def load(cls, path: Path) -> "State":
         if not path.exists():
             return cls(path)
         try:
             data = tomllib.loads(path.read_text())
-            domains = {name: DomainState.from_toml(table) for name, table in data.get("domains", {}).items()}
-            cores = {key: PackageState.from_toml(table) for key, table in data.get("cores", {}).items()}
+            unknown = sorted(set(data) - {"domains", "cores"})
+            if unknown:
+                raise MmdebError(f"{path} has an unknown table {unknown[0]!r}", "remove it; mmdeb writes only [domains] and [cores]")
+            domains = {name: DomainState.from_toml(table, f"{path}, domain {name},")
+                       for name, table in data.get("domains", {}).items()}
+            cores = {key: PackageState.from_toml(table, f"{path}, core {key},") for key, table in data.get("cores", {}).items()}
         except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
             backup = path.with_name(path.name + ".bak")
             raise MmdebError(
@@ -97,10 +120,10 @@ class State:
 
     def packages(self) -> list[tuple[str, str, PackageState]]:
         """Every recorded source package as (name, dist, record)."""
-        packages = [(Domain(name).package, domain.dist, domain) for name, domain in self.domains.items()]
+        packages = [(Domain(name).package, domain.settings.dist, domain) for name, domain in self.domains.items()]
         for key, core in self.cores.items():
             flavour, dist = key.split("-", 1)
-            packages.append((FLAVOURS[flavour].core_package, dist, core))
+            packages.append((core_package(flavour), dist, core))
         return sorted(packages, key=lambda item: item[:2])
 
     def core(self, flavour: str, dist: str) -> PackageState:
@@ -108,7 +131,7 @@ class State:
 
 
 @contextmanager
-def locked(path: Path = DEFAULT_STATE):
+def locked(path: Path):
     """Hold the state file's lock (waiting for other mmdeb runs), and yield the loaded state."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:

@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
 from pathlib import Path
 
+from mmdeb.domains.layout import DomainPaths
 from mmdeb.importing import py2data
 from mmdeb.importing.oldtree import (HELDMSG, IGN, REQUESTS_VERSION_KEY, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, find_installations, held_count, held_files, join, member_count, mm_cfg_of, queued_mail, read_config, site_settings, unreadable_requests)
 
@@ -68,7 +69,7 @@ class Target:
     lists: Path  # LIST_DATA_DIR
     archives: Path  # PRIVATE_ARCHIVE_FILE_DIR
     data: Path  # DATA_DIR, where held messages live
-    mailmen: Path  # where each installed domain package has its prefix (/var/lib/mailmen)
+    mailmen: Path  # where each installed domain package has its prefix (layout.PREFIX_ROOT)
     classes: dict  # (py2 module, class name) -> the fork's class
     message_class: type  # Mailman.Message.Message
     requests_version: int  # mm_cfg.REQUESTS_FILE_SCHEMA_VERSION, which request.pck's version entry holds
@@ -416,8 +417,8 @@ def old_lists(source, target, names):
             if job.loaded is None or domain == target.domain.lower():
                 mine.append(job)
             elif not (target.mailmen / domain).is_dir():
-                homeless.append(Result(name, result="%s: install mailman-%s, then run its bin/mmdeb-import"
-                                       % (NO_PACKAGE, domain)))
+                homeless.append(Result(name, result="%s: install %s, then run its bin/mmdeb-import"
+                                       % (NO_PACKAGE, DomainPaths(domain).package)))
     found = {job.name for job in mine} | {result.name for result in homeless}
     return mine, homeless, sorted(set(names) - found)
 

@@ -1,8 +1,8 @@
 """An old Mailman 2 tree: where its installations are, and what their mm_cfg.py says.
 
-Standard library only (and py2data), like py2data: `mmdeb import plan` reads SOURCE with
-it on the build host, and the import command that the packages ship reads SOURCE with it
-on the list host. Nothing here writes.
+Standard library only (and py2data and domains.layout, which are too): `mmdeb import plan`
+reads SOURCE with it on the build host, and the import command that the packages ship reads
+SOURCE with it on the list host. Nothing here writes.
 """
 
 from __future__ import annotations  # the annotations below on bullseye's Python 3.9
@@ -11,13 +11,15 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 
+from mmdeb.domains.layout import PREFIX_ROOT, SITE_LIST, WAITING_QUEUES, DomainPaths
 from mmdeb.importing import py2data
 
 # A directory with lists/ and one of these beside it is a Mailman installation.
 MAILMAN_MARKERS = ("archives", "qfiles", "data", "Mailman")
-DEFAULT_SITE_LIST = "mailman"  # Mailman's MAILMAN_SITE_LIST
-# The queues whose files are mail not yet handled (Mailman/Defaults.py's *QUEUE_DIR).
-QUEUES = ("in", "out", "virgin", "bounces", "commands", "archive", "news", "retry", "shunt")
+# Debian's own mailman package: its prefix and its mm_cfg.py.
+DEBIAN_PREFIX = "/var/lib/mailman"
+DEBIAN_MM_CFG = "/etc/mailman/mm_cfg.py"
+MAILMEN = PurePosixPath(PREFIX_ROOT).name  # the layout of a tree under PREFIX_ROOT (a copy of it)
 MAX_LINKS = 40  # as the kernel's limit, against link loops
 SEARCH_DEPTH = 4  # how deep under SOURCE an installation's lists/ is looked for
 NOT_SEARCHED = {"lists", "archives", "qfiles", "data", "logs", "locks", "Mailman", "messages", "templates", "spam"}
@@ -60,7 +62,7 @@ def member_count(config: dict) -> int:
 
 def queued_mail(tree, root: str) -> dict[str, int]:
     """queue → the files waiting in it, for the queues of the installation at root that hold any."""
-    counts = {queue: len(tree.listdir(join(root, "qfiles", queue))) for queue in QUEUES}
+    counts = {queue: len(tree.listdir(join(root, "qfiles", queue))) for queue in WAITING_QUEUES}
     return {queue: count for queue, count in counts.items() if count}
 
 
@@ -198,24 +200,25 @@ def find_installations(tree) -> list[str]:
 def layout_of(tree, root: str) -> str:
     if not tree.is_dir(join(root, "Mailman")):
         return "debian"
-    return "mailmen" if tree.location(root).parent.name == "mailmen" else "prefix"
+    return MAILMEN if tree.location(root).parent.name == MAILMEN else "prefix"
 
 
-def etc_of(root: str) -> str | None:
-    """SOURCE's copy of /etc, when the installation sits at its system path in SOURCE
-    (var/lib/mailman or var/lib/mailmen/<domain>, as in a copy of /)."""
-    for system_path in ("var/lib/mailman", f"var/lib/mailmen/{PurePosixPath(root).name}"):
+def system_root(root: str) -> str | None:
+    """SOURCE's copy of /, when the installation sits at its system path in SOURCE
+    (Debian's DEBIAN_PREFIX, or a mailmen domain's prefix)."""
+    for system_path in (DEBIAN_PREFIX, DomainPaths(PurePosixPath(root).name).prefix):
+        system_path = system_path.lstrip("/")
         if root == system_path or root.endswith("/" + system_path):
-            return join(root.removesuffix(system_path).rstrip("/"), "etc")
+            return root.removesuffix(system_path).rstrip("/")
     return None
 
 
 def mm_cfg_of(tree, root: str) -> bytes | None:
-    """mm_cfg.py's text: in the prefix (mailmen links it to /etc/mailmen/<domain>), or Debian's /etc/mailman."""
-    etc = etc_of(root)
+    """mm_cfg.py's text: in the prefix (a mailmen domain's links to DomainPaths.mm_cfg), or Debian's DEBIAN_MM_CFG."""
+    copy_of_root = system_root(root)
     candidates = [join(root, "Mailman/mm_cfg.py")]
-    if etc is not None:
-        candidates += [join(etc, "mailman/mm_cfg.py"), join(etc, "mailmen", PurePosixPath(root).name, "mm_cfg.py")]
+    if copy_of_root is not None:
+        candidates += [join(copy_of_root, path.lstrip("/")) for path in (DEBIAN_MM_CFG, DomainPaths(PurePosixPath(root).name).mm_cfg)]
     return next((text for text in map(tree.read, candidates) if text is not None), None)
 
 
@@ -228,7 +231,7 @@ def site_settings(mm_cfg: bytes | None) -> tuple[str, dict[str, str]]:
     (it is read, never run)."""
     charsets = dict(py2data.LANGUAGE_CHARSETS)
     if mm_cfg is None:
-        return DEFAULT_SITE_LIST, charsets
+        return SITE_LIST, charsets
     match = SITE_LIST_SETTING.search(mm_cfg)
     charsets.update({code.decode(): charset.decode() for code, charset in ADD_LANGUAGE.findall(mm_cfg)})
-    return (match.group(1).decode() if match else DEFAULT_SITE_LIST), charsets
+    return (match.group(1).decode() if match else SITE_LIST), charsets

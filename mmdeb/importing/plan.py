@@ -2,7 +2,7 @@
 
 SOURCE is a directory or a tarball of one: Debian's layout (var/lib/mailman with lists/,
 archives/, qfiles/, data/, and etc/mailman/mm_cfg.py), a prefix install (usr/local/mailman,
-with Mailman/ beside lists/) or mailmen's per-domain trees (var/lib/mailmen/<domain>).
+with Mailman/ beside lists/) or mailmen's per-domain trees (domains.layout's prefixes).
 Nothing in SOURCE is written; a tarball is read in one pass, never extracted.
 """
 
@@ -14,12 +14,11 @@ from urllib.parse import urlsplit
 
 from mmdeb.importing import py2data
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.layout import SITE_LIST
 from mmdeb.errors import MmdebError
 from mmdeb.importing.oldtree import (REQUEST_FILES, WITHOUT_UNREADABLE, DirectoryTree, archived_messages, count_mbox, find_installations, held_files, is_mbox, join, layout_of, member_count, mm_cfg_of, queued_mail, read_config, site_settings, unreadable_requests)
 from mmdeb.domains.state import State
 
-# The site list every domain package creates (debian-templates/postinst.j2).
-TARGET_SITE_LIST = "mailman"
 # Files the plan reads whole; every other file is only listed (and mboxes counted).
 READ_WHOLE = {"config.pck", "config.pck.last", *REQUEST_FILES, "mm_cfg.py"}
 
@@ -217,8 +216,8 @@ def flag_targets(lists: list[ListPlan], targets: set[str] | None, installations:
             continue
         if targets is not None and plan.domain not in targets:
             plan.flags.append(f"{plan.domain} is not a target domain: add it with mmdeb domains add {plan.domain}")
-        if plan.name == TARGET_SITE_LIST:
-            plan.flags.append(f"{plan.domain} has a list named {TARGET_SITE_LIST}: the site list its package creates")
+        if plan.name == SITE_LIST:
+            plan.flags.append(f"{plan.domain} has a list named {SITE_LIST}: the site list its package creates")
         other = seen.setdefault((plan.domain, plan.name), plan)
         if other is not plan:
             plan.flags.append(f"{plan.domain} gets a list named {plan.name} from {other.installation or 'SOURCE'} too")

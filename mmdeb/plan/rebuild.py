@@ -14,17 +14,21 @@ import json
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from mmdeb import PATCHES_DIR, TEMPLATES_DIR, __version__
+from mmdeb import TEMPLATES_DIR, __version__
+from mmdeb.build.render import IMPORTER_MODULES, environment, importer_files, series_names, templates_for
+from mmdeb.build.spec import CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State
 from mmdeb.errors import MmdebError
-from mmdeb.build.render import environment, importer_files, series_names, templates_for
-from mmdeb.build.spec import SETTINGS, ChangelogEntry, CoreSpec, PackageSpec
-from mmdeb.domains.state import DomainState, PackageState, State
-from mmdeb.upstream.tarball import Upstream, resolve
-from mmdeb.upstream.fetch import sha256_of
+from mmdeb.upstream.tarball import Upstream
+
+# What an upstream reference and a flavour stand for (upstream.tarball.describe): read from the
+# catalogue and the files on disk, never downloaded, so planning works offline.
+UpstreamOf = Callable[[str, str], Upstream]
 
 # Source files whose changes reach only the core package: Python code, scripts, templates
 # and translations. Makefiles, configure, the wrappers' C code, Defaults.py.in, paths.py.in
@@ -72,27 +76,26 @@ def digest_templates(kind: str) -> str:
 def digest_importer() -> str:
     """sha256 over the modules the domain packages ship as mmdeb-import."""
     digest = hashlib.sha256()
-    for path in importer_files():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in zip(IMPORTER_MODULES, importer_files()):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
 def inputs_of(domain: DomainState, upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     """Everything a domain package is made from, each as one comparable string."""
-    settings = {key: getattr(domain, key) for key in ("dist", *SETTINGS)}
     return {
-        "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
-        "patches": digest_patches(patches_dir / upstream.flavour.name, domain.mode == "shared"),
+        "upstream": f"{upstream.version} {upstream.sha256}",
+        "patches": digest_patches(patches_dir / upstream.flavour.name, domain.settings.mode == "shared"),
         "templates": digest_templates("domain"),
         "importer": digest_importer(),
-        "settings": json.dumps(settings, sort_keys=True),
+        "settings": json.dumps(domain.settings.package_settings, sort_keys=True),
         "mmdeb": __version__,
     }
 
 
 def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     return {
-        "upstream": f"{upstream.version} {sha256_of(upstream.tarball)}",
+        "upstream": f"{upstream.version} {upstream.sha256}",
         "patches": digest_patches(patches_dir / upstream.flavour.name, False),
         "templates": digest_templates("core"),
         "mmdeb": __version__,
@@ -155,33 +158,32 @@ def with_entry(spec, record: PackageState, urgency: str, reason: str):
     return replace(spec, changelog=(entry, *history))
 
 
-def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path = PATCHES_DIR) -> Rebuild | None:
+def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path, upstream_of: UpstreamOf) -> Rebuild | None:
     """The rebuild this domain needs, or None if nothing it is made from changed."""
-    upstream = resolve(domain.upstream, domain.flavour)
+    upstream = upstream_of(domain.settings.upstream, domain.settings.flavour)
     inputs = inputs_of(domain, upstream, patches_dir)
     reasons = changed_reasons(domain, inputs, upstream)
     if not reasons:
         return None
-    spec = PackageSpec.for_domain(Domain.parse(name), upstream, domain.dist, patches_dir, domain, next_revision(domain, upstream))
-    reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.mode} mode): {'; '.join(reasons)}."
+    spec = PackageSpec(Domain.parse(name), upstream, domain.settings, patches_dir, next_revision(domain, upstream))
+    reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.settings.mode} mode): {'; '.join(reasons)}."
     return Rebuild(with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
 
 
 def core_users(domains: dict[str, DomainState], flavour: str, dist: str) -> tuple[str, list[str]]:
     """The one upstream of the shared-mode domains of flavour on dist, and their names."""
     users = sorted(name for name, domain in domains.items()
-                   if domain.mode == "shared" and (domain.flavour, domain.dist) == (flavour, dist))
-    upstreams = sorted({domains[name].upstream for name in users})
+                   if domain.settings.mode == "shared" and (domain.settings.flavour, domain.settings.dist) == (flavour, dist))
+    upstreams = sorted({domains[name].settings.upstream for name in users})
     if len(upstreams) != 1:
         raise MmdebError(f"the shared-mode {flavour} domains on {dist} use different upstreams ({', '.join(upstreams)})",
                          "give them one upstream: they share one core package")
     return upstreams[0], users
 
 
-def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, urgency: str, mail_domain: str,
-              patches_dir: Path = PATCHES_DIR) -> Rebuild | None:
-    """The rebuild the core package of flavour on dist needs, or None."""
-    upstream = resolve(upstream_ref, flavour)
+def plan_core(core: PackageState, upstream: Upstream, dist: str, urgency: str, mail_domain: str,
+              patches_dir: Path) -> Rebuild | None:
+    """The rebuild the core package of upstream's flavour on dist needs, or None."""
     inputs = core_inputs(upstream, patches_dir)
     reasons = changed_reasons(core, inputs, upstream)
     if not reasons:
@@ -191,13 +193,14 @@ def plan_core(core: PackageState, upstream_ref: str, flavour: str, dist: str, ur
     return Rebuild(with_entry(spec, core, urgency, reason), inputs, reasons, core)
 
 
-def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path = PATCHES_DIR) -> list[Rebuild]:
+def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path, upstream_of: UpstreamOf) -> list[Rebuild]:
     """The rebuilds of the named domains and of the core packages their shared-mode ones use."""
-    rebuilds = [item for name in names if (item := plan(name, state.get(name), urgency, patches_dir))]
-    cores = dict.fromkeys((domain.flavour, domain.dist) for name in names
-                          if (domain := state.get(name)).mode == "shared")
+    rebuilds = [item for name in names if (item := plan(name, state.get(name), urgency, patches_dir, upstream_of))]
+    cores = dict.fromkeys((domain.settings.flavour, domain.settings.dist) for name in names
+                          if (domain := state.get(name)).settings.mode == "shared")
     for flavour, dist in cores:
         upstream_ref, users = core_users(state.domains, flavour, dist)
-        if item := plan_core(state.core(flavour, dist), upstream_ref, flavour, dist, urgency, users[0], patches_dir):
+        upstream = upstream_of(upstream_ref, flavour)
+        if item := plan_core(state.core(flavour, dist), upstream, dist, urgency, users[0], patches_dir):
             rebuilds.insert(0, item)
     return rebuilds

@@ -105,8 +105,10 @@ class Repository:
                     "restore that directory from backup; a new key would make every host refuse the repository",
                 )
             self.gnupghome.mkdir(mode=0o700, parents=True)
-            self.runner.run(gpg_generate_key_argv(self.gnupghome, f"mmdeb repository on {socket.getfqdn()}"), env=env)
-        listing = self.runner.run(gpg_list_secret_keys_argv(self.gnupghome), env=env)
+            self.runner.run(gpg_generate_key_argv(self.gnupghome, f"mmdeb repository on {socket.getfqdn()}"), env=env,
+                            what=f"making the signing key in {self.gnupghome} with gpg")
+        listing = self.runner.run(gpg_list_secret_keys_argv(self.gnupghome), env=env,
+                                  what=f"reading the signing key in {self.gnupghome} with gpg")
         fingerprints = [line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:")]
         if not fingerprints:
             raise MmdebError(f"{self.gnupghome} holds no secret key", "restore the repository's signing key from backup")
@@ -151,14 +153,16 @@ class Repository:
         try:
             for dist, files in packages.items():
                 for dsc in (f for f in files if f.suffix == ".dsc"):
-                    self.runner.run(reprepro_argv(tree, "includedsc", dist, str(dsc)), env=env)
+                    self.runner.run(reprepro_argv(tree, "includedsc", dist, str(dsc)), env=env,
+                                    what=f"adding {dsc.name} to {dist} with reprepro")
                 for deb in (f for f in files if f.suffix == ".deb"):
-                    self.runner.run(reprepro_argv(tree, "includedeb", dist, str(deb)), env=env)
-            self.runner.run(reprepro_argv(tree, "export"), env=env)
+                    self.runner.run(reprepro_argv(tree, "includedeb", dist, str(deb)), env=env,
+                                    what=f"adding {deb.name} to {dist} with reprepro")
+            self.runner.run(reprepro_argv(tree, "export"), env=env, what="exporting the repository's indexes with reprepro")
+            self.runner.run(gpg_export_argv(self.gnupghome, fingerprint, tree / KEYRING), env=env,
+                            what=f"exporting the signing key to {KEYRING} with gpg")
         except CommandFailed as exc:
-            raise MmdebError(f"reprepro failed; the published repository is unchanged ({exc.output.strip().splitlines()[-1:]})",
-                             "see the message above, fix it and publish again")
-        self.runner.run(gpg_export_argv(self.gnupghome, fingerprint, tree / KEYRING), env=env)
+            raise MmdebError(f"{exc.message}; the published repository is unchanged", "correct that, then publish again")
 
 
 def sources_stanza(repository: Path, dists: list[str]) -> str:

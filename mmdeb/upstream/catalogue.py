@@ -1,7 +1,6 @@
-"""The catalogue of upstreams: the defaults shipped with mmdeb (mmdeb/catalogue.toml, or
-$MMDEB_CATALOGUE), overridden entry by entry by the local catalogue (places.catalogue:
-/etc/mmdeb/catalogue.toml when installed), which `mmdeb upstream add|update` write.
-mmdeb never edits the shipped file."""
+"""The catalogue of upstreams: the defaults shipped with mmdeb (mmdeb/upstream/catalogue.toml),
+overridden entry by entry by the local catalogue (/etc/mmdeb/catalogue.toml when installed),
+which `mmdeb upstream add|update` write. mmdeb never edits the shipped file."""
 
 import fcntl
 import os
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import tomli_w
 
-from mmdeb.app import places
 from mmdeb.errors import MmdebError
 
 DEFAULTS = Path(__file__).with_name("catalogue.toml")
@@ -30,9 +28,8 @@ def read(path: Path) -> dict:
     return catalogue
 
 
-def load_catalogue() -> dict:
-    catalogue = read(Path(os.environ.get("MMDEB_CATALOGUE") or DEFAULTS).absolute())
-    local = places.current().catalogue
+def load_catalogue(local: Path, shipped: Path = DEFAULTS) -> dict:
+    catalogue = read(shipped.absolute())
     if local.exists():
         for table, entries in read(local).items():
             catalogue.setdefault(table, {}).update(entries)
@@ -44,16 +41,22 @@ def unknown_upstream(name: str, catalogue: dict) -> MmdebError:
     return MmdebError(f"unknown upstream {name!r}", f"give a tarball path or one of the catalogue names: {known}")
 
 
-def local_entries() -> dict:
-    path = places.current().catalogue
+def default_upstream(catalogue: dict, flavour: str | None) -> str:
+    """The catalogue's default upstream of flavour (or of all)."""
+    name = catalogue.get("defaults", {}).get(f"upstream-{flavour}" if flavour else "upstream")
+    if not name:
+        raise MmdebError(f"the catalogue has no default upstream for the {flavour} flavour", "give --upstream TARBALL")
+    return name
+
+
+def local_entries(path: Path) -> dict:
     return read(path).get("upstream", {}) if path.exists() else {}
 
 
 @contextmanager
-def local_catalogue():
-    """Hold the local catalogue's lock and yield its upstream entries as written (signing_key
-    relative); they are saved atomically when the block ends without an error."""
-    path = places.current().catalogue
+def local_catalogue(path: Path):
+    """Hold the lock of the local catalogue at path and yield its upstream entries as written
+    (signing_key relative); they are saved atomically when the block ends without an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path.with_name(f".{path.name}.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)

@@ -3,6 +3,7 @@ depends on there, and what each release's build chroot needs."""
 
 from dataclasses import dataclass, field
 
+from mmdeb.domains.domain import core_package
 from mmdeb.errors import MmdebError
 
 # Debian release numbers, for the +debNN version suffix.
@@ -26,7 +27,7 @@ class Flavour:
 
     @property
     def core_package(self) -> str:
-        return f"mailmen-core-{self.name}"
+        return core_package(self.name)
 
     @property
     def core_prefix(self) -> str:
@@ -71,3 +72,26 @@ FLAVOURS = {
 def flavour_for_version(version: str) -> Flavour:
     major_minor = tuple(int(part) for part in version.split(".")[:2])
     return FLAVOURS["py3"] if major_minor >= (2, 2) else FLAVOURS["gnu"]
+
+
+# mmdeb's own package (mmdeb self-build): mmdeb needs Python 3.11 and python3-sh 2 (bookworm has
+# 1.14), and its man page trixie's argparse-manpage 4 (bookworm's 1.2 knows no subcommands).
+SELF_DISTS = ("trixie", "forky")
+# Its Build-Depends besides debhelper-compat: pybuild, and what generating the man page and the
+# bash completion needs (argparse-manpage, shtab, and every module mmdeb.cli imports).
+SELF_BUILD_DEPENDS = (
+    "dh-python", "pybuild-plugin-pyproject", "python3-all", "python3-setuptools",
+    "python3-argparse-manpage", "python3-shtab",
+    "python3-debian", "python3-jinja2", "python3-sh", "python3-tomli-w",
+)
+
+
+def chroot_packages(dist: str) -> list[str]:
+    """What a build chroot of dist holds besides the buildd variant: the build dependencies of
+    every flavour that runs on dist (and of mmdeb itself), so warm builds download nothing."""
+    packages = {"debhelper", "fakeroot", "po-debconf"}
+    for flavour in FLAVOURS.values():
+        if dist in flavour.dists:
+            packages.update(flavour.build_depends)
+    packages.update(SELF_BUILD_DEPENDS if dist in SELF_DISTS else ())
+    return sorted(packages)

@@ -1,14 +1,45 @@
-"""Downloads and their verification: the one HTTP client, sha256 and OpenPGP signatures."""
+"""Downloads and their verification: the one HTTP client, sha256 and OpenPGP signatures. Used
+by the builds (catalogue upstreams and components) and by the tracker (new releases)."""
 
 import hashlib
 import os
 import shutil
 import tempfile
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
+from mmdeb import __version__
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner
+
+TIMEOUT = 60  # seconds without data before a download is given up
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A detached OpenPGP signature: where it is published, where it is kept, and the keyring of its key."""
+
+    url: str
+    path: Path
+    keyring: Path
+
+
+@dataclass(frozen=True)
+class Verified:
+    sha256: str
+    by: str  # how: for the report
+
+
+def open_url(url: str, timeout: int = TIMEOUT):
+    """The response for url; OSError (URLError, timeouts, HTTP errors) or ValueError (a malformed URL) if none."""
+    return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": f"mmdeb/{__version__}"}), timeout=timeout)
+
+
+def read_text(url: str, timeout: int = TIMEOUT) -> str:
+    """A small page (a release listing, a published sha256); errors as open_url."""
+    with open_url(url, timeout) as response:
+        return response.read().decode(response.headers.get_content_charset() or "utf-8", errors="replace")
 
 
 def sha256_of(path: Path) -> str:
@@ -24,9 +55,9 @@ def download(url: str, target: Path, what: str) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=target.parent, prefix=".download-", delete=False) as tmp:
         try:
-            with urllib.request.urlopen(url, timeout=60) as response:
+            with open_url(url) as response:
                 shutil.copyfileobj(response, tmp)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             os.unlink(tmp.name)
             raise MmdebError(
                 f"cannot download {what} from {url} ({exc})",
@@ -42,7 +73,7 @@ def gpgv_argv(keyring: Path, signature: Path, data: Path) -> list[str]:
 
 def verify_signature(keyring: Path, signature: Path, data: Path, what: str, runner: Runner) -> None:
     try:
-        runner.run(gpgv_argv(keyring, signature, data))
+        runner.run(gpgv_argv(keyring, signature, data), what=f"checking the OpenPGP signature of {what}")
     except CommandFailed as exc:
         reason = exc.output.strip().splitlines()[-1] if exc.output.strip() else exc.message
         raise MmdebError(
@@ -52,21 +83,19 @@ def verify_signature(keyring: Path, signature: Path, data: Path, what: str, runn
         )
 
 
-def fetch_verified(entry: dict, what: str, cache: Path, runner: Runner | None = None) -> Path:
-    """Return the cached file of a catalogue entry, downloading it if absent; verify its sha256,
-    and its detached OpenPGP signature when the entry names a signing key."""
-    target = cache / entry["filename"]
+def fetch_verified(url: str, target: Path, what: str, runner: Runner, *, sha256: str | None = None,
+                   signature: Signature | None = None, remedy: str = "") -> Verified:
+    """target, downloaded from url unless it is there; refused unless it has sha256 (when given)
+    and a good signature (when given, also downloaded unless there)."""
     if not target.exists():
-        download(entry["url"], target, what)
+        download(url, target, what)
     actual = sha256_of(target)
-    if actual != entry["sha256"]:
-        raise MmdebError(
-            f"sha256 mismatch for {what} ({target}): expected {entry['sha256']}, got {actual}",
-            f"delete {target} and try again; if it persists the download is not the pinned release",
-        )
-    if "signing_key" in entry:
-        signature = cache / entry["signature_filename"]
-        if not signature.exists():
-            download(entry["signature_url"], signature, f"the signature of {what}")
-        verify_signature(Path(entry["signing_key"]), signature, target, what, runner or Runner())
-    return target
+    if sha256 and actual != sha256:
+        raise MmdebError(f"sha256 mismatch for {what} ({target}): expected {sha256}, got {actual}",
+                         remedy or f"delete {target} and try again; if it persists the download is not the pinned release")
+    if signature:
+        if not signature.path.exists():
+            download(signature.url, signature.path, f"the signature of {what}")
+        verify_signature(signature.keyring, signature.path, target, what, runner)
+        return Verified(actual, f"OpenPGP signature {signature.url} with {signature.keyring}")
+    return Verified(actual, f"sha256 {sha256}" if sha256 else "nothing: its sha256 is pinned from this download")

@@ -6,7 +6,6 @@ group captures a version in that page. Versions are compared in Debian order.
 
 import re
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -14,6 +13,7 @@ from debian.debian_support import Version
 
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.catalogue import unknown_upstream
+from mmdeb.upstream.fetch import read_text
 
 LISTING_TIMEOUT = 30  # seconds; a listing is a small page
 
@@ -38,9 +38,7 @@ def newer_releases(listing_text: str, regex: str, current: str, base_url: str = 
 
 def read_listing(url: str) -> str:
     """The listing page; OSError (URLError, timeouts, HTTP errors) is left to the caller."""
-    request = urllib.request.Request(url, headers={"User-Agent": "mmdeb upstream check"})
-    with urllib.request.urlopen(request, timeout=LISTING_TIMEOUT) as response:
-        return response.read().decode(response.headers.get_content_charset() or "utf-8", errors="replace")
+    return read_text(url, LISTING_TIMEOUT)
 
 
 def check_line(name: str, entry: dict, listing_text: str) -> str:

@@ -17,7 +17,7 @@ def assert_refused(result: subprocess.CompletedProcess, out: Path, *words: str) 
     assert result.returncode == 1, result.stdout + result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("mmdeb: error: ") and "Fix: " in lines[0]
+    assert lines[0].startswith("mmdeb: error: ") and lines[0].count("Fix: ") == 1
     assert "Traceback" not in result.stdout + result.stderr
     for word in words:
         assert word in lines[0]

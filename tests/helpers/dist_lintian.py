@@ -11,7 +11,7 @@ from pathlib import Path
 from debian.deb822 import Dsc
 
 from mmdeb.build.builders.chroot import mirror
-from mmdeb.upstream.tarball import cache_dir
+from mmdeb.app.places import current as current_places
 
 # py3: the current stable's, errors and warnings. GNU 2.1 (bullseye): bookworm's, errors
 # only; bullseye's does not know the tags our overrides name, trixie's takes bullseye's
@@ -21,7 +21,7 @@ LINTIAN = {"py3": ("trixie", "error,warning"), "gnu": ("bookworm", "error")}
 
 def lintian_tree(dist: str) -> Path:
     """An mmdebstrap tree of dist with lintian, made once (under a lock, atomically)."""
-    root = cache_dir() / "lintian"
+    root = current_places().cache / "lintian"
     root.mkdir(parents=True, exist_ok=True)
     tree = root / dist
     with open(root / ".lock", "w") as lock:

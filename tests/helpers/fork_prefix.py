@@ -16,7 +16,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from mmdeb.plan.rebuild import patched_paths
-from mmdeb.build.render import IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files, series_names
+from mmdeb.build.render import IMPORTER_MODULES, IMPORTER_PATH, IMPORTER_PYTHON, environment, importer_files, series_names
 from mmdeb.upstream.dists import FLAVOURS
 
 PYTHON = FLAVOURS["py3"].python
@@ -44,9 +44,9 @@ def install_fork(tarball: Path, top: Path, domain: str, series_dir: Path | None 
                    cwd=source, check=True, capture_output=True)
     subprocess.run(["make", "install"], cwd=source, check=True, capture_output=True)
     package = prefix / IMPORTER_PATH
-    package.mkdir()
-    for path in importer_files():
-        shutil.copyfile(path, package / path.name)
+    for name, path in zip(IMPORTER_MODULES, importer_files()):
+        (package / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, package / name)
     launcher = prefix / "bin/mmdeb-import"
     spec = SimpleNamespace(flavour=FLAVOURS["py3"], domain=SimpleNamespace(name=domain))
     launcher.write_text(environment().get_template("mmdeb-import.j2").render(spec=spec, mmdeb_version="test",

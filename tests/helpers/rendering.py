@@ -3,13 +3,18 @@
 from dataclasses import replace
 
 from mmdeb.build.render import render_debian
-from mmdeb.build.spec import ChangelogEntry, PackageSpec
+from mmdeb.build.spec import PackageSpec
 from mmdeb.domains.domain import Domain
-from mmdeb.upstream.tarball import resolve
+from mmdeb.domains.settings import DomainSettings
+from mmdeb.domains.state import ChangelogEntry
+from mmdeb.upstream.catalogue import DEFAULTS, read
+from mmdeb.upstream.tarball import describe
 
 
 def rendered(tmp_path, upstream, **settings):
-    spec = PackageSpec(Domain.parse("lists.example.org"), resolve(str(upstream.tarball)), upstream.dist, upstream.patches, **settings)
+    described = describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent)
+    spec = PackageSpec(Domain.parse("lists.example.org"), described,
+                       DomainSettings(str(upstream.tarball), upstream.flavour, upstream.dist, **settings), upstream.patches)
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
     return spec, tmp_path / "debian"

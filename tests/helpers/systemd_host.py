@@ -23,7 +23,7 @@ from mmdeb.build.builders.chroot import mirror
 from mmdeb.cli import main
 from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
-from mmdeb.upstream.tarball import cache_dir
+from mmdeb.app.places import current as current_places
 
 BOOT_TIMEOUT = 120
 # Installed, not only downloaded: the guest has no mirror, so apt there installs our
@@ -110,7 +110,7 @@ def base_tree(dist: str, extra: tuple[str, ...] = ()) -> Path:
     package list and mirror."""
     packages = sorted({*base_packages(dist), *extra})
     key = "\n".join([*packages, mirror(), CUSTOMIZE])
-    root = cache_dir() / "systemd-hosts"
+    root = current_places().cache / "systemd-hosts"
     target = root / f"{dist}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".lock", "w") as lock:

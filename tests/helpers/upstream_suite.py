@@ -14,7 +14,11 @@ from pathlib import Path
 
 from helpers.upstreams import DOMAIN
 from helpers.e2e_host import MTA_DEBCONF, Host
-from mmdeb.build.spec import DEFAULT_CGI_GID, DEFAULT_MAIL_GID, domain_depends
+from mmdeb.app.places import current as current_places
+from mmdeb.build.spec import domain_depends
+from mmdeb.domains.settings import DEFAULTS
+from mmdeb.run import Runner
+from mmdeb.upstream.catalogue import DEFAULTS as SHIPPED_CATALOGUE, read
 from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.upstream.tarball import resolve
 
@@ -53,14 +57,14 @@ def install_plain(host: Host, tree: Path, upstream) -> str:
     """configure && make install of the unpatched tree, as Mailman's INSTALL says: a setgid
     prefix of Mailman's group, then bin/check_perms -f. Same user, group and host names as the
     package; the gnu flavour's dnspython component goes where the package puts it."""
-    components = resolve(str(upstream.tarball), upstream.flavour).components
+    components = resolve(str(upstream.tarball), upstream.flavour, read(SHIPPED_CATALOGUE), current_places().cache, Runner()).components
     shutil.copytree(tree, host.root / PLAIN_SOURCE.lstrip("/"), symlinks=True)
     pythonpath = ":".join(f"{PLAIN_SOURCE}/{component.name}" for component in components)
     host.run("install", "-d", "-g", "list", "-m", "2775", PLAIN_PREFIX)
     configure = [
         "./configure", f"--prefix={PLAIN_PREFIX}", f"--with-python={FLAVOURS[upstream.flavour].python}",
-        "--with-username=list", "--with-groupname=list", f"--with-mail-gid={DEFAULT_MAIL_GID}",
-        f"--with-cgi-gid={DEFAULT_CGI_GID}", f"--with-mailhost={DOMAIN}", f"--with-urlhost={DOMAIN}",
+        "--with-username=list", "--with-groupname=list", f"--with-mail-gid={DEFAULTS['mail_gid']}",
+        f"--with-cgi-gid={DEFAULTS['cgi_gid']}", f"--with-mailhost={DOMAIN}", f"--with-urlhost={DOMAIN}",
     ]
     host.run("env", "-C", PLAIN_SOURCE, f"PYTHONPATH={pythonpath}", *configure)
     host.run("make", "-C", PLAIN_SOURCE, "install")

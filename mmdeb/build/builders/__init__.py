@@ -1,33 +1,19 @@
-"""Builder backends: sbuild, pbuilder and local, behind one interface."""
+"""Builder backends: sbuild, pbuilder and local, behind one interface (base.Builder)."""
 
-from abc import ABC, abstractmethod
-from pathlib import Path
-
+from mmdeb.build.builders.base import Builder
+from mmdeb.build.builders.chroot import ChrootCache
+from mmdeb.build.builders.local import LocalBuilder
+from mmdeb.build.builders.pbuilder import PbuilderBuilder
+from mmdeb.build.builders.sbuild import SbuildBuilder
 from mmdeb.errors import MmdebError
-from mmdeb.run import Runner
+
+BUILDERS = ("sbuild", "pbuilder", "local")
 
 
-class Builder(ABC):
-    name: str
-
-    @abstractmethod
-    def check(self) -> None:
-        """Raise MmdebError naming the fix if a prerequisite is missing."""
-
-    def prepare(self, dist: str, arch: str, runner: Runner) -> None:
-        """Make what every build for dist needs (a cached chroot), once per call."""
-
-    @abstractmethod
-    def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
-        """Build the binary packages of dsc into result_dir."""
-
-
-def get_builder(name: str, cache_root: Path) -> Builder:
-    from mmdeb.build.builders.local import LocalBuilder
-    from mmdeb.build.builders.pbuilder import PbuilderBuilder
-    from mmdeb.build.builders.sbuild import SbuildBuilder
-
-    builders = {"sbuild": SbuildBuilder, "pbuilder": PbuilderBuilder, "local": LocalBuilder}
-    if name not in builders:
-        raise MmdebError(f"unknown builder {name!r}", f"use one of {', '.join(builders)}")
-    return builders[name](cache_root)
+def get_builder(name: str, chroots: ChrootCache) -> Builder:
+    """The builder called name; the chroot builders build in chroots."""
+    if name not in BUILDERS:
+        raise MmdebError(f"unknown builder {name!r}", f"use one of {', '.join(BUILDERS)}")
+    if name == "local":
+        return LocalBuilder()
+    return {"sbuild": SbuildBuilder, "pbuilder": PbuilderBuilder}[name](chroots)

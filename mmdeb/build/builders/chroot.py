@@ -13,13 +13,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeb.app import places
-from mmdeb.build.builders import Builder
+from mmdeb.build.builders.base import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner, require
-from mmdeb.build.selfpackage import BUILD_DEPENDS as SELF_BUILD_DEPENDS, SELF_DISTS
-from mmdeb.app.conf import load
-from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.upstream.dists import chroot_packages
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://security.debian.org/debian-security"
@@ -46,16 +43,6 @@ def suites(dist: str) -> list[str]:
 
 def sources_lines(dist: str, mirror_url: str, security_url: str) -> list[str]:
     return [f"deb {security_url if suite.endswith('-security') else mirror_url} {suite} main" for suite in suites(dist)]
-
-
-def preinstalled_packages(dist: str) -> list[str]:
-    """Build dependencies of every flavour that runs on dist, so warm builds download nothing."""
-    packages = {"debhelper", "fakeroot", "po-debconf"}
-    for flavour in FLAVOURS.values():
-        if dist in flavour.dists:
-            packages.update(flavour.build_depends)
-    packages.update(SELF_BUILD_DEPENDS if dist in SELF_DISTS else ())  # mmdeb self-build
-    return sorted(packages)
 
 
 def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], sources: list[str]) -> list[str]:
@@ -89,14 +76,8 @@ class ChrootCache:
         self.max_age_days = max_age_days
         self.when_old = when_old
 
-    @classmethod
-    def configured(cls, cache_root: Path) -> "ChrootCache":
-        """The cache under cache_root, with the age settings of mmdeb.conf."""
-        settings = load(places.current().settings)
-        return cls(cache_root / "chroots", settings.max_age_days, settings.when_old)
-
     def path(self, dist: str, arch: str) -> Path:
-        key = "\n".join([*preinstalled_packages(dist), *sources_lines(dist, mirror(), security_mirror())])
+        key = "\n".join([*chroot_packages(dist), *sources_lines(dist, mirror(), security_mirror())])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.root / f"{dist}-{arch}-{digest}.tar.zst"
 
@@ -143,8 +124,9 @@ class ChrootCache:
         partial = target.with_name(PARTIAL + target.name)
         try:
             # When writing the tarball fails, mmdebstrap sends SIGHUP to its process group.
-            runner.run(mmdebstrap_argv(dist, arch, partial, preinstalled_packages(dist),
-                                       sources_lines(dist, mirror(), security_mirror())), own_group=True)
+            runner.run(mmdebstrap_argv(dist, arch, partial, chroot_packages(dist),
+                                       sources_lines(dist, mirror(), security_mirror())), own_group=True,
+                       what=f"making the {dist}/{arch} build chroot with mmdebstrap")
             os.replace(partial, target)
         except CommandFailed as exc:
             if "No space left on device" in exc.output:
@@ -187,8 +169,8 @@ class ChrootCache:
 class ChrootBuilder(Builder):
     """A builder that runs in the cached mmdebstrap tarball of the dist."""
 
-    def __init__(self, cache_root: Path):
-        self.chroots = ChrootCache.configured(cache_root)
+    def __init__(self, chroots: ChrootCache):
+        self.chroots = chroots
 
     def prepare(self, dist: str, arch: str, runner: Runner) -> None:
         self.chroots.ensure(dist, arch, runner)

@@ -3,7 +3,8 @@
 import os
 from pathlib import Path
 
-from mmdeb.build.builders.chroot import ChrootBuilder
+from mmdeb.build.builders.base import built_package
+from mmdeb.build.builders.chroot import ChrootBuilder, ChrootCache
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 
@@ -31,9 +32,9 @@ def pbuilder_argv(dsc: Path, dist: str, arch: str, basetgz: Path, result_dir: Pa
 class PbuilderBuilder(ChrootBuilder):
     name = "pbuilder"
 
-    def __init__(self, cache_root: Path):
-        super().__init__(cache_root)
-        self.config = cache_root / "pbuilderrc"
+    def __init__(self, chroots: ChrootCache):
+        super().__init__(chroots)
+        self.config = chroots.root / "pbuilderrc"
 
     def check(self) -> None:
         require("pbuilder", "pbuilder")
@@ -46,4 +47,5 @@ class PbuilderBuilder(ChrootBuilder):
         self.config.write_text(PBUILDERRC)
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
-        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir, self.config))
+        runner.run(pbuilder_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir, self.config),
+                   what=f"building {built_package(dsc)} with pbuilder")

@@ -4,6 +4,7 @@ import getpass
 import os
 from pathlib import Path
 
+from mmdeb.build.builders.base import built_package
 from mmdeb.build.builders.chroot import ChrootBuilder
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
@@ -66,4 +67,5 @@ class SbuildBuilder(ChrootBuilder):
         check_subids()
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
-        runner.run(sbuild_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir), cwd=result_dir)
+        runner.run(sbuild_argv(dsc, dist, arch, self.chroots.path(dist, arch), result_dir), cwd=result_dir,
+                   what=f"building {built_package(dsc)} with sbuild")

@@ -1,0 +1,79 @@
+"""Where a domain's Mailman lives on a list host, and the names in it that mmdeb relies on.
+
+The only place these are spelt: the templates get them from build/render.py's context.
+Standard library only: the domain packages ship it with mmdeb-import (render.IMPORTER_MODULES),
+which reads old trees laid out this way on the list host, on bullseye's Python 3.9 too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+PACKAGE_PREFIX = "mailman-"  # a domain's package: mailman-<domain>
+PREFIX_ROOT = "/var/lib/mailmen"  # each domain's Mailman prefix is PREFIX_ROOT/<domain>
+ETC_ROOT = "/etc/mailmen"  # each domain's mm_cfg.py (a conffile) and what postinst writes
+LOG_ROOT = "/var/log/mailmen"
+LOCK_ROOT = "/run/lock/mailmen"  # on a tmpfs: tmpfiles.d makes it at boot
+MM_CFG = "mm_cfg.py"
+
+SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
+# Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as
+# soon as mail arrives; the retry queue, whose messages wait there for their time; the shunt
+# queue, which keeps the messages that failed, for the admin.
+RUNNER_QUEUES = ("in", "out", "virgin", "commands", "bounces", "archive", "news")
+RETRY_QUEUE = "retry"
+SHUNT_QUEUE = "shunt"
+# The queues that hold mail not handled yet.
+WAITING_QUEUES = (*RUNNER_QUEUES, RETRY_QUEUE, SHUNT_QUEUE)
+
+
+@dataclass(frozen=True)
+class DomainPaths:
+    """A domain's package and paths, from its (normalised) name."""
+
+    name: str
+
+    @property
+    def package(self) -> str:
+        return f"{PACKAGE_PREFIX}{self.name}"
+
+    @property
+    def prefix(self) -> str:
+        return f"{PREFIX_ROOT}/{self.name}"
+
+    @property
+    def etc_dir(self) -> str:
+        return f"{ETC_ROOT}/{self.name}"
+
+    @property
+    def log_dir(self) -> str:
+        return f"{LOG_ROOT}/{self.name}"
+
+    @property
+    def lock_dir(self) -> str:
+        return f"{LOCK_ROOT}/{self.name}"
+
+    @property
+    def mm_cfg(self) -> str:
+        """mm_cfg.py, the conffile that the prefix's Mailman/mm_cfg.py links to."""
+        return f"{self.etc_dir}/{MM_CFG}"
+
+    @property
+    def site_list_dir(self) -> str:
+        """The site list's directory: Mailman does not run without it."""
+        return f"{self.prefix}/lists/{SITE_LIST}"
+
+    @property
+    def site_list_password(self) -> str:
+        """The site list's password, also the site password: written by postinst, root's only."""
+        return f"{self.etc_dir}/site-list-password"
+
+    @property
+    def apache_tls_conf(self) -> str:
+        """Apache's certificate and key lines for this domain, written by postinst from debconf."""
+        return f"{self.etc_dir}/apache-tls.conf"
+
+    @property
+    def nginx_tls_conf(self) -> str:
+        """nginx's certificate and key lines for this domain, written by postinst from debconf."""
+        return f"{self.etc_dir}/nginx-tls.conf"
