@@ -1,10 +1,10 @@
 """The application layer: one Host per run, planning without the network, settings declared once."""
 
 import subprocess
-import sys
 
 import pytest
 
+from helpers.cli import mmdeb as run_mmdeb
 from mmdeb.cli import main
 
 ORG = "lists.example.org"
@@ -25,8 +25,7 @@ sha256 = "{'0' * 64}"
 
 
 def mmdeb(cwd, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mmdeb", *args], cwd=cwd, capture_output=True, text=True,
-                          env={"PATH": "/usr/bin:/bin", "MMDEB_CACHE": str(cwd / "cache")})
+    return run_mmdeb(*args, cwd=cwd, env={"MMDEB_CACHE": str(cwd / "cache")})
 
 
 def test_a_dry_run_plans_without_downloading(tmp_path):

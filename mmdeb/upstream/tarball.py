@@ -71,15 +71,20 @@ class Upstream:
         return next(c for suffix, c in TARBALL_SUFFIXES.items() if self.tarball.name.endswith(suffix))
 
     @cached_property
+    def contents(self) -> tuple[str, int]:
+        """The tarball's Mailman version and newest member mtime, read once (after fetch)."""
+        return inspect_tarball(self.tarball)
+
+    @property
     def newest_mtime(self) -> int:
         """Of any member: a date that depends only on the input."""
-        return inspect_tarball(self.tarball)[1]
+        return self.contents[1]
 
     def fetch(self, runner: Runner) -> None:
         """Download (unless cached) and verify the tarball and the components."""
         if self.download:
             self.download.fetch(f"upstream {self.ref}", runner)
-            version, _ = inspect_tarball(self.tarball)
+            version, _ = self.contents
             if version != self.version:
                 # `mmdeb upstream check` compares releases with the catalogue's version, so it must be true.
                 raise MmdebError(
