@@ -136,7 +136,7 @@ class Host:
 
     def fetch(self, rebuilds: list[Rebuild]) -> None:
         """Download and verify what the planned builds are made from."""
-        for upstream in {id(item.spec.upstream): item.spec.upstream for item in rebuilds}.values():
+        for upstream in {(item.spec.upstream.ref, item.spec.flavour.name): item.spec.upstream for item in rebuilds}.values():
             upstream.fetch(self.runner)
 
     def status(self) -> list[str]:
