@@ -87,6 +87,8 @@ def parser() -> argparse.ArgumentParser:
         sub.add_argument("domains", nargs="+", metavar="DOMAIN")
         add_domain_settings(sub)
         sub.add_argument("--revision", type=int, default=1, help="Debian revision (default 1)")
+        sub.add_argument("--no-common", dest="common", action="store_false",
+                         help="without mailmen-common (DKIM signing), which every domain package recommends")
         add_build_options(sub)
         sub.set_defaults(handler=cmd_build, source_only=name == "source")
 
@@ -190,7 +192,7 @@ def say(line: str) -> None:
 
 
 def cmd_build(args, host: Host) -> None:
-    print_artifacts(host.build(args.domains, domain_settings(args), args.revision, args.source_only))
+    print_artifacts(host.build(args.domains, domain_settings(args), args.revision, args.source_only, args.common))
 
 
 def cmd_domains_add(args, host: Host) -> None:

@@ -184,7 +184,7 @@ def post(ns, site: Site, sink: Path, name: str, posters: list[str]) -> dict[str,
         site.script(ns, "inject", "-l", name, input=message)
     with smtp_sink(ns, sink):
         site.script(ns, "qrunner", "-r", "Incoming", "-r", "Outgoing", "--drain=1")
-    delivered = [message_from_bytes(path.read_bytes()) for path in sorted(sink.iterdir())]
+    delivered = [message_from_bytes(path.read_bytes()) for path in sorted(sink.glob("*.eml"))]
     return {message["Subject"].split()[-1]: message for message in delivered}
 
 

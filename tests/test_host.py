@@ -4,6 +4,8 @@ import subprocess
 
 import pytest
 
+from mmdeb import __version__
+
 from helpers.cli import mmdeb as run_mmdeb
 from mmdeb.cli import main
 
@@ -35,7 +37,8 @@ def test_a_dry_run_plans_without_downloading(tmp_path):
     assert mmdeb(tmp_path, "domains", "add", ORG, "--upstream", "faraway").returncode == 0
     result = mmdeb(tmp_path, "rebuild", "--dry-run")
     assert (result.returncode, result.stderr) == (0, "")
-    assert result.stdout == f"rebuild mailman-{ORG} as 2.2.0-1+deb13: first build\n"
+    assert result.stdout == (f"rebuild mailmen-common as {__version__}+1+deb13: first build\n"
+                             f"rebuild mailman-{ORG} as 2.2.0-1+deb13: first build\n")
     status = mmdeb(tmp_path, "status")
     assert status.returncode == 0 and "pending: first build" in status.stdout
     assert not (tmp_path / "cache/upstream/faraway-2.2.0.tar.gz").exists()

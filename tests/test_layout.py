@@ -7,14 +7,14 @@ import mmdeb
 
 PACKAGE = Path(mmdeb.__file__).parent
 # Lowest first. A module imports only from lower layers and from its own unit; import stands
-# beside planning (neither imports the other).
+# beside planning, and so does listhost (code for list hosts; none imports another).
 LAYERS = (
     ("mmdeb", "mmdeb.errors", "mmdeb.run"),
     ("mmdeb.domains",),
     ("mmdeb.upstream",),
     ("mmdeb.build",),
     ("mmdeb.publish",),
-    ("mmdeb.plan", "mmdeb.importing"),
+    ("mmdeb.plan", "mmdeb.importing", "mmdeb.listhost"),
     ("mmdeb.app",),
     ("mmdeb.cli", "mmdeb.__main__"),
 )

@@ -10,6 +10,7 @@ from debian.changelog import Changelog
 from debian.deb822 import Dsc
 
 from helpers.fixture_upstream import PATCH_MARKER, make_fixture
+from mmdeb import __version__
 from mmdeb.cli import main
 from mmdeb.plan.rebuild import CORE_ONLY, patched_paths, reaches_domains
 from mmdeb.domains.state import State
@@ -104,12 +105,13 @@ def test_rebuild_then_nothing_to_do_then_a_new_patch(project, capsys):
     tmp_path, state, patches = project
     assert rebuild(project) == 0
     assert built_versions(state) == {ORG: "2.2.0-1+deb13", NET: "2.2.0-1+deb13"}
+    assert State.load(state).commons["trixie"].built == f"{__version__}+1+deb13", "mailmen-common, once for both"
 
     assert rebuild(project) == 0
     assert "nothing to rebuild" in capsys.readouterr().out
 
     assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
-    assert "up to date" in capsys.readouterr().out
+    assert f"mailmen-common\ttrixie\t{__version__}+1+deb13\t-\t-\tup to date" in capsys.readouterr().out
     (patches / "py3/security-fix.patch").write_text(SECURITY_FIX)
     with open(patches / "py3/series", "a") as series:
         series.write("security-fix.patch\n")

@@ -370,6 +370,17 @@ def test_leave_by_mail(host, alice_and_bob_subscribed):
     check_alice_leaves_by_mail(host)
 
 
+def test_list_mail_is_dkim_signed_by_mailmen_commons_signer(host, alice_and_bob_subscribed):
+    """apt installed the recommended mailmen-common; its opendkim instance runs under systemd and
+    Postfix's smtpd has it sign what Mailman hands over (signed on receipt, so local copies too)."""
+    assert host.run("systemctl", "is-active", "mailmen-dkim.service").stdout.strip() == "active"
+    token = uuid.uuid4().hex
+    host.send(address("alice"), f"users@{DOMAIN}", f"signed {token}", user="alice")
+    post = host.wait_for_mail("bob", lambda m: token in (m["Subject"] or ""))
+    signature = "".join((post["DKIM-Signature"] or "").split())
+    assert f"d={DOMAIN};" in signature and "list-unsubscribe" in signature.lower(), post.as_string()[:3000]
+
+
 def test_post_is_archived(host):
     (token,) = send_posts(host, DOMAIN, "archived", count=1)
     delivered(host, [token])

@@ -17,6 +17,7 @@ from mmdeb.build.pipeline import build, build_each, built_files, first_specs, ho
 from mmdeb.build.selfpackage import build_self
 from mmdeb.build.spec import PackageSpec
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.layout import COMMON_PACKAGE
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import DomainState, State, locked
 from mmdeb.errors import MmdebError
@@ -117,14 +118,15 @@ class Host:
     def builder(self) -> Builder:
         return get_builder(self.conf.builder, self.chroot_cache())
 
-    def build(self, names: list[str], settings: DomainSettings, revision: int, source_only: bool) -> list[Path]:
-        """`mmdeb build`: packages of names with settings, recorded nowhere."""
+    def build(self, names: list[str], settings: DomainSettings, revision: int, source_only: bool,
+              common: bool = True) -> list[Path]:
+        """`mmdeb build`: packages of names with settings (and mailmen-common), recorded nowhere."""
         if not names:
             raise MmdebError("no domain given", "name at least one domain, e.g. mmdeb build lists.example.org")
         domains = [Domain.parse(raw) for raw in names]
         settled, upstream = self.settle(settings)
         upstream.fetch(self.runner)
-        specs = first_specs(domains, upstream, settled, self.conf.patches_dir, revision)
+        specs = first_specs(domains, upstream, settled, self.conf.patches_dir, revision, common)
         return build(specs, None if source_only else self.builder(), self.places.out, self.conf.build_jobs, self.runner)
 
     def build_self(self, dist: str) -> list[Path]:
@@ -136,7 +138,8 @@ class Host:
 
     def fetch(self, rebuilds: list[Rebuild]) -> None:
         """Download and verify what the planned builds are made from."""
-        for upstream in {(item.spec.upstream.ref, item.spec.flavour.name): item.spec.upstream for item in rebuilds}.values():
+        for upstream in {(item.spec.upstream.ref, item.spec.flavour.name): item.spec.upstream for item in rebuilds
+                         if item.spec.kind != "common"}.values():
             upstream.fetch(self.runner)
 
     def status(self) -> list[str]:
@@ -145,7 +148,8 @@ class Host:
         lines = ["PACKAGE\tDIST\tBUILT\tPUBLISHED\tUPSTREAM\tREBUILD"]
         for package, dist, record in state.packages():
             item = pending.get((package, dist))
-            upstream = item.spec.upstream.version if item else split_version(record.built)[0] if record.built else "-"
+            upstream = "-" if package == COMMON_PACKAGE else item.spec.upstream.version if item else \
+                split_version(record.built)[0] if record.built else "-"
             why = "pending: " + "; ".join(item.reasons) if item else "up to date"
             lines.append(f"{package}\t{dist}\t{record.built or '-'}\t{record.published or '-'}\t{upstream}\t{why}")
         return lines

@@ -16,8 +16,9 @@ from debian.deb822 import Changes, Dsc
 
 from mmdeb import __version__
 from mmdeb.build.builders import Builder
-from mmdeb.build.source import build_source
-from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.build.render import common_sources
+from mmdeb.build.source import build_common_source, build_source
+from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
@@ -31,20 +32,26 @@ def progress(message: str) -> None:
     print(f"==> {message}", flush=True)
 
 
+Spec = PackageSpec | CoreSpec | CommonSpec
+
+
 def first_specs(domains: list[Domain], upstream: Upstream, settings: DomainSettings, patches_dir: Path,
-                revision: int) -> list[PackageSpec | CoreSpec]:
-    """One spec per domain (and the core first, in shared mode), each with the changelog of a
-    build without history: `mmdeb build`."""
-    specs: list[PackageSpec | CoreSpec] = []
+                revision: int, common: bool) -> list[Spec]:
+    """One spec per domain (and the core first, in shared mode; mailmen-common, if asked), each
+    with the changelog of a build without history: `mmdeb build`."""
+    specs: list[Spec] = [CommonSpec(settings.dist, revision)] if common else []
     if settings.mode == "shared":
         specs.append(CoreSpec(upstream, settings.dist, patches_dir, revision, mail_domain=domains[0].name))
     specs.extend(PackageSpec(domain, upstream, settings, patches_dir, revision) for domain in dict.fromkeys(domains))
     return [replace(spec, changelog=(first_entry(spec),)) for spec in specs]
 
 
-def first_entry(spec: PackageSpec | CoreSpec) -> ChangelogEntry:
+def first_entry(spec: Spec) -> ChangelogEntry:
     """The entry of a build without history. Its date is SOURCE_DATE_EPOCH if given, else
     taken from the input, so equal inputs build equal packages."""
+    if spec.kind == "common":
+        timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or max(path.stat().st_mtime for path in common_sources()))
+        return ChangelogEntry(spec.version, spec.dist, "medium", timestamp, f"{spec.package}, built by mmdeb {__version__}.")
     built_for = "shared-mode domains" if spec.kind == "core" else spec.domain.name
     reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {built_for}, built by mmdeb {__version__}."
     timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)
@@ -55,7 +62,7 @@ def host_arch(runner: Runner) -> str:
     return runner.run(["dpkg", "--print-architecture"], what="asking dpkg for the host's architecture").strip()
 
 
-def build(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
+def build(specs: list[Spec], builder: Builder | None, out: Path, jobs: int, runner: Runner) -> list[Path]:
     """Build each spec's source package and, with a builder, its binaries, into <out>/<dist>/."""
     outcomes = build_each(specs, builder, out, jobs, runner)
     failure = next((outcome for _, outcome in outcomes if isinstance(outcome, MmdebError)), None)
@@ -64,8 +71,8 @@ def build(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Pat
     return [artifact for _, artifacts in outcomes for artifact in artifacts]
 
 
-def build_each(specs: list[PackageSpec | CoreSpec], builder: Builder | None, out: Path, jobs: int,
-               runner: Runner) -> list[tuple[PackageSpec | CoreSpec, list[Path] | MmdebError]]:
+def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
+               runner: Runner) -> list[tuple[Spec, list[Path] | MmdebError]]:
     """Build every spec, one failure not stopping the others: each spec with its artifacts or its error."""
     if builder:
         builder.check()
@@ -128,12 +135,13 @@ def listed(control: Path, package: str, version: str, remedy: str) -> list[Path]
     return files
 
 
-def build_one(spec: PackageSpec | CoreSpec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
-    dist_dir = out / spec.dist
-    return build_in(
-        out, spec.dist, spec.package, spec.version, spec.log_name(arch), builder, arch, runner,
-        lambda workdir, log_runner: build_source(spec, workdir, dist_dir, log_runner),
-    )
+def build_one(spec: Spec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
+    def make_source(workdir: Path, log_runner: Runner) -> Path:
+        if spec.kind == "common":
+            return build_common_source(spec, workdir, log_runner)
+        return build_source(spec, workdir, out / spec.dist, log_runner)
+
+    return build_in(out, spec.dist, spec.package, spec.version, spec.log_name(arch), builder, arch, runner, make_source)
 
 
 def build_in(out: Path, dist: str, package: str, version: str, log_name: str, builder: Builder | None, arch: str,

@@ -12,15 +12,16 @@ from debian.deb822 import Deb822
 import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
-from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains import layout
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
+COMMON_DIR = "common/"  # mailmen-common's debian/
 JOB = "JOB"  # in a template's name: rendered once per periodic job, JOB replaced by the job's unit name
 # mmdeb-import's modules (standard library only), relative to the package mmdeb: copied to debian/mmdeb/,
 # installed as <prefix>/pythonlib/mmdeb/.
@@ -31,16 +32,52 @@ IMPORTER_PACKAGES = tuple(sorted({str(Path(name).parent).removeprefix(".") for n
 IMPORTER_DIR = "mmdeb"
 IMPORTER_PATH = f"pythonlib/{IMPORTER_DIR}"  # in the prefix
 IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour, GNU 2.1's (Python 2) too
+# mailmen-dkim's modules (standard library only), as IMPORTER_MODULES: copied to debian/mmdeb/,
+# installed under LISTHOST_PATH.
+LISTHOST_MODULES = ("__init__.py", "errors.py", "domains/__init__.py", "domains/layout.py", "listhost/__init__.py",
+                    "listhost/dkim.py")
+LISTHOST_PATH = f"/usr/share/{layout.COMMON_PACKAGE}"
+EXIM_DKIM_MACROS = "05_mailmen-dkim"  # in /etc/exim4/conf.d/main/: after 00_localmacros, whose macros win
 
 
 def layout_context() -> dict[str, object]:
     """What the templates know of a list host's layout besides a domain's own paths (spec.domain)."""
     return {"site_list": layout.SITE_LIST, "runner_queues": layout.RUNNER_QUEUES, "retry_queue": layout.RETRY_QUEUE,
-            "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT}
+            "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT,
+            "installed_domains": layout.INSTALLED_DOMAINS}
+
+
+def common_context() -> dict[str, object]:
+    """What mailmen-common's templates know of the list host."""
+    return {**layout_context(), "dkim_command": layout.DKIM_COMMAND,
+            "dkim_command_name": Path(layout.DKIM_COMMAND).name, "key_bits": layout.DKIM_KEY_BITS,
+            "dkim_dir": layout.DKIM_DIR, "dkim_selector_file": layout.DKIM_SELECTOR_FILE,
+            "dkim_state": layout.DKIM_STATE, "dkim_signer": layout.DKIM_SIGNER,
+            "dkim_signer_conf": layout.DKIM_SIGNER_CONF, "postfix_queue": layout.POSTFIX_QUEUE,
+            "dkim_socket_dir": layout.DKIM_SOCKET_DIR, "dkim_socket": layout.DKIM_SOCKET,
+            "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
+            "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR}
+
+
+def common_sources() -> list[Path]:
+    """Every file mailmen-common is made from: its templates (and what they include) and modules."""
+    names = [*templates_for("common", environment().list_templates()), f"{SELF_DIR}copyright.j2"]
+    return sorted(TEMPLATES_DIR / name for name in names) + module_files(LISTHOST_MODULES)
+
+
+def module_files(names: tuple[str, ...]) -> list[Path]:
+    return [Path(mmdeb.__file__).parent / name for name in names]
 
 
 def importer_files() -> list[Path]:
-    return [Path(mmdeb.__file__).parent / name for name in IMPORTER_MODULES]
+    return module_files(IMPORTER_MODULES)
+
+
+def copy_modules(names: tuple[str, ...], target: Path) -> None:
+    """The modules names (relative to the package mmdeb) into target/, in their packages."""
+    for name, path in zip(names, module_files(names)):
+        (target / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target / name)
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
@@ -53,20 +90,42 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
 
 
 def templates_for(kind: str, names: list[str]) -> dict[str, str]:
-    """Template name -> path under debian/, for a domain package, the core package or mmdeb itself ("self")."""
+    """Template name -> path under debian/, for a domain package, the core package, mailmen-common
+    ("common") or mmdeb itself ("self")."""
     if kind == "self":
         return {name: name.removeprefix(SELF_DIR) for name in names if name.startswith(SELF_DIR)}
+    if kind == "common":
+        return {name: name.removeprefix(COMMON_DIR) for name in names if name.startswith(COMMON_DIR)}
     if kind == "core":
         return {name: name.removeprefix(CORE_DIR) for name in names if name.startswith(CORE_DIR) or name in CORE_SHARED}
-    return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR, SELF_DIR))}
+    return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR, SELF_DIR, COMMON_DIR))}
 
 
 def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Write debian/ for spec, with its changelog."""
-    env = environment()
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
                "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name,
-               "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES, **layout_context()}
+               "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
+               "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,
+               **layout_context()}
+    render_templates(spec, context, debian_dir)
+    if spec.kind == "domain":
+        copy_modules(IMPORTER_MODULES, debian_dir / IMPORTER_DIR)
+    copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
+    write_changelog(spec, debian_dir / "changelog")
+    check_rendered(spec, debian_dir)
+
+
+def render_common(spec: CommonSpec, debian_dir: Path) -> None:
+    """Write mailmen-common's debian/, with the modules mailmen-dkim runs and the changelog."""
+    render_templates(spec, {"spec": spec, "mmdeb_version": __version__, **common_context()}, debian_dir)
+    copy_modules(LISTHOST_MODULES, debian_dir / IMPORTER_DIR)
+    write_changelog(spec, debian_dir / "changelog")
+    check_rendered(spec, debian_dir)
+
+
+def render_templates(spec: PackageSpec | CoreSpec | CommonSpec, context: dict, debian_dir: Path) -> None:
+    env = environment()
     for name, relative in templates_for(spec.kind, env.list_templates()).items():
         for job in spec.jobs if JOB in relative else [None]:
             target = debian_dir / relative.removesuffix(".j2").replace("PACKAGE", spec.package)
@@ -81,13 +140,6 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
             else:
                 shutil.copyfile(Path(env.loader.searchpath[0]) / name, target)
             target.chmod(0o755 if target.name in EXECUTABLE else 0o644)
-    if spec.kind == "domain":
-        for name, path in zip(IMPORTER_MODULES, importer_files()):
-            (debian_dir / IMPORTER_DIR / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, debian_dir / IMPORTER_DIR / name)
-    copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
-    write_changelog(spec, debian_dir / "changelog")
-    check_rendered(spec, debian_dir)
 
 
 def series_names(series_dir: Path) -> list[str]:

@@ -24,6 +24,7 @@ from mmdeb.build.pipeline import build_in, host_arch
 from mmdeb.build.render import EXECUTABLE, check_rendered, environment, templates_for, write_changelog
 from mmdeb.run import Runner, require
 from mmdeb.build.source import dpkg_source_build_argv
+from mmdeb.build.spec import NativeNames
 from mmdeb.domains.state import ChangelogEntry
 from mmdeb.upstream.dists import SELF_BUILD_DEPENDS, SELF_DISTS
 
@@ -45,7 +46,7 @@ DEPENDS = (
 
 
 @dataclass(frozen=True)
-class SelfSpec:
+class SelfSpec(NativeNames):
     """What render.py's write_changelog and check_rendered need, for mmdeb itself."""
 
     version: str
@@ -55,29 +56,12 @@ class SelfSpec:
     kind: str = "self"
 
     @property
-    def maintainer(self) -> str:
-        name = os.environ.get("DEBFULLNAME", "mmdeb")
-        email = os.environ.get("DEBEMAIL", "mmdeb@example.org")
-        return f"{name} <{email}>"
-
-    @property
     def build_depends(self) -> list[str]:
         return ["debhelper-compat (= 13)", *(VERSIONED.get(name, name) for name in SELF_BUILD_DEPENDS)]
 
     @property
     def depends(self) -> list[str]:
         return list(DEPENDS)
-
-    @property
-    def tree_name(self) -> str:
-        return f"{self.package}-{self.version}"
-
-    @property
-    def dsc_name(self) -> str:
-        return f"{self.package}_{self.version}.dsc"
-
-    def log_name(self, arch: str) -> str:
-        return f"{self.package}_{self.version}_{arch}.build"
 
 
 def package_dir() -> Path:

@@ -6,9 +6,9 @@ import time
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
-from mmdeb.build.render import render_debian
+from mmdeb.build.render import render_common, render_debian
 from mmdeb.run import Runner
-from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.upstream.fetch import sha256_of
 
 
@@ -64,7 +64,19 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
     render_debian(spec, tree / "debian")
     if (tree / "debian/po").is_dir():  # the core package asks no debconf questions
         write_templates_pot(tree, runner, spec.changelog[0].timestamp)
-    runner.run(dpkg_source_build_argv(tree.name), cwd=workdir,
+    return dpkg_source_build(spec, tree, runner)
+
+
+def build_common_source(spec: CommonSpec, workdir: Path, runner: Runner) -> Path:
+    """mailmen-common's 3.0 (native) source package, all of it in debian/, in workdir; return its .dsc."""
+    tree = workdir / spec.tree_name
+    render_common(spec, tree / "debian")
+    return dpkg_source_build(spec, tree, runner)
+
+
+def dpkg_source_build(spec: PackageSpec | CoreSpec | CommonSpec, tree: Path, runner: Runner) -> Path:
+    """Build the source package of the tree in its parent directory, remove the tree; return the .dsc."""
+    runner.run(dpkg_source_build_argv(tree.name), cwd=tree.parent,
                what=f"building the source package of {spec.package} {spec.version} (dpkg-source)")
     shutil.rmtree(tree)
-    return workdir / spec.dsc_name
+    return tree.parent / spec.dsc_name

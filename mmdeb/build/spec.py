@@ -4,7 +4,9 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mmdeb import __version__
 from mmdeb.domains.domain import Domain
+from mmdeb.domains.layout import COMMON_PACKAGE
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
@@ -118,6 +120,61 @@ class CoreSpec(SourceNames):
     @property
     def prefix(self) -> str:
         return self.flavour.core_prefix
+
+
+class NativeNames:
+    """The maintainer and file names of a native package of mmdeb's own (mmdeb, mailmen-common)."""
+
+    package: str
+    version: str
+
+    @property
+    def maintainer(self) -> str:
+        name = os.environ.get("DEBFULLNAME", "mmdeb")
+        email = os.environ.get("DEBEMAIL", "mmdeb@example.org")
+        return f"{name} <{email}>"
+
+    @property
+    def tree_name(self) -> str:
+        return f"{self.package}-{self.version}"
+
+    @property
+    def dsc_name(self) -> str:
+        return f"{self.package}_{self.version}.dsc"
+
+    def log_name(self, arch: str) -> str:
+        return f"{self.package}_{self.version}_{arch}.build"
+
+
+@dataclass(frozen=True)
+class CommonSpec(NativeNames):
+    """mailmen-common: what every domain package recommends, once per host and dist. Made of
+    mmdeb's own files only (a native package), so its version is mmdeb's with a revision."""
+
+    dist: str
+    revision: int = 1
+    changelog: tuple[ChangelogEntry, ...] = ()
+    kind = "common"
+    package = COMMON_PACKAGE
+
+    def __post_init__(self):
+        if self.dist not in DIST_RELEASES:
+            raise MmdebError(f"unknown distribution {self.dist!r}", f"use one of {', '.join(DIST_RELEASES)}")
+
+    @property
+    def version(self) -> str:
+        return common_version(__version__, self.revision, self.dist)
+
+
+def common_version(mmdeb_version: str, revision: int, dist: str) -> str:
+    """'0.2.0', 3, 'trixie' -> '0.2.0+3+deb13': native, so without a Debian revision of its own."""
+    return f"{mmdeb_version}+{revision}+deb{DIST_RELEASES[dist]}"
+
+
+def split_common_version(version: str) -> tuple[str, int]:
+    """'0.2.0+3+deb13' -> ('0.2.0', 3)."""
+    mmdeb_version, revision, _ = version.rsplit("+", 2)
+    return mmdeb_version, int(revision)
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,30 @@ ETC_ROOT = "/etc/mailmen"  # each domain's mm_cfg.py (a conffile) and what posti
 LOG_ROOT = "/var/log/mailmen"
 LOCK_ROOT = "/run/lock/mailmen"  # on a tmpfs: tmpfiles.d makes it at boot
 MM_CFG = "mm_cfg.py"
+# One file per installed domain package, named by the domain: what Exim's local_domains and
+# mailmen-common's trigger read to know the installed domains.
+INSTALLED_DOMAINS = "/usr/share/mailmen/domains"
+
+# mailmen-common: what every domain package recommends, once per host (DKIM signing for now).
+COMMON_PACKAGE = "mailmen-common"
+DKIM_COMMAND = "/usr/sbin/mailmen-dkim"
+DKIM_DIR = "dkim"  # under a domain's etc_dir: the selector file and <selector>.private
+DKIM_SELECTOR_FILE = "selector"
+DKIM_KEY_BITS = 2048  # RSA: what every receiver verifies
+DKIM_STATE = "/var/lib/mailmen-dkim"  # the signer's tables, made from the installed domains' keys
+# The opendkim instance that signs for Postfix: its configuration (a conffile of mailmen-common)
+# and its socket, under Postfix's queue directory, where the chrooted smtpd reaches it.
+DKIM_SIGNER = "mailmen-dkim"  # the service
+DKIM_SIGNER_CONF = f"{ETC_ROOT}/opendkim.conf"
+POSTFIX_QUEUE = "/var/spool/postfix"
+DKIM_SOCKET_DIR = "mailmen-dkim"  # under POSTFIX_QUEUE
+DKIM_SOCKET = f"{DKIM_SOCKET_DIR}/opendkim.sock"
+# The header fields a list message's DKIM signature covers, by either signer: RFC 6376's
+# list (5.4) with the list fields, and List-Unsubscribe-Post, which RFC 8058 (section 4) requires.
+SIGNED_HEADERS = ("From", "Sender", "Reply-To", "Subject", "Date", "Message-ID", "To", "Cc", "MIME-Version",
+                  "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References", "List-Id", "List-Help",
+                  "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe", "List-Post", "List-Owner",
+                  "List-Archive")
 
 SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
 # Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as
@@ -57,6 +81,11 @@ class DomainPaths:
     def mm_cfg(self) -> str:
         """mm_cfg.py, the conffile that the prefix's Mailman/mm_cfg.py links to."""
         return f"{self.etc_dir}/{MM_CFG}"
+
+    @property
+    def dkim_dir(self) -> str:
+        """The domain's DKIM keys and selector, written by mailmen-dkim; readable by the signer only."""
+        return f"{self.etc_dir}/{DKIM_DIR}"
 
     @property
     def site_list_dir(self) -> str:

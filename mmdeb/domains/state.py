@@ -15,6 +15,7 @@ from pathlib import Path
 import tomli_w
 
 from mmdeb.domains.domain import Domain, core_package
+from mmdeb.domains.layout import COMMON_PACKAGE
 from mmdeb.domains.settings import NAMES as SETTING_NAMES, DomainSettings
 from mmdeb.errors import MmdebError
 
@@ -81,6 +82,7 @@ class State:
     path: Path
     domains: dict[str, DomainState] = field(default_factory=dict)
     cores: dict[str, PackageState] = field(default_factory=dict)  # by core_key(flavour, dist)
+    commons: dict[str, PackageState] = field(default_factory=dict)  # mailmen-common's, by dist
 
     @classmethod
     def load(cls, path: Path) -> "State":
@@ -88,24 +90,28 @@ class State:
             return cls(path)
         try:
             data = tomllib.loads(path.read_text())
-            unknown = sorted(set(data) - {"domains", "cores"})
+            unknown = sorted(set(data) - {"domains", "cores", "common"})
             if unknown:
-                raise MmdebError(f"{path} has an unknown table {unknown[0]!r}", "remove it; mmdeb writes only [domains] and [cores]")
+                raise MmdebError(f"{path} has an unknown table {unknown[0]!r}",
+                                 "remove it; mmdeb writes only [domains], [cores] and [common]")
             domains = {name: DomainState.from_toml(table, f"{path}, domain {name},")
                        for name, table in data.get("domains", {}).items()}
             cores = {key: PackageState.from_toml(table, f"{path}, core {key},") for key, table in data.get("cores", {}).items()}
+            commons = {dist: PackageState.from_toml(table, f"{path}, common {dist},")
+                       for dist, table in data.get("common", {}).items()}
         except (tomllib.TOMLDecodeError, TypeError, ValueError) as exc:
             backup = path.with_name(path.name + ".bak")
             raise MmdebError(
                 f"the state file {path} is corrupted ({exc})",
                 f"repair it, or restore the previous version from {backup}" if backup.exists() else "repair it",
             )
-        return cls(path, domains, cores)
+        return cls(path, domains, cores, commons)
 
     def save(self) -> None:
         text = tomli_w.dumps({
             "domains": {name: self.domains[name].to_toml() for name in sorted(self.domains)},
             "cores": {key: self.cores[key].to_toml() for key in sorted(self.cores)},
+            "common": {dist: self.commons[dist].to_toml() for dist in sorted(self.commons)},
         })
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text("# Written by mmdeb; `mmdeb domains` and `mmdeb rebuild` maintain it.\n" + text)
@@ -124,10 +130,14 @@ class State:
         for key, core in self.cores.items():
             flavour, dist = key.split("-", 1)
             packages.append((core_package(flavour), dist, core))
+        packages.extend((COMMON_PACKAGE, dist, common) for dist, common in self.commons.items())
         return sorted(packages, key=lambda item: item[:2])
 
     def core(self, flavour: str, dist: str) -> PackageState:
         return self.cores.setdefault(core_key(flavour, dist), PackageState())
+
+    def common(self, dist: str) -> PackageState:
+        return self.commons.setdefault(dist, PackageState())
 
 
 @contextmanager

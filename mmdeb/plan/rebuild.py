@@ -5,6 +5,9 @@ upstream with anything else changed (patches, debian-templates, the domain's set
 mmdeb itself) gets the next revision. Every rebuild gets a new version, so a version is
 never built twice from different inputs.
 
+mailmen-common is made of mmdeb's own files: its version is mmdeb's with a revision
+(0.2.0+3+deb13), the next one whenever its files change.
+
 In shared mode a domain package holds only what configure and the wrappers make of the
 source, so patches that touch only the core's code (see CORE_ONLY) rebuild the core alone.
 """
@@ -19,8 +22,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import TEMPLATES_DIR, __version__
-from mmdeb.build.render import IMPORTER_MODULES, environment, importer_files, series_names, templates_for
-from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.build.render import IMPORTER_MODULES, common_sources, environment, importer_files, series_names, templates_for
+from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec, split_common_version
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State
 from mmdeb.errors import MmdebError
@@ -102,6 +105,13 @@ def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:
     }
 
 
+def common_inputs() -> dict[str, str]:
+    digest = hashlib.sha256()
+    for path in common_sources():
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return {"templates": digest.hexdigest(), "mmdeb": __version__}
+
+
 REASONS = {
     "upstream": "new upstream release {version}",
     "patches": "changed patches in patches/{flavour}",
@@ -114,7 +124,7 @@ REASONS = {
 
 @dataclass(frozen=True)
 class Rebuild:
-    spec: PackageSpec | CoreSpec
+    spec: PackageSpec | CoreSpec | CommonSpec
     inputs: dict[str, str]
     reasons: tuple[str, ...]
     record: PackageState  # where the build is recorded
@@ -136,14 +146,14 @@ def next_revision(record: PackageState, upstream: Upstream) -> int:
     return revision + 1 if built_upstream == upstream.version else 1
 
 
-def changed_reasons(record: PackageState, inputs: dict[str, str], upstream: Upstream) -> tuple[str, ...]:
+def changed_reasons(record: PackageState, inputs: dict[str, str], upstream: Upstream | None) -> tuple[str, ...]:
     """Why record needs a rebuild for inputs; empty if it does not."""
     changed = [key for key in inputs if inputs[key] != record.inputs.get(key)]
     if not record.built:
         return ("first build",)
     old_settings = json.loads(record.inputs.get("settings") or "{}")
     context = {
-        "version": upstream.version, "flavour": upstream.flavour.name, "mmdeb": __version__,
+        "version": upstream and upstream.version, "flavour": upstream and upstream.flavour.name, "mmdeb": __version__,
         "settings": ", ".join(f"{key} {value}" for key, value in json.loads(inputs.get("settings", "{}")).items()
                               if old_settings.get(key) != value),
     }
@@ -193,8 +203,21 @@ def plan_core(core: PackageState, upstream: Upstream, dist: str, urgency: str, m
     return Rebuild(with_entry(spec, core, urgency, reason), inputs, reasons, core)
 
 
+def plan_common(common: PackageState, dist: str, urgency: str) -> Rebuild | None:
+    """The rebuild mailmen-common on dist needs, or None."""
+    inputs = common_inputs()
+    reasons = changed_reasons(common, inputs, None)
+    if not reasons:
+        return None
+    built_with, revision = split_common_version(common.built) if common.built else ("", 0)
+    spec = CommonSpec(dist, revision + 1 if built_with == __version__ else 1)
+    reason = f"Rebuild of {spec.package}: {'; '.join(reasons)}."
+    return Rebuild(with_entry(spec, common, urgency, reason), inputs, reasons, common)
+
+
 def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path, upstream_of: UpstreamOf) -> list[Rebuild]:
-    """The rebuilds of the named domains and of the core packages their shared-mode ones use."""
+    """The rebuilds of the named domains, of the core packages their shared-mode ones use, and
+    of mailmen-common on their dists."""
     rebuilds = [item for name in names if (item := plan(name, state.get(name), urgency, patches_dir, upstream_of))]
     cores = dict.fromkeys((domain.settings.flavour, domain.settings.dist) for name in names
                           if (domain := state.get(name)).settings.mode == "shared")
@@ -202,5 +225,8 @@ def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path, up
         upstream_ref, users = core_users(state.domains, flavour, dist)
         upstream = upstream_of(upstream_ref, flavour)
         if item := plan_core(state.core(flavour, dist), upstream, dist, urgency, users[0], patches_dir):
+            rebuilds.insert(0, item)
+    for dist in dict.fromkeys(state.get(name).settings.dist for name in names):
+        if item := plan_common(state.common(dist), dist, urgency):
             rebuilds.insert(0, item)
     return rebuilds

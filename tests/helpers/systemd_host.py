@@ -29,7 +29,8 @@ BOOT_TIMEOUT = 120
 # Installed, not only downloaded: the guest has no mirror, so apt there installs our
 # packages from our repository alone. cron and logrotate are the packages' Recommends.
 # apache2 and curl: the web interface, tested through Apache.
-BASE_PACKAGES = ("systemd-sysv", "dbus", "postfix", "procps", "cron", "logrotate", "apache2", "curl")
+# opendkim: for mailmen-common, which the domain packages recommend (apt installs it with them).
+BASE_PACKAGES = ("systemd-sysv", "dbus", "postfix", "opendkim", "procps", "cron", "logrotate", "apache2", "curl")
 
 # Runs on the host with $1 = the tree, after the packages are installed.
 CUSTOMIZE = f"""\

@@ -43,16 +43,23 @@ def real_flavour() -> str:
 
 
 def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1, mode: str = "prefix",
-          dist: str | None = None) -> Path:
-    """The build's directory of the given dist (default: the flavour's first)."""
+          dist: str | None = None, common: bool = False) -> Path:
+    """The build's directory of the given dist (default: the flavour's first); mailmen-common
+    only if asked (the tests that do not need it save its build)."""
     dist = dist or upstream.dist
-    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches), "--mode", mode]
+    args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches), "--mode", mode,
+            *([] if common else ["--no-common"])]
     assert main([*args, "--builder", builder, "--dist", dist, "--out", str(out), "--revision", str(revision)]) == 0
     return out / dist
 
 
 def deb_of(dist_dir: Path, domain: str, revision: int = 1) -> Path:
     (deb,) = dist_dir.glob(f"mailman-{domain}_*-{revision}+*_amd64.deb")
+    return deb
+
+
+def common_deb_of(dist_dir: Path) -> Path:
+    (deb,) = dist_dir.glob("mailmen-common_*_all.deb")
     return deb
 
 

@@ -1,0 +1,1 @@
+"""Code that mailmen-common runs on list hosts (standard library only)."""
