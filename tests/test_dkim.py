@@ -237,7 +237,7 @@ def test_a_p_none_posters_from_is_kept_and_the_copy_signed(site):
     signed_by_the_list(site, [path])
 
 
-def test_confirmations_digests_and_owner_notices_are_signed(site):
+def test_confirmations_digests_owner_notices_and_bounces_are_signed(site):
     newcomer = f"n{uuid.uuid4().hex[:8]}@example.net"
     site.host.send(newcomer, f"users-join@{DOMAIN}", "join")
     confirmations = site.delivered(lambda m: newcomer in m.recipients and "confirm" in (m["Subject"] or ""))
@@ -245,12 +245,15 @@ def test_confirmations_digests_and_owner_notices_are_signed(site):
     site.host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", "-w", "y", "-a", "y", "users", input=f"{subscriber}\n")
     notices = site.delivered(lambda m: m.recipients == [OWNER] and subscriber in text_of(m))
     welcomes = site.delivered(lambda m: m.recipients == [subscriber] and "Welcome" in text_of(m))
+    bounce = uuid.uuid4().hex  # a bounce Mailman does not recognise goes to the owner
+    site.host.send(f"mailer-daemon@{HOSTNAME}", f"users-bounces@{DOMAIN}", f"odd bounce {bounce}", body=bounce)
+    forwarded = site.delivered(lambda m: m.recipients == [OWNER] and bounce in text_of(m))
     token = uuid.uuid4().hex
     post(site, NONE_POSTER, token)
     site.delivered(subject_has(token))
     site.host.run(site.python, f"{prefix(DOMAIN)}/cron/senddigests", user="list")
     digests = site.delivered(lambda m: DIGEST_MEMBER in m.recipients and token in text_of(m))
-    signed_by_the_list(site, [path for path, _ in [*confirmations, *notices, *welcomes, *digests]])
+    signed_by_the_list(site, [path for path, _ in [*confirmations, *notices, *welcomes, *forwarded, *digests]])
 
 
 def delivered_unsigned(site: Site) -> None:

@@ -41,6 +41,20 @@ def test_the_version_is_mmdebs_with_a_revision():
     assert split_common_version("0.2.0+3+deb13") == ("0.2.0", 3)
 
 
+def test_a_change_to_its_files_gives_the_next_revision():
+    from mmdeb import __version__
+    from mmdeb.domains.state import PackageState
+    from mmdeb.plan.rebuild import common_inputs, plan_common
+    first = plan_common(PackageState(), "trixie", "medium")
+    assert (first.spec.version, first.reasons) == (f"{__version__}+1+deb13", ("first build",))
+    assert plan_common(PackageState(built=first.spec.version, inputs=common_inputs()), "trixie", "medium") is None
+    changed = plan_common(PackageState(built=first.spec.version, inputs={**common_inputs(), "templates": "old"}),
+                          "trixie", "medium")
+    assert (changed.spec.version, changed.reasons) == (f"{__version__}+2+deb13", ("changed debian-templates",))
+    older = plan_common(PackageState(built="0.1.0+7+deb13", inputs={**common_inputs(), "mmdeb": "0.1.0"}), "trixie", "medium")
+    assert older.spec.version == f"{__version__}+1+deb13"
+
+
 def test_the_package_ships_the_signer_the_command_and_the_exim_macros(debian):
     rules = (debian / "rules").read_text()
     assert f"/etc/exim4/conf.d/main/{EXIM_DKIM_MACROS}" in rules and "dh_python3 /usr/share/mailmen-common" in rules

@@ -50,7 +50,7 @@ def first_entry(spec: Spec) -> ChangelogEntry:
     """The entry of a build without history. Its date is SOURCE_DATE_EPOCH if given, else
     taken from the input, so equal inputs build equal packages."""
     if spec.kind == "common":
-        timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or max(path.stat().st_mtime for path in common_sources()))
+        timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or max(path.stat().st_mtime for path in common_sources().values()))
         return ChangelogEntry(spec.version, spec.dist, "medium", timestamp, f"{spec.package}, built by mmdeb {__version__}.")
     built_for = "shared-mode domains" if spec.kind == "core" else spec.domain.name
     reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {built_for}, built by mmdeb {__version__}."

@@ -59,10 +59,12 @@ def common_context() -> dict[str, object]:
             "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR}
 
 
-def common_sources() -> list[Path]:
-    """Every file mailmen-common is made from: its templates (and what they include) and modules."""
-    names = [*templates_for("common", environment().list_templates()), f"{SELF_DIR}copyright.j2"]
-    return sorted(TEMPLATES_DIR / name for name in names) + module_files(LISTHOST_MODULES)
+def common_sources() -> dict[str, Path]:
+    """Every file mailmen-common is made from, by a name that does not depend on where mmdeb is
+    installed: its templates (and what they include) and the modules of mailmen-dkim."""
+    templates = [*templates_for("common", environment().list_templates()), f"{SELF_DIR}copyright.j2"]
+    return {**{f"debian-templates/{name}": TEMPLATES_DIR / name for name in sorted(templates)},
+            **{f"mmdeb/{name}": path for name, path in zip(LISTHOST_MODULES, module_files(LISTHOST_MODULES))}}
 
 
 def module_files(names: tuple[str, ...]) -> list[Path]:

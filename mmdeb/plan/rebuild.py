@@ -107,8 +107,8 @@ def core_inputs(upstream: Upstream, patches_dir: Path) -> dict[str, str]:
 
 def common_inputs() -> dict[str, str]:
     digest = hashlib.sha256()
-    for path in common_sources():
-        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, path in common_sources().items():
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
     return {"templates": digest.hexdigest(), "mmdeb": __version__}
 
 
