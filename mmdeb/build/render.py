@@ -36,7 +36,8 @@ IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour
 def layout_context() -> dict[str, object]:
     """What the templates know of a list host's layout besides a domain's own paths (spec.domain)."""
     return {"site_list": layout.SITE_LIST, "runner_queues": layout.RUNNER_QUEUES, "retry_queue": layout.RETRY_QUEUE,
-            "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT}
+            "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT,
+            "public_suffix_list": layout.PUBLIC_SUFFIX_LIST}
 
 
 def importer_files() -> list[Path]:

@@ -15,6 +15,9 @@ ETC_ROOT = "/etc/mailmen"  # each domain's mm_cfg.py (a conffile) and what posti
 LOG_ROOT = "/var/log/mailmen"
 LOCK_ROOT = "/run/lock/mailmen"  # on a tmpfs: tmpfiles.d makes it at boot
 MM_CFG = "mm_cfg.py"
+# Debian's publicsuffix package's copy of publicsuffix.org's list, which Mailman's DMARC lookup
+# reads to find a poster's organizational domain (mm_cfg.py), never fetching it.
+PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"
 
 SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
 # Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as

@@ -65,19 +65,19 @@ def netns(name: str):
         subprocess.run(["ip", "netns", "delete", name], check=True)
 
 
-def dnsmasq_argv(zone: str, txt: dict[str, list[list[str]]], silent: str) -> list[str]:
-    """dnsmasq answering for zone (NXDOMAIN for names it does not hold) with each name's TXT
-    records, each of one or more character strings (without commas); REFUSED outside zone; no
+def dnsmasq_argv(zones: tuple[str, ...], txt: dict[str, list[list[str]]], silent: str) -> list[str]:
+    """dnsmasq answering for zones (NXDOMAIN for names it does not hold) with each name's TXT
+    records, each of one or more character strings (without commas); REFUSED outside them; no
     answer at all under silent (forwarded to a closed port)."""
     records = (f"--txt-record={name},{','.join(strings)}" for name, rdatas in txt.items() for strings in rdatas)
     return ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-queries", "--conf-file=/dev/null",
             "--no-resolv", "--no-hosts", "--bind-interfaces", f"--listen-address={LOOPBACK}", "--pid-file=",
-            f"--local=/{zone}/", f"--server=/{silent}/{LOOPBACK}#9", *records]
+            f"--local=/{'/'.join(zones)}/", f"--server=/{silent}/{LOOPBACK}#9", *records]
 
 
 @contextmanager
-def dns_server(ns: Netns, zone: str, txt: dict[str, list[list[str]]], silent: str):
-    with ns.daemon(dnsmasq_argv(zone, txt, silent), ready="started") as (process, _):
+def dns_server(ns: Netns, zones: tuple[str, ...], txt: dict[str, list[list[str]]], silent: str):
+    with ns.daemon(dnsmasq_argv(zones, txt, silent), ready="started") as (process, _):
         yield process
 
 
