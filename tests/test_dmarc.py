@@ -3,12 +3,14 @@ Mailman's resolver and SMTPHOST pointed at it by running Mailman's side in that 
 sites: the fork with our patch series installed into a prefix (configure, make install) on this
 host's Python and dnspython, and the domain package (the same patches) built with sbuild and
 installed in a trixie tree (Python 3.13, dnspython 2.7) and in a bookworm tree (Python 3.11,
-dnspython 2.3). Two lists munge From for DMARC posters: one made with newlist and config_list,
-and one moved from a 2.1.39 tree with mmdeb-import.
+dnspython 2.3). Three lists munge From for DMARC posters: one made with newlist and left with
+mmdeb's defaults (mm_cfg.py's DMARC settings, appended to the fork's own on this host), one set
+to Munge From with config_list, and one moved from a 2.1.39 tree with mmdeb-import. A member's
+provider's DMARC rejections go to the first list's bounce processing.
 
-Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq and python3-dnspython (as
-./setup-host installs them), and what the trees and sbuild need (Debian's mirror); skipped
-without the tarball.
+Needs MMDEB_UPSTREAM_TARBALL (the py3 fork's tarball), root, dnsmasq, python3-dnspython and
+publicsuffix (as ./setup-host installs them), and what the trees and sbuild need (Debian's
+mirror); skipped without the tarball.
 """
 
 import json
@@ -29,8 +31,10 @@ from helpers.py2pickle import dumps
 
 from helpers.upstreams import REAL_TARBALL, build, deb_of, real_flavour
 from mmdeb import PATCHES_DIR
+from mmdeb.build.render import environment, layout_context
 from mmdeb.domains.domain import Domain
 from mmdeb.build.spec import domain_depends
+from mmdeb.importing.plan import munge_from_command
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [pytest.mark.slow,  # builds, then a network namespace with DNS
@@ -38,13 +42,19 @@ pytestmark = [pytest.mark.slow,  # builds, then a network namespace with DNS
 
 DOMAIN = "lists.example.org"
 LIST = "dmarc"
+DEFAULTS = "plain"  # made with newlist and left with mmdeb's defaults
+RELAY = "relay"  # set to Accept (as an imported list may be), below the site's default
 IMPORTED = "moved"  # a 2.1.39 list set to Munge From, moved with mmdeb-import
 MEMBER = "member@members.example"
-ZONE = "example"
+# co.uk is a public suffix: only the list tells that mail.reject.co.uk's organizational domain is
+# reject.co.uk, not co.uk (the last two labels, the fork's guess without it).
+ZONES = ("example", "co.uk")
 SILENT = "silent.example"  # its lookups time out
 TXT = {  # each name's TXT records, each a list of character strings
     "_dmarc.reject.example": [["v=DMARC1; p=reject"]],
     "_dmarc.none.example": [["v=DMARC1; p=none"]],
+    "_dmarc.quarantine.example": [["v=DMARC1; p=quarantine"]],
+    "_dmarc.reject.co.uk": [["v=DMARC1; p=reject"]],
     # One record of two character strings, split inside the policy: they join with nothing between.
     "_dmarc.split.example": [["v=DMARC1; p=rej", "ect; rua=mailto:d@split.example"]],
     # The DMARC record beside another TXT record counts; two DMARC records void both (RFC 7489 6.6.3).
@@ -53,12 +63,13 @@ TXT = {  # each name's TXT records, each a list of character strings
 }
 REJECT = "alice@reject.example"
 NONE = "bob@none.example"
+QUARANTINE = "judy@quarantine.example"
 SPLIT = "carol@split.example"
 OTHER = "heidi@other.example"
 TWO = "ivan@two.example"
-# No policy of its own: the organizational domain's (reject.example) applies. The public suffix
-# list cannot be fetched from the namespace, so the fork falls back to the last two labels.
+# No policy of its own: the organizational domain's (reject.example, reject.co.uk) applies.
 SUBDOMAIN = "dave@mail.reject.example"
+SUFFIXED = "kim@mail.reject.co.uk"
 NO_POLICY = "erin@nopolicy.example"
 REFUSED = "frank@elsewhere.test"  # outside the server's zone: it answers REFUSED
 TIMEOUT = f"grace@{SILENT}"
@@ -93,8 +104,12 @@ class Site:
 
     def script(self, ns, name: str, *args: str, **kwargs) -> subprocess.CompletedProcess:
         """A Mailman script, as the site's user."""
+        return self.python(ns, [self.path("bin", name), *args], **kwargs)
+
+    def python(self, ns, args: list[str], **kwargs) -> subprocess.CompletedProcess:
+        """Mailman's python with args, as the site's user."""
         user = ["runuser", "-u", self.user, "--"] if self.user else []
-        return self.run(ns, [*user, PYTHON, self.path("bin", name), *args], **kwargs)
+        return self.run(ns, [*user, PYTHON, *args], **kwargs)
 
 
 def package_host(upstream, top: Path, dist: str) -> Host:
@@ -119,6 +134,8 @@ def site(request, upstream, tmp_path_factory) -> Site:
     if request.param == "this-host":  # the fork with our patch series: configure, make install
         site = Site(install_fork(Path(REAL_TARBALL), top / "fork", DOMAIN, PATCHES_DIR / "py3"))
         mm_cfg = site.prefix / "Mailman/mm_cfg.py"
+        with open(mm_cfg, "a") as config:  # the packages' DMARC settings
+            config.write(environment().get_template("include/dmarc.j2").render(layout_context()))
     else:
         host = package_host(upstream, top, request.param)
         request.addfinalizer(host.stop)
@@ -128,12 +145,16 @@ def site(request, upstream, tmp_path_factory) -> Site:
     with open(mm_cfg, "a") as config:
         config.write(f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
     # Munge From for DMARC posters; everyone may post, so each post goes straight through.
-    munge = {"dmarc_moderation_action": 1, "generic_nonmember_action": 0}
+    anyone = {"generic_nonmember_action": 0}
+    munge = {"dmarc_moderation_action": 1, **anyone}
     work = site.root / "srv" if site.root else top
-    settings = work / "settings.py"
+    settings, open_settings = work / "settings.py", work / "open.py"
     settings.write_text("".join(f"{key} = {value}\n" for key, value in munge.items()))
+    open_settings.write_text("".join(f"{key} = {value}\n" for key, value in anyone.items()))
     with netns(f"mmdeb-setup-{os.getpid()}") as ns:
         site.script(ns, "newlist", "-q", LIST, "owner@example.org", "pw")
+        site.script(ns, "newlist", "-q", DEFAULTS, "owner@example.org", "pw")
+        site.script(ns, "newlist", "-q", RELAY, "owner@example.org", "pw")
         old = work / "old"
         add_list(debian_tree(old), IMPORTED, DOMAIN)
         # Every attribute of a list (the new one's), as 2.1.39 pickles them, set to Munge From.
@@ -143,14 +164,21 @@ def site(request, upstream, tmp_path_factory) -> Site:
             b"members": {MEMBER.encode(): 0}, b"data_version": 112, **{key.encode(): value for key, value in munge.items()}}))
         site.run(ns, [site.path("bin/mmdeb-import"), site.inside(old)])  # as root, as the README says
         site.script(ns, "config_list", "-i", site.inside(settings), LIST)
-        site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", LIST, input=MEMBER)
+        site.script(ns, "config_list", "-i", site.inside(open_settings), DEFAULTS)
+        site.script(ns, "config_list", "-i", site.inside(open_settings), RELAY)
+        # config_list, like the admin page, refuses a value below DEFAULT_DMARC_MODERATION_ACTION.
+        site.python(ns, ["-c", f"import sys; sys.path.insert(0, '{site.path('bin')}'); import paths\n"
+                               f"from Mailman import MailList\nmlist = MailList.MailList('{RELAY}')\n"
+                               "mlist.dmarc_moderation_action = 0\nmlist.Save()\nmlist.Unlock()"])
+        for name in (LIST, DEFAULTS, RELAY):
+            site.script(ns, "add_members", "-r", "-", "-w", "n", "-a", "n", name, input=MEMBER)
     return site
 
 
 @pytest.fixture
 def served():
     """A namespace with the DNS server."""
-    with netns(f"mmdeb-dmarc-{os.getpid()}") as ns, dns_server(ns, ZONE, TXT, SILENT):
+    with netns(f"mmdeb-dmarc-{os.getpid()}") as ns, dns_server(ns, ZONES, TXT, SILENT):
         yield ns
 
 
@@ -205,8 +233,9 @@ def no_crash(site: Site) -> None:
 
 
 def test_policies_from_a_real_dns_server(site, served):
-    assert prohibited(served, site, [REJECT, NONE, SPLIT, SUBDOMAIN, NO_POLICY, OTHER, TWO]) == {
-        REJECT: True, NONE: False, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False, OTHER: True, TWO: False}
+    assert prohibited(served, site, [REJECT, NONE, QUARANTINE, SPLIT, SUBDOMAIN, NO_POLICY, OTHER, TWO]) == {
+        REJECT: True, NONE: False, QUARANTINE: True, SPLIT: True, SUBDOMAIN: True, NO_POLICY: False, OTHER: True,
+        TWO: False}
     vette = (site.log_dir / "vette").read_text()
     assert f"DMARC lookup for {REJECT} (_dmarc.reject.example) found p=reject" in vette
     assert "RRset of TXT records for _dmarc.two.example has 2 v=DMARC1 entries" in (site.log_dir / "error").read_text()
@@ -236,4 +265,77 @@ def test_posts_are_delivered_and_mitigated_without_dns(site, dns_down, tmp_path)
     assert sorted(delivered) == sorted([REJECT, NONE])
     assert munged(delivered[REJECT], REJECT)
     assert munged(delivered[NONE], NONE)
+    no_crash(site)
+
+
+def test_organizational_domain_from_the_local_public_suffix_list(site, served):
+    """Without network: the list is read from Debian's publicsuffix package, not fetched
+    (py3/dmarc-local-public-suffix-list.patch)."""
+    assert prohibited(served, site, [SUFFIXED]) == {SUFFIXED: True}
+    vette = (site.log_dir / "vette").read_text()
+    assert f"DMARC lookup for {SUFFIXED} (_dmarc.reject.co.uk) found p=reject" in vette
+    error = site.log_dir / "error"
+    assert not error.exists() or "Unable to retrieve data" not in error.read_text()
+    no_crash(site)
+
+
+def test_new_lists_munge_p_reject_and_p_quarantine_posters_only(site, served, tmp_path):
+    delivered = post(served, site, tmp_path, DEFAULTS, [REJECT, QUARANTINE, NONE, SUFFIXED])
+    assert {poster: munged(message, poster) for poster, message in delivered.items()} == {
+        REJECT: True, QUARANTINE: True, NONE: False, SUFFIXED: True}
+    no_crash(site)
+
+
+def dmarc_rejection(name: str, poster: str) -> str:
+    """The DSN a member's provider sends the list's bounce address when it rejects a p=reject
+    poster's post for her domain's DMARC policy (RFC 3464, Gmail's wording)."""
+    diagnostic = (f"550-5.7.26 Unauthenticated email from {poster.split('@')[1]} is not accepted due to domain's "
+                  "DMARC policy")
+    return (f"From: Mail Delivery Subsystem <MAILER-DAEMON@{MEMBER.split('@')[1]}>\n"
+            f"To: {name}-bounces@{DOMAIN}\nSubject: Delivery Status Notification (Failure)\n"
+            f"Message-ID: <dsn.{poster}.{name}@test>\nMIME-Version: 1.0\n"
+            'Content-Type: multipart/report; report-type=delivery-status; boundary="b"\n\n'
+            f"--b\nContent-Type: text/plain\n\nYour message to {MEMBER} was rejected: {diagnostic}\n\n"
+            f"--b\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.{MEMBER.split('@')[1]}\n\n"
+            f"Final-Recipient: rfc822; {MEMBER}\nAction: failed\nStatus: 5.7.26\n"
+            f"Diagnostic-Code: smtp; {diagnostic}\n\n"
+            f"--b\nContent-Type: text/rfc822-headers\n\nFrom: {poster}\nTo: {address(name)}\n"
+            f"Subject: [{name}] from {poster}\n\n--b--\n")
+
+
+def member_state(ns, site: Site, name: str) -> dict:
+    code = (f"import sys, json; sys.path.insert(0, '{site.path('bin')}'); import paths\n"
+            "from Mailman import MailList, MemberAdaptor\n"
+            f"mlist = MailList.MailList('{name}', lock=False)\n"
+            f"info = mlist.getBounceInfo('{MEMBER}')\n"
+            f"print(json.dumps({{'member': mlist.isMember('{MEMBER}'), 'score': info and info.score,\n"
+            f"    'enabled': mlist.getDeliveryStatus('{MEMBER}') == MemberAdaptor.ENABLED,\n"
+            "    'threshold': mlist.bounce_score_threshold, 'stale_after_days': mlist.bounce_info_stale_after / 86400}))")
+    return json.loads(site.run(ns, [PYTHON, "-c", code]).stdout)
+
+
+def test_dmarc_rejections_do_not_unsubscribe_or_disable_the_member(site, served):
+    """Three posts of p=reject posters rejected by the member's provider on one day: Mailman
+    scores one bounce a day, and a new list needs a score of 5 within bounce_info_stale_after."""
+    site.script(served, "qrunner", "-r", "Bounce", "--once")  # makes its queue, as a running Mailman has it
+    for poster in (REJECT, SUFFIXED, SPLIT):
+        site.script(served, "inject", "-l", DEFAULTS, "-q", "bounces", input=dmarc_rejection(DEFAULTS, poster))
+    site.script(served, "qrunner", "-r", "Bounce", "--drain=1")
+    assert member_state(served, site, DEFAULTS) == {
+        "member": True, "score": 1.0, "enabled": True, "threshold": 5.0, "stale_after_days": 7.0}
+    assert f"{DEFAULTS}: {MEMBER} already scored a bounce for date" in (site.log_dir / "bounce").read_text()
+    no_crash(site)
+
+
+def test_the_import_plans_command_makes_a_list_munge(site, served, tmp_path):
+    """mmdeb import plan's line for a list that relays p=reject posters unmunged, as root on the list host."""
+    if not site.root:
+        pytest.skip("the line names the package's prefix and Mailman's user list")
+    for sink in ("before", "after"):
+        (tmp_path / sink).mkdir()
+    before = post(served, site, tmp_path / "before", RELAY, [REJECT])
+    assert not munged(before[REJECT], REJECT)
+    site.run(served, ["sh", "-c", munge_from_command(Domain(DOMAIN).prefix, RELAY)])
+    after = post(served, site, tmp_path / "after", RELAY, [REJECT])
+    assert munged(after[REJECT], REJECT)
     no_crash(site)

@@ -306,6 +306,17 @@ def run_as_attacker(host: Host, group: str, env: dict[str, str], argv0: str, *ar
                     "bash", "-c", 'exec -a "$0" "$@"', argv0, *argv, input=input, check=False)
 
 
+def test_new_lists_munge_dmarc_posters_by_the_local_public_suffix_list(host, upstream):
+    """mm_cfg.py's DMARC defaults on a list made with newlist, and the organizational domain
+    from the publicsuffix package's list (the host cannot reach publicsuffix.org: without the
+    list, the fork and 2.1.39 take the last two labels, co.uk)."""
+    code = (f"import sys; sys.path.insert(0, '{prefix(DOMAIN)}/bin'); import paths\n"
+            "from Mailman import MailList, Utils\nmlist = MailList.MailList('users', lock=False)\n"
+            "print('%d %d %d %s' % (mlist.dmarc_moderation_action, mlist.dmarc_quarantine_moderation_action,\n"
+            "                       mlist.from_is_list, Utils.get_org_dom('mail.reject.co.uk')))")
+    assert host.run(FLAVOURS[upstream.flavour].python, "-c", code, user="list").stdout.split() == ["1", "1", "0", "reject.co.uk"]
+
+
 def test_wrappers_run_no_attacker_code(host, upstream):
     """The setgid wrappers, called by a local user of the right group with Python and Mailman
     variables and argv[0] pointing at the attacker's code, run only this domain's Mailman."""

@@ -321,3 +321,21 @@ def test_strings_of_mixed_charsets_are_listed_for_checking(tmp_path, capsys):
     main(["--state", str(tmp_path / "mmdeb.toml"), "import", "plan", str(tmp_path / "old")])
     assert ("  ! mixed charsets in info: runs of UTF-8 read as UTF-8, the rest as iso-8859-1; check it after the "
             "import: 'Für Freunde von café'") in capsys.readouterr().out.splitlines()
+
+
+@pytest.mark.parametrize(("settings", "flagged"), [
+    ({"dmarc_moderation_action": 0, "from_is_list": 0}, True),
+    ({"dmarc_moderation_action": 1, "from_is_list": 0}, False),  # Munge From
+    ({"dmarc_moderation_action": 3, "from_is_list": 0}, False),  # Reject: not relayed
+    ({"dmarc_moderation_action": 0, "from_is_list": 2}, False),  # every post wrapped
+    ({"dmarc_moderation_action": 0, "from_is_list": 0, "anonymous_list": 1}, False),
+    ({}, False),  # older than 2.1.16: Mailman gives it the new default on its first load
+])
+def test_list_relaying_dmarc_posters_unmunged_is_flagged(tmp_path, capsys, settings, flagged):
+    add_list(debian_tree(tmp_path / "old"), "users", **settings)
+    _, result = plan(tmp_path / "old", tmp_path, capsys)
+    assert only_list(result)["flags"] == ([
+        "relays p=reject posters with their own From (dmarc_moderation_action Accept, from_is_list No), so the "
+        "members' providers reject their posts and count bounces: after the import set Munge From on its admin page "
+        "(Privacy options > Sender filters) or run `runuser -u list -- sh -c 'echo dmarc_moderation_action = 1 | "
+        "/var/lib/mailmen/lists.example.org/bin/config_list -i /dev/stdin users'`"] if flagged else [])

@@ -44,7 +44,8 @@ def layout_context() -> dict[str, object]:
     """What the templates know of a list host's layout besides a domain's own paths (spec.domain)."""
     return {"site_list": layout.SITE_LIST, "runner_queues": layout.RUNNER_QUEUES, "retry_queue": layout.RETRY_QUEUE,
             "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT,
-            "installed_domains": layout.INSTALLED_DOMAINS}
+            "installed_domains": layout.INSTALLED_DOMAINS,
+            "public_suffix_list": layout.PUBLIC_SUFFIX_LIST}
 
 
 def common_context() -> dict[str, object]:

@@ -15,7 +15,7 @@ from mmdeb.upstream.tarball import Upstream
 
 # A domain package's Depends in every flavour: ps (the units), the web server's default
 # certificate (ssl-cert's snakeoil pair) and ucf (the certificate's configuration).
-DOMAIN_DEPENDS = ("procps", "ssl-cert", "ucf")
+DOMAIN_DEPENDS = ("procps", "publicsuffix", "ssl-cert", "ucf")  # publicsuffix: layout.PUBLIC_SUFFIX_LIST
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,9 @@ SIGNED_HEADERS = ("From", "Sender", "Reply-To", "Subject", "Date", "Message-ID",
                   "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References", "List-Id", "List-Help",
                   "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe", "List-Post", "List-Owner",
                   "List-Archive")
+# Debian's publicsuffix package's copy of publicsuffix.org's list, which Mailman's DMARC lookup
+# reads to find a poster's organizational domain (mm_cfg.py), never fetching it.
+PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"
 
 SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
 # Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as

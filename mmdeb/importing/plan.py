@@ -164,6 +164,24 @@ def list_domain(config: dict, plan: ListPlan) -> None:
         plan.flags.append(f"web_page_url is on {web}, host_name is {host}: the list's pages move to {domain.name}")
 
 
+def munge_from_command(prefix: str, name: str) -> str:
+    """The shell line, for root on the list host, that sets list name to Munge From for the
+    posters whose domain publishes DMARC p=reject or p=quarantine (as list, Mailman's user)."""
+    return f"runuser -u list -- sh -c 'echo dmarc_moderation_action = 1 | {prefix}/bin/config_list -i /dev/stdin {name}'"
+
+
+def flag_dmarc(config: dict, plan: ListPlan) -> None:
+    """A list that would send p=reject posters' posts with their own From, which their domains'
+    DMARC policy has the members' providers reject (2.1.39's values: dmarc_moderation_action 0
+    is Accept, from_is_list 0 keeps From; an anonymous list's From is the list's)."""
+    if config.get("dmarc_moderation_action") != 0 or config.get("from_is_list", 0) or config.get("anonymous_list"):
+        return
+    plan.flags.append("relays p=reject posters with their own From (dmarc_moderation_action Accept, from_is_list "
+                      "No), so the members' providers reject their posts and count bounces: after the import set "
+                      "Munge From on its admin page (Privacy options > Sender filters) or run "
+                      f"`{munge_from_command(Domain(plan.domain).prefix, plan.name)}`")
+
+
 def held_messages(tree, root: str, list_dir: str, name: str) -> tuple[int, int]:
     """How many posts the list holds, and how many of their files data/ lacks."""
     in_data = set(tree.listdir(join(root, "data")))
@@ -184,6 +202,8 @@ def plan_list(tree, root: str, name: str, charsets: dict[str, str]) -> ListPlan:
     if config is not None:
         config, warnings = py2data.convert_config(config, join(list_dir, "config.pck"), charsets)
         list_domain(config, plan)
+        if plan.domain:
+            flag_dmarc(config, plan)
         plan.language = config.get("preferred_language", py2data.DEFAULT_LANGUAGE)
         plan.charset = charsets.get(plan.language, "us-ascii")
         plan.members = member_count(config)

@@ -65,24 +65,24 @@ def netns(name: str):
         subprocess.run(["ip", "netns", "delete", name], check=True)
 
 
-def dnsmasq_argv(zone: str, txt: dict[str, list[list[str]]], silent: str | None = None,
-                 mx: dict[str, str] | None = None, addresses: dict[str, str] | None = None,
-                 listen: str = LOOPBACK) -> list[str]:
-    """dnsmasq answering for zone (NXDOMAIN for names it does not hold) with each name's TXT
+def dnsmasq_argv(zones: tuple[str, ...], txt: dict[str, list[list[str]]], silent: str | None = None,
+                 mx: dict[str, str] | None = None, addresses: dict[str, str] | None = None) -> list[str]:
+    """dnsmasq answering for zones (NXDOMAIN for names it does not hold) with each name's TXT
     records, each of one or more character strings (without commas), each mail domain's MX host
-    and each host's address; REFUSED outside zone; no answer at all under silent (forwarded to a
+    and each host's address; REFUSED outside them; no answer at all under silent (forwarded to a
     closed port)."""
     records = (f"--txt-record={name},{','.join(strings)}" for name, rdatas in txt.items() for strings in rdatas)
     exchangers = (f"--mx-host={domain},{host},10" for domain, host in (mx or {}).items())
     hosts = (f"--host-record={host},{address}" for host, address in (addresses or {}).items())
     return ["dnsmasq", "--keep-in-foreground", "--log-facility=-", "--log-queries", "--conf-file=/dev/null",
-            "--no-resolv", "--no-hosts", "--bind-interfaces", f"--listen-address={listen}", "--pid-file=",
-            f"--local=/{zone}/", *([f"--server=/{silent}/{LOOPBACK}#9"] if silent else []), *records, *exchangers, *hosts]
+            "--no-resolv", "--no-hosts", "--bind-interfaces", f"--listen-address={LOOPBACK}", "--pid-file=",
+            f"--local=/{'/'.join(zones)}/", *([f"--server=/{silent}/{LOOPBACK}#9"] if silent else []), *records,
+            *exchangers, *hosts]
 
 
 @contextmanager
-def dns_server(ns: Netns, zone: str, txt: dict[str, list[list[str]]], silent: str):
-    with ns.daemon(dnsmasq_argv(zone, txt, silent), ready="started") as (process, _):
+def dns_server(ns: Netns, zones: tuple[str, ...], txt: dict[str, list[list[str]]], silent: str):
+    with ns.daemon(dnsmasq_argv(zones, txt, silent), ready="started") as (process, _):
         yield process
 
 
