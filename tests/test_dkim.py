@@ -161,7 +161,8 @@ def site(request, upstream, tmp_path_factory):
         (host.root / "etc/resolv.conf").unlink(missing_ok=True)
         (host.root / "etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
         if mta == "postfix":
-            host.run("postconf", "-e", f"myhostname = {HOSTNAME}", "inet_protocols = ipv4")
+            # Its log, for a failure's story: the host runs no syslog.
+            host.run("postconf", "-e", f"myhostname = {HOSTNAME}", "inet_protocols = ipv4", "maillog_file = /var/log/postfix.log")
             # Its chrooted smtp client resolves with the chroot's copy (the init script would make it).
             (host.root / "var/spool/postfix/etc").mkdir(parents=True, exist_ok=True)
             (host.root / "var/spool/postfix/etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
