@@ -4,7 +4,8 @@ package built with sbuild and installed in a bullseye tree (Python 2.7). Posts g
 bin/inject and through the queue runners (Incoming, Outgoing) to an SMTP sink in a network
 namespace; the unsubscribe CGI runs through its setgid wrapper with a web server's CGI variables.
 The delivery checks also run with the patch's hunks in Mailman/Handlers taken out of the
-installed Mailman, and must fail there.
+installed Mailman, and must fail there. Last, the domain package (built with sbuild) in a host
+with Apache, and with nginx: GET and POST with curl over https, as a mail provider makes them.
 
 Needs MMDEB_UPSTREAM_TARBALL (either flavour's) and root.
 """
@@ -20,9 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.e2e_host import Host, prefix as package_prefix
+from helpers.e2e_host import Host, prefix as package_prefix, web_host
 from helpers.fork_prefix import PYTHON, cgi_env, cgi_response, install_fork, patch_part, without_patch
 from helpers.netns_dns import LOOPBACK, SMTP_PORT, Netns, netns, smtp_sink
+from helpers.tls import curl_argv
 from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
 from mmdeb.build.spec import domain_depends
 from mmdeb.domains.domain import Domain
@@ -290,3 +292,36 @@ def test_a_bad_token_changes_nothing_and_reveals_nothing(site, tmp_path):
     assert len(pages) == 1  # one and the same page, whatever is wrong
     assert members(site, name) == members(site, other) == sorted(m.lower() for m in MEMBERS)
     assert site.cgi(good)[0] == 200  # the good token, after all that
+
+
+@pytest.mark.chroot
+@pytest.mark.parametrize("server", ["apache2", "nginx"])
+def test_the_web_servers_route_one_click_posts(upstream, built, tmp_path, server):
+    """The domain package in a host with the web server: curl over https, as a mail provider posts."""
+    host = web_host(tmp_path / "host", upstream.dist, list(domain_depends(FLAVOURS[upstream.flavour], upstream.dist)),
+                    [DOMAIN], server)
+    try:
+        host.install_offline([deb_of(built, DOMAIN)])
+        bin = f"{package_prefix(DOMAIN)}/bin"
+        host.run(f"{bin}/newlist", "-q", "users", f"owner@{DOMAIN}", "pw")
+        host.run(f"{bin}/add_members", "-r", "-", "-w", "n", "-a", "n", "users", input="\n".join(MEMBERS) + "\n")
+        token = host.run(FLAVOURS[upstream.flavour].python, "-c", f"import sys; sys.path.insert(0, '{bin}')\nimport paths\n"
+                         "from Mailman import MailList, OneClick\n"
+                         f"print(OneClick.token(MailList.MailList('users', lock=0), {MEMBERS[0]!r}))", user="list").stdout.strip()
+
+        def request(path: str, *data: str) -> tuple[int, str]:
+            page, _, status = host.run(*curl_argv(DOMAIN, f"mailman/unsubscribe/users/{path}"), "-sS", "-w", "\n%{http_code}",
+                                       *data).stdout.rpartition("\n")
+            return int(status), page
+
+        def listed() -> list[str]:
+            return sorted(host.run(f"{bin}/list_members", "users").stdout.lower().split())
+
+        status, page = request(token)
+        assert status == 200 and 'value="One-Click"' in page and len(listed()) == 3
+        day, mac = token.split(".")
+        assert request(f"{day}.{mac[::-1]}", "--data-binary", ONE_CLICK)[0] == 400 and len(listed()) == 3
+        assert request(token, "--data-binary", ONE_CLICK)[0] == 200  # form-urlencoded, as curl sends it
+        assert listed() == sorted(m.lower() for m in MEMBERS[1:])
+    finally:
+        host.stop()
