@@ -5,7 +5,8 @@ bin/inject and through the queue runners (Incoming, Outgoing) to an SMTP sink in
 namespace; the unsubscribe CGI runs through its setgid wrapper with a web server's CGI variables.
 The delivery checks also run with the patch's hunks in Mailman/Handlers taken out of the
 installed Mailman, and must fail there. Last, the domain package (built with sbuild) in a host
-with Apache, and with nginx: GET and POST with curl over https, as a mail provider makes them.
+with Apache, and with nginx, and in shared mode with Apache: GET and POST with curl over https,
+as a mail provider makes them.
 
 Needs MMDEB_UPSTREAM_TARBALL (either flavour's) and root.
 """
@@ -25,7 +26,7 @@ from helpers.e2e_host import Host, prefix as package_prefix, web_host
 from helpers.fork_prefix import PYTHON, cgi_env, cgi_response, install_fork, patch_part, without_patch
 from helpers.netns_dns import LOOPBACK, SMTP_PORT, Netns, netns, smtp_sink
 from helpers.tls import curl_argv
-from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
 from mmdeb.build.spec import domain_depends
 from mmdeb.domains.domain import Domain
 from mmdeb.upstream.dists import FLAVOURS
@@ -295,13 +296,15 @@ def test_a_bad_token_changes_nothing_and_reveals_nothing(site, tmp_path):
 
 
 @pytest.mark.chroot
-@pytest.mark.parametrize("server", ["apache2", "nginx"])
-def test_the_web_servers_route_one_click_posts(upstream, built, tmp_path, server):
-    """The domain package in a host with the web server: curl over https, as a mail provider posts."""
+@pytest.mark.parametrize("server, mode", [("apache2", "prefix"), ("nginx", "prefix"), ("apache2", "shared")])
+def test_the_web_servers_route_one_click_posts(request, upstream, tmp_path, server, mode):
+    """The domain package (in shared mode with the core) in a host with the web server: curl over
+    https, as a mail provider posts."""
     host = web_host(tmp_path / "host", upstream.dist, list(domain_depends(FLAVOURS[upstream.flavour], upstream.dist)),
                     [DOMAIN], server)
     try:
-        host.install_offline([deb_of(built, DOMAIN)])
+        built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
+        host.install_offline([*([core_deb_of(built)] if mode == "shared" else []), deb_of(built, DOMAIN)])
         bin = f"{package_prefix(DOMAIN)}/bin"
         host.run(f"{bin}/newlist", "-q", "users", f"owner@{DOMAIN}", "pw")
         host.run(f"{bin}/add_members", "-r", "-", "-w", "n", "-a", "n", "users", input="\n".join(MEMBERS) + "\n")
