@@ -55,6 +55,13 @@ def install_fork(tarball: Path, top: Path, domain: str, series_dir: Path | None 
     return prefix
 
 
+def patch_part(patch: Path, under: str, out: Path) -> Path:
+    """out: the part of patch that changes files under a directory (e.g. Mailman/Handlers/)."""
+    files = re.split(r"^(?=--- )", patch.read_text(), flags=re.M)[1:]
+    out.write_text("".join(part for part in files if part.split("\n", 2)[1].startswith(f"+++ b/{under}")))
+    return out
+
+
 @contextmanager
 def without_patch(prefix: Path, patch: Path):
     """The installed prefix with one patch of Mailman/ taken out (reverse-applied), then put back."""
@@ -64,7 +71,8 @@ def without_patch(prefix: Path, patch: Path):
     def apply(reverse: bool) -> None:
         apply_patch(prefix, patch, reverse)
         for path in paths:  # a .pyc of the same size and second would be taken as current
-            for compiled in (prefix / path).parent.glob(f"__pycache__/{Path(path).stem}.*.pyc"):
+            stem = Path(path).stem
+            for compiled in [*(prefix / path).parent.glob(f"__pycache__/{stem}.*.pyc"), *(prefix / path).parent.glob(f"{stem}.pyc")]:
                 compiled.unlink()
 
     apply(reverse=True)
@@ -89,15 +97,38 @@ def fork_script(prefix: Path, script: str, *args: str, stdin: str = "") -> None:
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
 
 
-def cgi_page(prefix: Path, domain: str, script: str, path_info: str = "", query: str = "") -> str:
-    """A page as a web server gets it: the prefix's setgid CGI wrapper run with a GET request's
-    CGI variables (the calling user's group is the CGI group), decoded in the charset it names."""
-    env = {"REQUEST_METHOD": "GET", "PATH_INFO": path_info, "QUERY_STRING": query, "SERVER_NAME": domain,
-           "HTTP_HOST": domain, "SERVER_PORT": "80", "SCRIPT_NAME": f"/mailman/{script}", "REMOTE_ADDR": "127.0.0.1"}
-    done = subprocess.run([str(prefix / "cgi-bin" / script)], env=env, capture_output=True, check=True)
-    head, _, body = done.stdout.partition(b"\n\n")
+def cgi_env(domain: str, script: str, path_info: str = "", query: str = "", body: bytes = b"",
+            content_type: str | None = None) -> dict[str, str]:
+    """The CGI variables a web server gives a Mailman CGI program: a GET, or a POST of body."""
+    env = {"REQUEST_METHOD": "POST" if content_type else "GET", "PATH_INFO": path_info, "QUERY_STRING": query,
+           "SERVER_NAME": domain, "HTTP_HOST": domain, "SERVER_PORT": "80", "SCRIPT_NAME": f"/mailman/{script}",
+           "REMOTE_ADDR": "127.0.0.1"}
+    if content_type:
+        env.update(CONTENT_TYPE=content_type, CONTENT_LENGTH=str(len(body)))
+    return env
+
+
+def cgi_response(output: bytes) -> tuple[int, str]:
+    """A CGI program's HTTP status and its page, decoded in the charset it names."""
+    head, _, body = output.partition(b"\n\n")
+    status = re.search(rb"^Status: (\d+)", head, re.M)
     charset = re.search(rb"charset=([\w-]+)", head)
-    return body.decode(charset[1].decode() if charset else "us-ascii")
+    return int(status[1]) if status else 200, body.decode(charset[1].decode() if charset else "us-ascii")
+
+
+def cgi_request(prefix: Path, domain: str, script: str, path_info: str = "", query: str = "", body: bytes = b"",
+                content_type: str | None = None) -> tuple[int, str]:
+    """The status and page a web server gets: the prefix's setgid CGI wrapper run with a GET
+    request's CGI variables, or a POST's of body with content_type (the calling user's group is
+    the CGI group)."""
+    done = subprocess.run([str(prefix / "cgi-bin" / script)], env=cgi_env(domain, script, path_info, query, body, content_type),
+                          input=body, capture_output=True, check=True)
+    return cgi_response(done.stdout)
+
+
+def cgi_page(prefix: Path, domain: str, script: str, path_info: str = "", query: str = "") -> str:
+    """A GET's page."""
+    return cgi_request(prefix, domain, script, path_info, query)[1]
 
 
 def py2_form(value):
