@@ -179,6 +179,10 @@ def site(request, upstream, tmp_path_factory):
             host.run(f"{bin_dir}/config_list", "-i", "/dev/stdin", "users", input=settings)
             host.run(f"{bin_dir}/add_members", "-r", "-", "-w", "n", "-a", "n", "users", input=f"{MEMBER}\n")
             host.run(f"{bin_dir}/add_members", "-d", "-", "-w", "n", "-a", "n", "users", input=f"{DIGEST_MEMBER}\n")
+            # A personalized list: each member's copy has her own one-click List-Unsubscribe.
+            host.run(f"{bin_dir}/newlist", "-q", "oneclick", OWNER, "listpassword")
+            host.run(f"{bin_dir}/config_list", "-i", "/dev/stdin", "oneclick", input="generic_nonmember_action = 0\npersonalize = 1\n")
+            host.run(f"{bin_dir}/add_members", "-r", "-", "-w", "n", "-a", "n", "oneclick", input=f"{MEMBER}\n")
             yield served
     finally:
         if served.dns:
@@ -235,6 +239,17 @@ def test_a_p_none_posters_from_is_kept_and_the_copy_signed(site):
     post(site, NONE_POSTER, token)
     ((path, message),) = site.delivered(subject_has(token))
     assert parseaddr(message["From"])[1] == NONE_POSTER
+    signed_by_the_list(site, [path])
+
+
+def test_the_signature_covers_the_one_click_unsubscribe_fields(site):
+    """RFC 8058, section 4: a personalized list's copy is signed over List-Unsubscribe and
+    List-Unsubscribe-Post (signed_by_the_list checks that every list field present is covered)."""
+    token = uuid.uuid4().hex
+    site.host.send(NONE_POSTER, f"oneclick@{DOMAIN}", f"post {token}", body=token)
+    ((path, message),) = site.delivered(subject_has(token))
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click", message.as_string()[:2000]
+    assert message["List-Unsubscribe"].startswith(f"<https://{DOMAIN}/mailman/unsubscribe/oneclick/")
     signed_by_the_list(site, [path])
 
 
