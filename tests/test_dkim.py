@@ -16,6 +16,7 @@ Needs a real Mailman tarball (MMDEB_UPSTREAM_TARBALL), root, dnsmasq and python3
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import uuid
@@ -163,9 +164,12 @@ def site(request, upstream, tmp_path_factory):
         if mta == "postfix":
             # Its log, for a failure's story: the host runs no syslog.
             host.run("postconf", "-e", f"myhostname = {HOSTNAME}", "inet_protocols = ipv4", "maillog_file = /var/log/postfix.log")
-            # Its chrooted smtp client resolves with the chroot's copy (the init script would make it).
-            (host.root / "var/spool/postfix/etc").mkdir(parents=True, exist_ok=True)
-            (host.root / "var/spool/postfix/etc/resolv.conf").write_text(f"nameserver {LOOPBACK}\n")
+            # Its chrooted smtp client reads the chroot's copies (which the init script would make).
+            chroot_etc = host.root / "var/spool/postfix/etc"
+            chroot_etc.mkdir(parents=True, exist_ok=True)
+            for name in ("resolv.conf", "services", "hosts", "nsswitch.conf", "host.conf"):
+                if (host.root / "etc" / name).exists():
+                    shutil.copy(host.root / "etc" / name, chroot_etc / name)
         with receiver.daemon([sys.executable, str(SMTP_SINK), str(sink), "25", RECEIVER], ready="listening"):
             served.publish({})
             host.run(*MTA_START[mta])
