@@ -11,6 +11,7 @@ import pytest
 
 from mmdeb.build.pipeline import built_files
 from mmdeb.cli import main
+from mmdeb.domains.layout import COMMON_PACKAGE
 from mmdeb.errors import MmdebError
 from mmdeb.publish.repo import KEYRING, distributions_conf, repository_architectures
 
@@ -245,6 +246,6 @@ def test_publish_leaves_out_a_longer_domain_built_beside_it(tmp_path, fixture_py
     listing = subprocess.run(["reprepro", "--basedir", str((repo / "current").resolve()), "list", "trixie"],
                              capture_output=True, text=True, check=True).stdout
     names = {line.split(": ")[1].split()[0] for line in listing.splitlines()}
-    assert f"mailman-{ORG}" in names and names <= {f"mailman-{ORG}", f"mailman-{ORG}-dbgsym"}, listing
+    assert f"mailman-{ORG}" in names and names <= {f"mailman-{ORG}", f"mailman-{ORG}-dbgsym", COMMON_PACKAGE}, listing
     packages = (repo / "current/dists/trixie/main/binary-amd64/Packages").read_text()
     assert f"mailman-{ORG}.uk" not in packages

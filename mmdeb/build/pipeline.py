@@ -16,7 +16,7 @@ from debian.deb822 import Changes, Dsc
 
 from mmdeb import __version__
 from mmdeb.build.builders import Builder
-from mmdeb.build.render import common_sources
+from mmdeb.build.render import common_timestamp
 from mmdeb.build.source import build_common_source, build_source
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
@@ -50,8 +50,7 @@ def first_entry(spec: Spec) -> ChangelogEntry:
     """The entry of a build without history. Its date is SOURCE_DATE_EPOCH if given, else
     taken from the input, so equal inputs build equal packages."""
     if spec.kind == "common":
-        timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or max(path.stat().st_mtime for path in common_sources().values()))
-        return ChangelogEntry(spec.version, spec.dist, "medium", timestamp, f"{spec.package}, built by mmdeb {__version__}.")
+        return ChangelogEntry(spec.version, spec.dist, "medium", common_timestamp(), f"{spec.package}, built by mmdeb {__version__}.")
     built_for = "shared-mode domains" if spec.kind == "core" else spec.domain.name
     reason = f"Mailman {spec.upstream.version} ({spec.flavour.summary}) for {built_for}, built by mmdeb {__version__}."
     timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or spec.upstream.newest_mtime)

@@ -1,5 +1,6 @@
 """Render debian/ from debian-templates/ and write debian/changelog with python-debian."""
 
+import os
 import shutil
 import textwrap
 import time
@@ -66,6 +67,11 @@ def common_sources() -> dict[str, Path]:
     templates = [*templates_for("common", environment().list_templates()), f"{SELF_DIR}copyright.j2"]
     return {**{f"debian-templates/{name}": TEMPLATES_DIR / name for name in sorted(templates)},
             **{f"mmdeb/{name}": path for name, path in zip(LISTHOST_MODULES, module_files(LISTHOST_MODULES))}}
+
+
+def common_timestamp() -> int:
+    """mailmen-common's changelog date: SOURCE_DATE_EPOCH if given, else its newest file's."""
+    return int(os.environ.get("SOURCE_DATE_EPOCH") or max(path.stat().st_mtime for path in common_sources().values()))
 
 
 def module_files(names: tuple[str, ...]) -> list[Path]:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import TEMPLATES_DIR, __version__
-from mmdeb.build.render import IMPORTER_MODULES, common_sources, environment, importer_files, series_names, templates_for
+from mmdeb.build.render import IMPORTER_MODULES, common_sources, common_timestamp, environment, importer_files, series_names, templates_for
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec, split_common_version
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State
@@ -160,9 +160,10 @@ def changed_reasons(record: PackageState, inputs: dict[str, str], upstream: Upst
     return tuple(REASONS[key].format(**context) for key in changed)
 
 
-def with_entry(spec, record: PackageState, urgency: str, reason: str):
-    """spec with a new changelog entry for reason on top of record's history."""
-    timestamp = int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
+def with_entry(spec, record: PackageState, urgency: str, reason: str, timestamp: int | None = None):
+    """spec with a new changelog entry for reason on top of record's history, dated timestamp
+    (default: SOURCE_DATE_EPOCH, else now)."""
+    timestamp = timestamp or int(os.environ.get("SOURCE_DATE_EPOCH") or time.time())
     entry = ChangelogEntry(spec.version, spec.dist, urgency, timestamp, reason)
     history = tuple(old for old in record.changelog if old.version != spec.version)
     return replace(spec, changelog=(entry, *history))
@@ -212,7 +213,8 @@ def plan_common(common: PackageState, dist: str, urgency: str) -> Rebuild | None
     built_with, revision = split_common_version(common.built) if common.built else ("", 0)
     spec = CommonSpec(dist, revision + 1 if built_with == __version__ else 1)
     reason = f"Rebuild of {spec.package}: {'; '.join(reasons)}."
-    return Rebuild(with_entry(spec, common, urgency, reason), inputs, reasons, common)
+    # Dated by its files: every state file that builds this version from them builds the same package.
+    return Rebuild(with_entry(spec, common, urgency, reason, common_timestamp()), inputs, reasons, common)
 
 
 def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path, upstream_of: UpstreamOf) -> list[Rebuild]:
