@@ -6,7 +6,9 @@ errors.py and domains/layout.py, standard library only (dnspython for `check`). 
 Exim signs with its own DKIM (mailmen-common's macros read the key and selector named here);
 for Postfix, mailmen-common's opendkim instance signs, from the tables `setup` writes. Either way
 a domain is signed with the key its selector file names, by the signer only (the key is its own,
-mode 0600), and a missing or unreadable key means unsigned mail, never lost mail.
+mode 0600), and a missing or unreadable key never loses mail: Exim sends it unsigned, opendkim
+defers it until its next start, which runs `setup` first (keys back to the signer, domains
+without one out of the tables).
 """
 
 from __future__ import annotations
@@ -416,6 +418,8 @@ def execute(args) -> int:
         domain_key(args.domain)
         key = Key(args.domain, check_selector(args.selector))
         if args.command == "use-key":
+            if key.path.exists():
+                raise MmdebError(f"{key.path} exists", "give your key another selector")
             make_key(key, signer(), source=args.file)
         elif not key.path.exists():
             raise MmdebError(f"{args.domain} has no key {key.selector} ({key.path})", f"make one: mailmen-dkim rotate {args.domain}")
