@@ -119,7 +119,7 @@ def build_with_an_old_chroot(tmp_path_factory, fixture_py3):
     tarball = small_tarball(chroots(work).path("trixie", HOST_ARCH), 8)
     env = {**os.environ, "MMDEB_CACHE": str(work / "cache"), "MMDEB_ROOT": str(work / "no-root")}
     argv = [sys.executable, "-m", "mmdeb", "build", DOMAIN, "--upstream", str(fixture_py3.tarball),
-            "--patches", str(fixture_py3.patches), "--out", str(work / "build")]
+            "--patches", str(fixture_py3.patches), "--out", str(work / "build"), "--no-common"]
     output = work / "output"
     with open(output, "w") as sink:
         build = subprocess.Popen(argv, cwd=work, env=env, stdout=sink, stderr=subprocess.STDOUT)
