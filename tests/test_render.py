@@ -236,3 +236,28 @@ def test_core_postinst_shows_compile_errors(tmp_path, upstream):
     render_debian(spec, tmp_path / "debian")
     (line,) = [line for line in (tmp_path / "debian/postinst").read_text().splitlines() if "compileall" in line]
     assert line.strip() == f"{spec.flavour.python_command} -m compileall -q {spec.prefix}/Mailman {spec.prefix}/pythonlib"
+
+
+
+def dh_sequence(debian) -> list[str]:
+    """The commands dh runs for the binary packages, overrides as `debian/rules override_...`;
+    an empty override is left out, as dh skips it."""
+    result = subprocess.run(["dh", "binary-arch", "--no-act"], cwd=debian.parent, capture_output=True, text=True, check=True)
+    return [line.strip() for line in result.stdout.splitlines() if line.strip()]
+
+
+def make_dry_run(debian, target: str) -> list[str]:
+    """The commands debian/rules runs for target, as make prints them without running them."""
+    result = subprocess.run(["make", "--dry-run", "--no-print-directory", "-f", "debian/rules", target],
+                            cwd=debian.parent, capture_output=True, text=True, check=True)
+    return [line for line in result.stdout.splitlines() if line]
+
+
+def test_thin_domain_packages_make_no_dbgsym(tmp_path, upstream):
+    """A -dbgsym package per shared-mode domain would be most of its bytes in the repository."""
+    _, thin = rendered(tmp_path / "thin", upstream, mode="shared")
+    sequence = dh_sequence(thin)
+    assert "debian/rules override_dh_strip" in sequence and not [line for line in sequence if "dh_dwz" in line]
+    assert make_dry_run(thin, "override_dh_strip") == ["dh_strip --no-automatic-dbgsym"]
+    _, prefix = rendered(tmp_path / "prefix", upstream)
+    assert {"dh_dwz -a", "dh_strip -a"} <= set(dh_sequence(prefix)), "a prefix-mode package keeps its dbgsym"

@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
+from mmdeb.build.pipeline import built_files
 from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
 from helpers.debs import data_tar, prefix_of
@@ -43,6 +44,15 @@ def test_domain_package_is_thin_and_depends_on_its_core(built_shared, upstream):
         assert members[f"{prefix}/{wrapper}"].mode == 0o2755
     assert f"{prefix}/Mailman/Defaults.py" in members and f"{prefix}/bin/paths.py" in members
     assert f"{prefix}/Mailman/Utils.py" not in members, "the code is the core's"
+
+
+def test_a_thin_domain_package_comes_without_dbgsym(built_shared):
+    """What publish takes of the domain's build (its .changes): the .dsc and the one .deb."""
+    deb = deb_of(built_shared, DOMAIN)
+    package, version, arch = deb.stem.split("_")
+    files = built_files(built_shared.parent, package, built_shared.name, version, arch)
+    assert sorted(path.name for path in files) == sorted([f"{package}_{version}.dsc", deb.name])
+    assert not list(built_shared.glob(f"{package}-dbgsym_*"))
 
 
 def test_core_and_two_domains_install_and_each_runs_with_its_own_settings(built_shared, upstream, tmp_path):

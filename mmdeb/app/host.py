@@ -4,6 +4,7 @@ a Runner; the modules below get what they need from it as parameters."""
 
 import socket
 from collections.abc import Callable, Iterator
+from copy import deepcopy
 from dataclasses import dataclass, replace
 from functools import cache
 from pathlib import Path
@@ -13,7 +14,7 @@ from mmdeb.app.conf import Settings
 from mmdeb.app.places import Places
 from mmdeb.build.builders import Builder, get_builder
 from mmdeb.build.builders.chroot import ChrootCache
-from mmdeb.build.pipeline import build, build_each, built_files, first_specs, host_arch
+from mmdeb.build.pipeline import Outcome, build, build_each, built_files, first_specs, host_arch
 from mmdeb.build.selfpackage import build_self
 from mmdeb.build.spec import PackageSpec
 from mmdeb.domains.domain import Domain
@@ -156,15 +157,18 @@ class Host:
 
     def rebuild(self, names: list[str], changes: dict[str, str], urgency: str | None, dry_run: bool, say: Say) -> list[Path]:
         """Rebuild what changed of names (default: every domain), after applying changes (dist,
-        mode, runners) to their settings; record the builds. With dry_run, say the plan only."""
+        mode, runners) to their settings. Each package's record, its new settings included, is
+        saved as soon as it has built, so a run that stops part way keeps what it built and the
+        next one builds the rest. With dry_run, say the plan only."""
         with locked(self.places.state) as state:
             names = [Domain.parse(raw).name for raw in names] or sorted(state.domains)
             if not names:
                 raise MmdebError(f"{self.places.state} records no domain", "add one with: mmdeb domains add DOMAIN")
+            planned = deepcopy(state)  # the records as the builds will leave them, each saved when it lands
             for name in names:
-                domain = state.get(name)
+                domain = planned.get(name)
                 domain.settings = replace(domain.settings, **changes)
-            rebuilds = self.plan(state, names, urgency or self.conf.urgency)
+            rebuilds = self.plan(planned, names, urgency or self.conf.urgency)
             for item in rebuilds:
                 say(f"rebuild {item.spec.package} as {item.spec.version}: {'; '.join(item.reasons)}")
             if not rebuilds:
@@ -172,12 +176,33 @@ class Host:
             if dry_run or not rebuilds:
                 return []
             self.fetch(rebuilds)
-            artifacts = build([item.spec for item in rebuilds], self.builder(), self.places.out, self.conf.build_jobs,
-                              self.runner)
-            for item in rebuilds:
-                item.record_build()
-            state.save()
-        return artifacts
+            landed: list[Rebuild] = []
+
+            def land(outcomes: list[Outcome]) -> None:
+                built = [item for item, outcome in planned_outcomes(rebuilds, outcomes) if not isinstance(outcome, MmdebError)]
+                for item in built:
+                    item.land(state)
+                if built:
+                    state.save()
+                    landed.extend(built)
+                for item in built:
+                    say(f"recorded {item.spec.package} {item.spec.version} in {state.path}")
+
+            try:
+                outcomes = build_each([item.spec for item in rebuilds], self.builder(), self.places.out,
+                                      self.conf.build_jobs, self.runner, land)
+            except MmdebError as exc:
+                raise MmdebError(f"{exc.message}; {landings(rebuilds, landed, state.path)}", resume(exc.remedy)) from exc
+            except BaseException:
+                say(landings(rebuilds, landed, state.path))
+                raise
+            failed = [(spec, outcome) for spec, outcome in outcomes if isinstance(outcome, MmdebError)]
+            if failed:
+                spec, first = failed[0]
+                raise MmdebError(f"{len(failed)} of {len(rebuilds)} builds failed, the first {spec.package} {spec.version} "
+                                 f"for {spec.dist} ({first.message}); {landings(rebuilds, landed, state.path)}",
+                                 resume(first.remedy))
+        return [artifact for _, artifacts in outcomes for artifact in artifacts]
 
     # Publishing
 
@@ -243,13 +268,15 @@ class Host:
     # The scheduled run
 
     def autorebuild(self) -> Report:
-        """Look for releases, then plan, build, publish and record as conf.policy allows. A run that
-        fails leaves the state file, the local catalogue and the repository as they were; a build
-        that fails is not published, the others are."""
+        """Look for releases, then plan, build, publish and record as conf.policy allows. Each
+        package is recorded as soon as it has built and, under build+publish, is published. A run
+        that fails before anything is recorded leaves the state file, the local catalogue and the
+        repository as they were; a build that fails is not published, the others are."""
         report = Report(self.conf.policy)
         with single_run(self.places.state), locked(self.places.state) as state:
             catalogue_before = self.places.catalogue.read_bytes() if self.places.catalogue.exists() else None
-            built: list[Rebuild] = []
+            landed: list[Rebuild] = []
+            rebuilds: list[Rebuild] = []
             try:
                 if not state.domains:
                     report.lines.append(f"nothing to do: {self.places.state} records no domain")
@@ -262,17 +289,13 @@ class Host:
                     for item in rebuilds:
                         report.add(f"would rebuild {item.spec.package} as {item.spec.version}: {'; '.join(item.reasons)}")
                 else:
-                    built = self.build_and_publish(rebuilds, report)
+                    self.build_and_publish(rebuilds, report, state, landed)
             except MmdebError as exc:
                 report.fail(exc)
-            if report.failures and not built:
+            if report.failures and not landed:
                 restore(self.places.catalogue, catalogue_before)
-            elif built:
-                for item in built:
-                    item.record_build()
-                    if self.conf.policy == "build+publish":
-                        item.record.published = item.record.built
-                state.save()
+            elif report.failures:
+                report.add(landings(rebuilds, landed, state.path))
         return report
 
     def look_for_releases(self, state: State, report: Report) -> None:
@@ -287,8 +310,10 @@ class Host:
                 report.add(f"new upstream release: {name} {recorded.old_version} -> {recorded.version} "
                            f"({recorded.url}), sha256 {recorded.sha256}, verified by {recorded.verified_by}")
 
-    def build_and_publish(self, rebuilds: list[Rebuild], report: Report) -> list[Rebuild]:
-        """Build every rebuild, then publish the ones that built; return those that did."""
+    def build_and_publish(self, rebuilds: list[Rebuild], report: Report, state: State, landed: list[Rebuild]) -> None:
+        """Build every rebuild. As builds end, publish (policy build+publish) the ones that built,
+        then record them in state and add them to landed: a record never names a version that is
+        not where it says. Publishing overlaps the builds still running."""
         self.fetch(rebuilds)
         arch = host_arch(self.runner)
         if self.conf.builder != "local":
@@ -296,23 +321,53 @@ class Host:
             for dist in dict.fromkeys(item.spec.dist for item in rebuilds):
                 chroots.update(dist, arch, self.runner)
                 report.add(f"updated the {dist}/{arch} build chroot")
-        outcomes = build_each([item.spec for item in rebuilds], self.builder(), self.places.out, self.conf.build_jobs,
-                              self.runner)
-        built = []
-        for item, (spec, outcome) in zip(rebuilds, outcomes):
-            log = self.places.out.resolve() / spec.dist / spec.log_name(arch)
-            if isinstance(outcome, MmdebError):
-                # outcome names the log when a command failed; other failures say why themselves.
-                report.fail(MmdebError(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message})",
-                                       outcome.remedy))
-            else:
-                report.add(f"built {spec.package} {spec.version} for {spec.dist}; log: {log}")
-                built.append(item)
-        if built and self.conf.policy == "build+publish":
-            self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch)
+        publish = self.conf.policy == "build+publish"
+
+        def land(outcomes: list[Outcome]) -> None:
+            built = []
+            for item, outcome in planned_outcomes(rebuilds, outcomes):
+                spec = item.spec
+                if isinstance(outcome, MmdebError):
+                    # outcome names the log when a command failed; other failures say why themselves.
+                    report.fail(MmdebError(f"{spec.package} {spec.version} for {spec.dist} did not build ({outcome.message})",
+                                           outcome.remedy))
+                else:
+                    log = self.places.out.resolve() / spec.dist / spec.log_name(arch)
+                    report.add(f"built {spec.package} {spec.version} for {spec.dist}; log: {log}")
+                    built.append(item)
+            if not built:
+                return
+            if publish:
+                self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch)
+                for item in built:
+                    report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {self.places.repo}")
             for item in built:
-                report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {self.places.repo}")
-        return built
+                item.land(state, published=publish)
+            state.save()
+            landed.extend(built)
+
+        build_each([item.spec for item in rebuilds], self.builder(), self.places.out, self.conf.build_jobs, self.runner, land)
 
     def mail_report(self, report: Report) -> Path:
         return deliver(report, self.places.reports, self.conf.mail_to, socket.getfqdn(), self.runner)
+
+
+def planned_outcomes(rebuilds: list[Rebuild], outcomes: list[Outcome]) -> Iterator[tuple[Rebuild, list[Path] | MmdebError]]:
+    """Each outcome with the rebuild it is of."""
+    planned = {(item.spec.package, item.spec.dist): item for item in rebuilds}
+    for spec, outcome in outcomes:
+        yield planned[spec.package, spec.dist], outcome
+
+
+def landings(rebuilds: list[Rebuild], landed: list[Rebuild], state: Path) -> str:
+    """Which of rebuilds a run that stopped part way recorded in state, and which not."""
+    if not landed:
+        return f"nothing is recorded in {state}"
+    def names(items: list[Rebuild]) -> str:
+        return ", ".join(f"{item.spec.package} {item.spec.version}" for item in items)
+    return f"recorded in {state}: {names(landed)}; not recorded: {names([item for item in rebuilds if item not in landed])}"
+
+
+def resume(remedy: str) -> str:
+    again = "then run it again: it builds only what is not recorded"
+    return f"{remedy}; {again}" if remedy else again

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -33,6 +33,7 @@ def progress(message: str) -> None:
 
 
 Spec = PackageSpec | CoreSpec | CommonSpec
+Outcome = tuple[Spec, list[Path] | MmdebError]  # a spec with its artifacts or the error it failed with
 
 
 def first_specs(domains: list[Domain], upstream: Upstream, settings: DomainSettings, patches_dir: Path,
@@ -70,9 +71,11 @@ def build(specs: list[Spec], builder: Builder | None, out: Path, jobs: int, runn
     return [artifact for _, artifacts in outcomes for artifact in artifacts]
 
 
-def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
-               runner: Runner) -> list[tuple[Spec, list[Path] | MmdebError]]:
-    """Build every spec, one failure not stopping the others: each spec with its artifacts or its error."""
+def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int, runner: Runner,
+               landed: Callable[[list[Outcome]], None] | None = None) -> list[Outcome]:
+    """Build every spec, one failure not stopping the others: each spec with its artifacts or its error.
+    landed, in this thread, gets the outcomes of the builds that ended since its last call, in spec
+    order; if it raises, the builds not yet started are cancelled."""
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")
@@ -84,7 +87,22 @@ def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
     out = out.resolve()
     with ThreadPoolExecutor(max_workers=jobs) as pool:
         futures = [pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
-        wait(futures)
+        try:
+            pending = set(futures)
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_COMPLETED)
+                ended: list[Outcome] = []
+                try:
+                    for spec, future in zip(specs, futures):
+                        if future in done:
+                            ended.append((spec, outcome(future)))
+                finally:  # also those before a build that raised
+                    if landed and ended:
+                        landed(ended)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return [(spec, outcome(future)) for spec, future in zip(specs, futures)]
 
 

@@ -77,6 +77,10 @@ def core_key(flavour: str, dist: str) -> str:
     return f"{flavour}-{dist}"
 
 
+# Where a record is kept: ("domains", name), ("cores", core_key(flavour, dist)) or ("commons", dist).
+Where = tuple[str, str]
+
+
 @dataclass
 class State:
     path: Path
@@ -132,6 +136,10 @@ class State:
             packages.append((core_package(flavour), dist, core))
         packages.extend((COMMON_PACKAGE, dist, common) for dist, common in self.commons.items())
         return sorted(packages, key=lambda item: item[:2])
+
+    def put(self, where: Where, record: PackageState) -> None:
+        table, key = where
+        {"domains": self.domains, "cores": self.cores, "commons": self.commons}[table][key] = record
 
     def core(self, flavour: str, dist: str) -> PackageState:
         return self.cores.setdefault(core_key(flavour, dist), PackageState())

@@ -25,7 +25,7 @@ from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.build.render import IMPORTER_MODULES, common_sources, common_timestamp, environment, importer_files, series_names, templates_for
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec, split_common_version
 from mmdeb.domains.domain import Domain
-from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State
+from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State, Where, core_key
 from mmdeb.errors import MmdebError
 from mmdeb.upstream.tarball import Upstream
 
@@ -127,10 +127,16 @@ class Rebuild:
     spec: PackageSpec | CoreSpec | CommonSpec
     inputs: dict[str, str]
     reasons: tuple[str, ...]
-    record: PackageState  # where the build is recorded
+    record: PackageState  # the planned record (a domain's settings included), which the build completes
+    where: Where  # the record's place in the state file
 
-    def record_build(self) -> None:
+    def land(self, state: State, published: bool = False) -> None:
+        """Record the build (and, if published, its publishing) in state: the planned record replaces
+        the one at where, so a domain's settings change with its build and never without it."""
         self.record.built, self.record.inputs, self.record.changelog = self.spec.version, self.inputs, list(self.spec.changelog)
+        if published:
+            self.record.published = self.spec.version
+        state.put(self.where, self.record)
 
 
 def split_version(version: str) -> tuple[str, int]:
@@ -178,7 +184,7 @@ def plan(name: str, domain: DomainState, urgency: str, patches_dir: Path, upstre
         return None
     spec = PackageSpec(Domain.parse(name), upstream, domain.settings, patches_dir, next_revision(domain, upstream))
     reason = f"Rebuild of Mailman {upstream.version} for {name} ({domain.settings.mode} mode): {'; '.join(reasons)}."
-    return Rebuild(with_entry(spec, domain, urgency, reason), inputs, reasons, domain)
+    return Rebuild(with_entry(spec, domain, urgency, reason), inputs, reasons, domain, ("domains", name))
 
 
 def core_users(domains: dict[str, DomainState], flavour: str, dist: str) -> tuple[str, list[str]]:
@@ -201,7 +207,8 @@ def plan_core(core: PackageState, upstream: Upstream, dist: str, urgency: str, m
         return None
     spec = CoreSpec(upstream, dist, patches_dir, next_revision(core, upstream), mail_domain=mail_domain)
     reason = f"Rebuild of the shared Mailman {upstream.version} core: {'; '.join(reasons)}."
-    return Rebuild(with_entry(spec, core, urgency, reason), inputs, reasons, core)
+    return Rebuild(with_entry(spec, core, urgency, reason), inputs, reasons, core,
+                   ("cores", core_key(upstream.flavour.name, dist)))
 
 
 def plan_common(common: PackageState, dist: str, urgency: str) -> Rebuild | None:
@@ -214,7 +221,8 @@ def plan_common(common: PackageState, dist: str, urgency: str) -> Rebuild | None
     spec = CommonSpec(dist, revision + 1 if built_with == __version__ else 1)
     reason = f"Rebuild of {spec.package}: {'; '.join(reasons)}."
     # Dated by its files: every state file that builds this version from them builds the same package.
-    return Rebuild(with_entry(spec, common, urgency, reason, common_timestamp()), inputs, reasons, common)
+    return Rebuild(with_entry(spec, common, urgency, reason, common_timestamp()), inputs, reasons, common,
+                   ("commons", dist))
 
 
 def plan_all(state: State, names: list[str], urgency: str, patches_dir: Path, upstream_of: UpstreamOf) -> list[Rebuild]:
