@@ -8,23 +8,19 @@ from debian.deb822 import Deb822
 
 from mmdeb import PROJECT_ROOT, TEMPLATES_DIR
 from mmdeb.build.pipeline import first_entry
-from mmdeb.build.render import IMPORTER_MODULES, render_common, render_debian
+from mmdeb.build.render import IMPORTER_MODULES, IMPORTER_PATH, render_common
 from mmdeb.build.selfpackage import render_self, self_spec
-from mmdeb.build.spec import CommonSpec, CoreSpec
+from mmdeb.build.spec import CommonSpec
 from mmdeb.domains.layout import DKIM_SIGNER
-from mmdeb.domains.state import ChangelogEntry
-from mmdeb.upstream.catalogue import DEFAULTS, read
-from mmdeb.upstream.tarball import describe
+from mmdeb.upstream.dists import FLAVOURS, PYTHON_SUBSTVARS
 
-from helpers.rendering import rendered
+from helpers.rendering import rendered, rendered_core
 
 
 def test_core_rules_have_no_units(tmp_path, upstream):
     # rules.j2 is shared; the units and timers are the domain packages'.
-    spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches, mail_domain="lists.example.org")
-    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
-    render_debian(spec, tmp_path / "debian")
-    assert "dh_installsystemd" not in (tmp_path / "debian/rules").read_text()
+    _, debian = rendered_core(tmp_path, upstream)
+    assert "dh_installsystemd" not in (debian / "rules").read_text()
 
 
 def test_control_names_the_domain_package(tmp_path, upstream):
@@ -134,10 +130,6 @@ def shell_scripts(debian) -> set[str]:
 
 def render_package(kind: str, directory, upstream):
     """The debian/ of a package kind (a domain's is "<mode> <runners>"), and the shell scripts it must have."""
-    if kind == "core":
-        spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches, mail_domain="lists.example.org")
-        render_debian(replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),)), directory / "debian")
-        return directory / "debian", {"postinst", "prerm"}
     if kind == "common":
         spec = CommonSpec("trixie")
         render_common(replace(spec, changelog=(first_entry(spec),)), directory / "debian")
@@ -151,8 +143,9 @@ def render_package(kind: str, directory, upstream):
                     *(["preinst"] if runners == "always-on" else [])}
 
 
+# The core has none (test_core_byte_code_is_dh_pythons_and_it_has_no_maintainer_script_of_its_own).
 @pytest.mark.parametrize("kind", [f"{mode} {runners}" for mode in ("prefix", "shared") for runners in ("on-demand", "always-on")]
-                         + ["core", "common", "self"])
+                         + ["common", "self"])
 def test_rendered_shell_scripts_pass_shellcheck(tmp_path, upstream, kind):
     debian, expected = render_package(kind, tmp_path, upstream)
     scripts = shell_scripts(debian)
@@ -229,44 +222,30 @@ def test_mmdeb_own_debian_dir(tmp_path):
     assert "etc/mmdeb.conf etc/mmdeb" in (debian / "mmdeb.install").read_text().splitlines()
 
 
-def fake_pythons(bin_dir, log, failing=""):
-    """python3 and python2.7 that log their arguments; failing is one that also fails, saying why."""
-    bin_dir.mkdir()
-    for name in ("python3", "python2.7"):
-        fail = 'echo "*** Error compiling" >&2; exit 1' if name == failing else "exit 0"
-        (bin_dir / name).write_text(f'#!/bin/sh\necho "{name} $*" >> {log}\n{fail}\n')
-        (bin_dir / name).chmod(0o755)
-
-
-def run_compile_bytecode(tmp_path, postinst: str, failing=""):
-    # The function as postinst defines it, run alone: postinst itself needs debconf.
-    function = re.search(r"^compile_bytecode\(\) \{\n.*?^\}\n", postinst, re.M | re.S).group()
-    log = tmp_path / "calls"
-    fake_pythons(tmp_path / f"bin{failing}", log, failing)
-    done = subprocess.run(["sh", "-ec", f"PREFIX=/p\n{function}compile_bytecode"], capture_output=True, text=True,
-                          env={"PATH": f"{tmp_path / f'bin{failing}'}:/usr/bin:/bin"})
-    calls = log.read_text().splitlines()
-    log.unlink()
-    return done, calls
-
-
 @pytest.mark.parametrize("mode", ["prefix", "shared"])
-def test_postinst_compiles_mailman_with_its_python_and_the_importer_with_python3(tmp_path, upstream, mode):
-    # GNU 2.1's python2.7 cannot compile the importer (Python 3); a failure is not hidden.
+def test_dh_python_byte_compiles_on_the_host_mailman_with_its_python_and_the_importer_with_python3(tmp_path, upstream, mode):
+    # GNU 2.1's Python 2 cannot compile the importer (Python 3): pycompile leaves it to py3compile.
     spec, debian = rendered(tmp_path, upstream, mode=mode)
-    postinst = (debian / "postinst").read_text()
-    done, calls = run_compile_bytecode(tmp_path, postinst)
-    python = spec.flavour.python_command
-    assert (done.returncode, calls) == (0, [f"{python} -m compileall -q -x /pythonlib/mmdeb/ /p/Mailman /p/pythonlib",
-                                            "python3 -m compileall -q /p/pythonlib/mmdeb"])
-    for failing in {python, "python3"}:
-        done, _ = run_compile_bytecode(tmp_path, postinst, failing)
-        assert (done.returncode, done.stderr) == (1, "*** Error compiling\n")
+    rules = (debian / "rules").read_text()
+    depends = list(Deb822.iter_paragraphs((debian / "control").read_text()))[1]["Depends"]
+    if spec.flavour.name == "py3":
+        assert "\tdh $@ --with python3\n" in rules and "\tdh_python3 $(PREFIX)\n" in rules
+        assert "${python3:Depends}" in depends and "${python:Depends}" not in depends
+    else:
+        (excluded,) = re.findall(r"^\tdh_python2 \$\(PREFIX\) -X '(.*)'$", rules, re.M)
+        assert "\tdh $@ --with python2,python3\n" in rules and f"\tdh_python3 $(PREFIX)/{IMPORTER_PATH}\n" in rules
+        assert [bool(re.match(excluded, f"{spec.prefix}/{path}")) for path in
+                (f"{IMPORTER_PATH}/importing/listimport.py", "Mailman/Utils.py", "pythonlib/dns/resolver.py")] == [True, False, False]
+        assert "${python:Depends}, ${python3:Depends}" in depends
+    for script in ("postinst", "prerm"):
+        assert "compileall" not in (debian / script).read_text() and "py[co]" not in (debian / script).read_text()
+    assert "py[co]" not in rules
 
 
-def test_core_postinst_shows_compile_errors(tmp_path, upstream):
-    spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches, mail_domain="lists.example.org")
-    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
-    render_debian(spec, tmp_path / "debian")
-    (line,) = [line for line in (tmp_path / "debian/postinst").read_text().splitlines() if "compileall" in line]
-    assert line.strip() == f"{spec.flavour.python_command} -m compileall -q {spec.prefix}/Mailman {spec.prefix}/pythonlib"
+def test_core_byte_code_is_dh_pythons_and_it_has_no_maintainer_script_of_its_own(tmp_path, upstream):
+    _, debian = rendered_core(tmp_path, upstream)
+    addon = FLAVOURS[upstream.flavour].python_addon
+    rules = (debian / "rules").read_text()
+    assert f"\tdh $@ --with {addon}\n" in rules and f"\tdh_{addon} $(PREFIX)\n" in rules
+    assert PYTHON_SUBSTVARS[addon] in list(Deb822.iter_paragraphs((debian / "control").read_text()))[1]["Depends"]
+    assert not [name for name in ("preinst", "postinst", "prerm", "postrm") if (debian / name).exists()]

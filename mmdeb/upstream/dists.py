@@ -10,6 +10,15 @@ from mmdeb.errors import MmdebError
 DIST_RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
 
 
+def python_addon(python: str) -> str:
+    """dh-python's debhelper addon for the interpreter at path python: python2 or python3."""
+    return python.rsplit("/", 1)[-1].split(".")[0]
+
+
+# What each addon's dependencies (the interpreter its py*compile runs) are substituted for in debian/control.
+PYTHON_SUBSTVARS = {"python2": "${python:Depends}", "python3": "${python3:Depends}"}
+
+
 @dataclass(frozen=True)
 class Flavour:
     name: str
@@ -22,8 +31,9 @@ class Flavour:
     components: tuple[str, ...] = ()
 
     @property
-    def python_command(self) -> str:
-        return self.python.rsplit("/", 1)[-1]
+    def python_addon(self) -> str:
+        """dh-python's debhelper addon for the python: python2 (dh_python2) or python3 (dh_python3)."""
+        return python_addon(self.python)
 
     @property
     def core_package(self) -> str:
@@ -50,7 +60,7 @@ FLAVOURS = {
         summary="the Python 3 fork, mailman2-python3 2.2.x",
         dists=("trixie", "bookworm", "forky"),  # the first is the default; forky is testing
         python="/usr/bin/python3",
-        build_depends=("python3-dev", "python3-dnspython"),
+        build_depends=("dh-python", "python3-dev", "python3-dnspython"),
         depends=("python3", "python3-dnspython", "python3-html2text"),
         # Python 3.13 dropped modules Mailman imports: cgi (the CGI scripts) and
         # nntplib (the mail-news gateway: gate_news and the news runner).
@@ -61,7 +71,7 @@ FLAVOURS = {
         summary="GNU Mailman 2.1 on Python 2",
         dists=("bullseye",),
         python="/usr/bin/python2.7",
-        build_depends=("python2.7-dev",),
+        build_depends=("dh-python", "python2.7-dev"),
         depends=("python2.7", "python3"),  # python3: mmdeb-import, which drives 2.1 through its scripts
         # configure refuses to run without dnspython < 2, which bullseye lacks for Python 2.
         components=("dnspython",),
