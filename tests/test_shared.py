@@ -7,7 +7,7 @@ import pytest
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
 from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
-from helpers.debs import byte_code_under, data_tar, prefix_of, shellcheck_maintainer_scripts, uncompiled_modules
+from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_modules
 
 pytestmark = pytest.mark.chroot
 
@@ -65,15 +65,12 @@ def test_core_and_two_domains_install_compiled_each_runs_with_its_own_settings_a
             newlist = subprocess.run(["chroot", str(root), f"/var/lib/mailmen/{domain}/bin/newlist"],
                                      check=True, capture_output=True, text=True)
             assert newlist.stdout.strip() == f"newlist for {domain}"
-    for package in (flavour.core_package, f"mailman-{DOMAIN}", f"mailman-{OTHER_DOMAIN}"):
-        assert uncompiled_modules(root, package) == []  # py3compile's (pycompile's) work in postinst
+    for package, prefix in ((flavour.core_package, flavour.core_prefix), (f"mailman-{DOMAIN}", prefix_of(DOMAIN)),
+                            (f"mailman-{OTHER_DOMAIN}", prefix_of(OTHER_DOMAIN))):
+        assert uncompiled_modules(root, package, prefix) == []  # py3compile's (pycompile's) in postinst
     subprocess.run(["chroot", str(root), "apt-get", "remove", "--yes", flavour.core_package], check=True, capture_output=True)
     for directory in (flavour.core_prefix, prefix_of(DOMAIN), prefix_of(OTHER_DOMAIN)):
         assert byte_code_under(root / directory.lstrip("./")) == []  # py3clean's (pyclean's) in prerm
-
-
-def test_core_maintainer_scripts_pass_shellcheck(built_shared, tmp_path):
-    assert shellcheck_maintainer_scripts(core_deb_of(built_shared), tmp_path) == ""
 
 
 def test_lintian_reports_no_errors_or_warnings_on_core_and_domain(built_shared, upstream):
