@@ -124,6 +124,7 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     addons = python_addons(spec)
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
                "importer_python": IMPORTER_PYTHON, "python_addons": addons,
+               "python_sequences": [f"dh-sequence-{addon}" for addon in addons],
                "python_substvars": [PYTHON_SUBSTVARS[addon] for addon in addons],
                "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
                "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,

@@ -60,7 +60,7 @@ FLAVOURS = {
         summary="the Python 3 fork, mailman2-python3 2.2.x",
         dists=("trixie", "bookworm", "forky"),  # the first is the default; forky is testing
         python="/usr/bin/python3",
-        build_depends=("dh-python", "python3-dev", "python3-dnspython"),
+        build_depends=("python3-dev", "python3-dnspython"),
         depends=("python3", "python3-dnspython", "python3-html2text"),
         # Python 3.13 dropped modules Mailman imports: cgi (the CGI scripts) and
         # nntplib (the mail-news gateway: gate_news and the news runner).
@@ -71,7 +71,7 @@ FLAVOURS = {
         summary="GNU Mailman 2.1 on Python 2",
         dists=("bullseye",),
         python="/usr/bin/python2.7",
-        build_depends=("dh-python", "python2.7-dev"),
+        build_depends=("python2.7-dev",),
         depends=("python2.7", "python3"),  # python3: mmdeb-import, which drives 2.1 through its scripts
         # configure refuses to run without dnspython < 2, which bullseye lacks for Python 2.
         components=("dnspython",),
@@ -99,7 +99,8 @@ SELF_BUILD_DEPENDS = (
 def chroot_packages(dist: str) -> list[str]:
     """What a build chroot of dist holds besides the buildd variant: the build dependencies of
     every flavour that runs on dist (and of mmdeb itself), so warm builds download nothing."""
-    packages = {"debhelper", "fakeroot", "po-debconf"}
+    # dh-python: the dh-sequence-python2/3 that Mailman's packages build with (render.python_addons).
+    packages = {"debhelper", "dh-python", "fakeroot", "po-debconf"}
     for flavour in FLAVOURS.values():
         if dist in flavour.dists:
             packages.update(flavour.build_depends)
