@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, build, deb_of
-from helpers.debs import data_tar, prefix_of
+from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_modules
 from helpers.dist_lintian import run_lintian
 from mmdeb.build.render import IMPORTER_MODULES
 from mmdeb.build.spec import JOBS
@@ -83,7 +83,7 @@ def test_two_domains_share_no_file_path(built):
     assert paths(DOMAIN).isdisjoint(paths(OTHER_DOMAIN))
 
 
-def test_two_domains_install_side_by_side(built, upstream, tmp_path):
+def test_two_domains_install_side_by_side_compiled_and_removal_leaves_no_byte_code(built, upstream, tmp_path):
     debs = [deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)]
     root = tmp_path / "host"
     subprocess.run(
@@ -100,6 +100,10 @@ def test_two_domains_install_side_by_side(built, upstream, tmp_path):
         status = subprocess.run(["chroot", str(root), "dpkg-query", "-W", "-f=${Status}", f"mailman-{domain}"],
                                 check=True, capture_output=True, text=True).stdout
         assert status == "install ok installed"
+        assert uncompiled_modules(root, f"mailman-{domain}", prefix_of(domain)) == []  # py3compile's (pycompile's) in postinst
+    subprocess.run(["chroot", str(root), "apt-get", "remove", "--yes", f"mailman-{OTHER_DOMAIN}"], check=True, capture_output=True)
+    assert byte_code_under(root / prefix_of(OTHER_DOMAIN)) == []  # py3clean's (pyclean's) in prerm
+    assert uncompiled_modules(root, f"mailman-{DOMAIN}", prefix_of(DOMAIN)) == []
 
 
 def test_rebuild_is_byte_identical(built, upstream, tmp_path):

@@ -8,7 +8,7 @@ from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
 from mmdeb.build.pipeline import built_files
 from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
-from helpers.debs import data_tar, prefix_of
+from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_modules
 
 pytestmark = pytest.mark.chroot
 
@@ -55,7 +55,7 @@ def test_a_thin_domain_package_comes_without_dbgsym(built_shared):
     assert not list(built_shared.glob(f"{package}-dbgsym_*"))
 
 
-def test_core_and_two_domains_install_and_each_runs_with_its_own_settings(built_shared, upstream, tmp_path):
+def test_core_and_two_domains_install_compiled_each_runs_with_its_own_settings_and_removal_leaves_no_byte_code(built_shared, upstream, tmp_path):
     flavour = FLAVOURS[upstream.flavour]
     debs = [core_deb_of(built_shared), deb_of(built_shared, DOMAIN), deb_of(built_shared, OTHER_DOMAIN)]
     root = tmp_path / "host"
@@ -75,6 +75,12 @@ def test_core_and_two_domains_install_and_each_runs_with_its_own_settings(built_
             newlist = subprocess.run(["chroot", str(root), f"/var/lib/mailmen/{domain}/bin/newlist"],
                                      check=True, capture_output=True, text=True)
             assert newlist.stdout.strip() == f"newlist for {domain}"
+    for package, prefix in ((flavour.core_package, flavour.core_prefix), (f"mailman-{DOMAIN}", prefix_of(DOMAIN)),
+                            (f"mailman-{OTHER_DOMAIN}", prefix_of(OTHER_DOMAIN))):
+        assert uncompiled_modules(root, package, prefix) == []  # py3compile's (pycompile's) in postinst
+    subprocess.run(["chroot", str(root), "apt-get", "remove", "--yes", flavour.core_package], check=True, capture_output=True)
+    for directory in (flavour.core_prefix, prefix_of(DOMAIN), prefix_of(OTHER_DOMAIN)):
+        assert byte_code_under(root / directory.lstrip("./")) == []  # py3clean's (pyclean's) in prerm
 
 
 def test_lintian_reports_no_errors_or_warnings_on_core_and_domain(built_shared, upstream):

@@ -15,6 +15,7 @@ from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains import layout
+from mmdeb.upstream.dists import PYTHON_SUBSTVARS, python_addon
 
 HOMEPAGE = "https://www.list.org/"
 EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim"}
@@ -110,10 +111,21 @@ def templates_for(kind: str, names: list[str]) -> dict[str, str]:
     return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR, SELF_DIR, COMMON_DIR))}
 
 
+def python_addons(spec: PackageSpec | CoreSpec) -> tuple[str, ...]:
+    """dh-python's addons a package is built with, Mailman's python's first, then (in a domain
+    package, if another) mmdeb-import's: each byte-compiles its code on the host (py*compile in
+    postinst, py*clean in prerm), as Debian's Python policy asks."""
+    addons = [spec.flavour.python_addon, *([python_addon(IMPORTER_PYTHON)] if spec.kind == "domain" else [])]
+    return tuple(dict.fromkeys(addons))
+
+
 def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     """Write debian/ for spec, with its changelog."""
+    addons = python_addons(spec)
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
-               "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name,
+               "importer_python": IMPORTER_PYTHON, "python_addons": addons,
+               "python_sequences": [f"dh-sequence-{addon}" for addon in addons],
+               "python_substvars": [PYTHON_SUBSTVARS[addon] for addon in addons],
                "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
                "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,
                **layout_context()}

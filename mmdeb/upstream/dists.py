@@ -10,6 +10,15 @@ from mmdeb.errors import MmdebError
 DIST_RELEASES = {"bullseye": "11", "bookworm": "12", "trixie": "13", "forky": "14"}
 
 
+def python_addon(python: str) -> str:
+    """dh-python's debhelper addon for the interpreter at path python: python2 or python3."""
+    return python.rsplit("/", 1)[-1].split(".")[0]
+
+
+# What each addon's dependencies (the interpreter its py*compile runs) are substituted for in debian/control.
+PYTHON_SUBSTVARS = {"python2": "${python:Depends}", "python3": "${python3:Depends}"}
+
+
 @dataclass(frozen=True)
 class Flavour:
     name: str
@@ -22,8 +31,9 @@ class Flavour:
     components: tuple[str, ...] = ()
 
     @property
-    def python_command(self) -> str:
-        return self.python.rsplit("/", 1)[-1]
+    def python_addon(self) -> str:
+        """dh-python's debhelper addon for the python: python2 (dh_python2) or python3 (dh_python3)."""
+        return python_addon(self.python)
 
     @property
     def core_package(self) -> str:
@@ -89,7 +99,8 @@ SELF_BUILD_DEPENDS = (
 def chroot_packages(dist: str) -> list[str]:
     """What a build chroot of dist holds besides the buildd variant: the build dependencies of
     every flavour that runs on dist (and of mmdeb itself), so warm builds download nothing."""
-    packages = {"debhelper", "fakeroot", "po-debconf"}
+    # dh-python: the dh-sequence-python2/3 that Mailman's packages build with (render.python_addons).
+    packages = {"debhelper", "dh-python", "fakeroot", "po-debconf"}
     for flavour in FLAVOURS.values():
         if dist in flavour.dists:
             packages.update(flavour.build_depends)

@@ -3,7 +3,7 @@
 from dataclasses import replace
 
 from mmdeb.build.render import render_debian
-from mmdeb.build.spec import PackageSpec
+from mmdeb.build.spec import CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
@@ -15,6 +15,15 @@ def rendered(tmp_path, upstream, **settings):
     described = describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent)
     spec = PackageSpec(Domain.parse("lists.example.org"), described,
                        DomainSettings(str(upstream.tarball), upstream.flavour, upstream.dist, **settings), upstream.patches)
+    spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
+    render_debian(spec, tmp_path / "debian")
+    return spec, tmp_path / "debian"
+
+
+def rendered_core(tmp_path, upstream):
+    """The core package's debian/ (shared mode) for upstream."""
+    spec = CoreSpec(describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent), upstream.dist, upstream.patches,
+                    mail_domain="lists.example.org")
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
     return spec, tmp_path / "debian"
