@@ -4,13 +4,17 @@ sleeping master and whose bin/qrunner --drain only moves queue files away: this 
 harness and the unit templates in CI; tests/test_systemd.py does the same and more with real
 Mailman."""
 
+import subprocess
+
 import pytest
 
 from helpers.upstreams import DOMAIN
 from helpers.e2e_host import prefix
-from helpers.systemd_host import Project, SystemdHost, cgroup_of, processes_of, unit, unit_property
+from helpers.systemd_host import (Project, SystemdHost, cgroup_of, daemon_reloads, instance_links, path_unit,
+                                  processes_of, unit, unit_property)
 from helpers.lists import wait_until
 from helpers.repository import serve
+from mmdeb import PROJECT_ROOT
 
 pytestmark = pytest.mark.systemd
 
@@ -61,7 +65,7 @@ def test_apt_install_starts_the_service_as_list_in_its_cgroup(host):
     pid = master(host)
     assert (host.root / prefix(DOMAIN).lstrip("/") / "data/master-qrunner.pid").read_text().strip() == str(pid)
     assert [user for process, user, _ in processes_of(host, DOMAIN) if process == pid] == ["list"]
-    assert f"/system.slice/{unit(DOMAIN)}" in cgroup_of(host, pid)
+    assert cgroup_of(host, pid).endswith(f".slice/{unit(DOMAIN)}\n")
 
 
 def test_restart_starts_a_new_master(host):
@@ -83,9 +87,19 @@ def test_stop_leaves_no_process(host):
 
 def test_on_demand_install_runs_no_process_until_mail_arrives(on_demand):
     active = {name: unit_property(on_demand, name, "ActiveState")
-              for name in (f"mailman-{DOMAIN}.path", f"mailman-{DOMAIN}.timer", unit(DOMAIN))}
-    assert active == {f"mailman-{DOMAIN}.path": "active", f"mailman-{DOMAIN}.timer": "active", unit(DOMAIN): "inactive"}
+              for name in (path_unit(DOMAIN), "mailmen-retry.timer", unit(DOMAIN, on_demand=True))}
+    assert active == {path_unit(DOMAIN): "active", "mailmen-retry.timer": "active", unit(DOMAIN, on_demand=True): "inactive"}
     assert processes_of(on_demand, DOMAIN) == []
+
+
+@pytest.mark.parametrize("runners", ["always-on", "on-demand"])
+def test_a_domain_is_one_enabled_instance_installed_without_a_daemon_reload(request, runners):
+    machine = request.getfixturevalue("host" if runners == "always-on" else "on_demand")
+    assert instance_links(machine, DOMAIN) == [path_unit(DOMAIN) if runners == "on-demand" else unit(DOMAIN)]
+    reloads = daemon_reloads(machine)
+    machine.run("apt-get", "install", "--yes", "--reinstall", f"mailman-{DOMAIN}")
+    assert daemon_reloads(machine) == reloads
+    assert unit_property(machine, path_unit(DOMAIN) if runners == "on-demand" else unit(DOMAIN), "ActiveState") == "active"
 
 
 def test_on_demand_queue_file_is_drained_by_a_run_the_path_unit_starts(on_demand):
@@ -96,7 +110,7 @@ def test_on_demand_queue_file_is_drained_by_a_run_the_path_unit_starts(on_demand
 def test_on_demand_file_queued_as_a_run_ends_is_drained_by_the_next_run(on_demand):
     # A drop-in writes a queue file once, after the run's last look at the queues.
     late = f"{prefix(DOMAIN)}/data/late-written"
-    dropin = on_demand.root / f"etc/systemd/system/{unit(DOMAIN)}.d/late.conf"
+    dropin = on_demand.root / f"etc/systemd/system/{unit(DOMAIN, on_demand=True)}.d/late.conf"
     dropin.parent.mkdir(parents=True, exist_ok=True)
     dropin.write_text(f"[Service]\nExecStartPost=/bin/sh -c 'test -e {late} || {{ touch {late}; mkdir -p {QUEUES}/out; echo mail > {QUEUES}/out/late.pck; }}'\n")
     on_demand.run("systemctl", "daemon-reload")
@@ -106,3 +120,45 @@ def test_on_demand_file_queued_as_a_run_ends_is_drained_by_the_next_run(on_deman
     finally:
         dropin.unlink()
         on_demand.run("systemctl", "daemon-reload")
+
+
+# The last commit of mmdeb whose domain packages ship units of their own (before mailmen-common's templates).
+OWN_UNITS = "1699671"
+
+
+def test_upgrade_from_packages_with_units_of_their_own_delivers_what_was_queued(fixture_py3, tmp_path):
+    old_code = tmp_path / "mmdeb-with-own-units"
+    old_code.mkdir()
+    archive = subprocess.run(["git", "-C", str(PROJECT_ROOT), "archive", OWN_UNITS, "mmdeb", "debian-templates"],
+                             check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(old_code)], input=archive, check=True)
+    init = old_code / "mmdeb/__init__.py"  # as released: its version, not this checkout's
+    init.write_text(init.read_text().replace('__version__ = version("mmdeb")', '__version__ = "0.2.0"'))
+    project = Project(tmp_path, fixture_py3)
+    project.add(DOMAIN, dist=DIST)
+    project.rebuild_and_publish("--builder", "local", code=old_code)
+    machine = SystemdHost.create(tmp_path / "host", DIST)
+    try:
+        machine.boot()
+        machine.use_repository(project.repo, DIST)
+        serve(project.repo, machine)
+        machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
+        assert unit_property(machine, f"mailman-{DOMAIN}.path", "ActiveState") == "active"
+        # Mail that waits through the upgrade: queued while the old runners are stopped.
+        machine.run("systemctl", "stop", f"mailman-{DOMAIN}.path", f"mailman-{DOMAIN}.service")
+        for name in ("in/one.pck", "in/two.pck", "out/three.pck"):
+            queue(machine, name)
+        project.rebuild_and_publish("--builder", "local")
+        serve(project.repo, machine)
+        reloads = daemon_reloads(machine)
+        machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
+        wait_until(lambda: {"in/one.pck", "in/two.pck", "out/three.pck"} <= set(drained(machine)), timeout=60,
+                   what="the queued files drained")
+        assert daemon_reloads(machine) - reloads <= 2  # mailmen-common's first install, and its trigger's
+        assert instance_links(machine, DOMAIN) == [path_unit(DOMAIN)]
+        left = machine.run("sh", "-c", "find /etc/systemd/system /etc/init.d /etc/cron.d -name 'mailman-*'").stdout
+        assert left == ""
+        loaded = machine.run("systemctl", "list-units", "--all", "--plain", "--no-legend", "mailman-*").stdout
+        assert loaded.strip() == "", loaded
+    finally:
+        machine.stop()

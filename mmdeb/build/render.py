@@ -13,7 +13,7 @@ from debian.deb822 import Deb822
 import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
-from mmdeb.build.spec import JOBS, CommonSpec, CoreSpec, PackageSpec
+from mmdeb.build.spec import COMMON_DEPENDS, JOBS, CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains import layout
 
 HOMEPAGE = "https://www.list.org/"
@@ -62,6 +62,7 @@ def common_context() -> dict[str, object]:
             "dkim_socket_dir": layout.DKIM_SOCKET_DIR, "dkim_socket": layout.DKIM_SOCKET,
             "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
             "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR,
+            "common_depends": COMMON_DEPENDS,
             **units_context()}
 
 

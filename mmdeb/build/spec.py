@@ -17,6 +17,8 @@ from mmdeb.upstream.tarball import Upstream
 # A domain package's Depends in every flavour: ps (the units), the web server's default
 # certificate (ssl-cert's snakeoil pair) and ucf (the certificate's configuration).
 DOMAIN_DEPENDS = ("procps", "publicsuffix", "ssl-cert", "ucf")  # publicsuffix: layout.PUBLIC_SUFFIX_LIST
+# mailmen-common's Depends besides Python's: mailmen-dkim's tools, and a DKIM signer for either MTA.
+COMMON_DEPENDS = ("openssl", "python3-dnspython", "opendkim | exim4-daemon-light | exim4-daemon-heavy")
 
 
 @dataclass(frozen=True)
