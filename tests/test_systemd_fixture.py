@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from helpers.upstreams import DOMAIN
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN
 from helpers.e2e_host import prefix
 from helpers.systemd_host import (Project, SystemdHost, cgroup_of, daemon_reloads, instance_links, path_unit,
                                   processes_of, unit, unit_property)
@@ -19,8 +19,6 @@ from mmdeb import PROJECT_ROOT
 pytestmark = pytest.mark.systemd
 
 DIST = "trixie"
-QUEUES = f"{prefix(DOMAIN)}/qfiles"
-DRAINED = f"{prefix(DOMAIN)}/data/drained.log"
 
 
 def installed(fixture_py3, directory, runners: str):
@@ -48,12 +46,14 @@ def on_demand(fixture_py3, tmp_path_factory):
     yield from installed(fixture_py3, tmp_path_factory.mktemp("systemd-fixture-on-demand"), "on-demand")
 
 
-def queue(host, name: str) -> None:
-    host.run("sh", "-c", f"mkdir -p {QUEUES}/{name.split('/')[0]} && echo mail > {QUEUES}/{name}", user="list")
+def queue(host, name: str, domain: str = DOMAIN) -> None:
+    queues = f"{prefix(domain)}/qfiles"
+    host.run("sh", "-c", f"mkdir -p {queues}/{name.split('/')[0]} && echo mail > {queues}/{name}", user="list")
 
 
-def drained(host) -> list[str]:
-    return host.run("sh", "-c", f"cat {DRAINED} 2>/dev/null || true").stdout.split()
+def drained(host, domain: str = DOMAIN) -> list[str]:
+    """What the fixture's qrunner --drain has taken from the queues."""
+    return host.run("sh", "-c", f"cat {prefix(domain)}/data/drained.log 2>/dev/null || true").stdout.split()
 
 
 def master(host) -> int:
@@ -112,7 +112,8 @@ def test_on_demand_file_queued_as_a_run_ends_is_drained_by_the_next_run(on_deman
     late = f"{prefix(DOMAIN)}/data/late-written"
     dropin = on_demand.root / f"etc/systemd/system/{unit(DOMAIN, on_demand=True)}.d/late.conf"
     dropin.parent.mkdir(parents=True, exist_ok=True)
-    dropin.write_text(f"[Service]\nExecStartPost=/bin/sh -c 'test -e {late} || {{ touch {late}; mkdir -p {QUEUES}/out; echo mail > {QUEUES}/out/late.pck; }}'\n")
+    queues = f"{prefix(DOMAIN)}/qfiles"
+    dropin.write_text(f"[Service]\nExecStartPost=/bin/sh -c 'test -e {late} || {{ touch {late}; mkdir -p {queues}/out; echo mail > {queues}/out/late.pck; }}'\n")
     on_demand.run("systemctl", "daemon-reload")
     try:
         queue(on_demand, "in/second.pck")
@@ -162,3 +163,55 @@ def test_upgrade_from_packages_with_units_of_their_own_delivers_what_was_queued(
         assert loaded.strip() == "", loaded
     finally:
         machine.stop()
+
+
+THIRD_DOMAIN = "lists.example.com"
+
+
+@pytest.fixture(scope="module")
+def interrupted(fixture_py3, tmp_path_factory):
+    """Three on-demand domains, whose one apt-get install was killed (dpkg, -9) once the first
+    was configured, then finished with dpkg --configure -a."""
+    directory = tmp_path_factory.mktemp("systemd-fixture-interrupted")
+    project = Project(directory, fixture_py3)
+    project.add(DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN, dist=DIST)
+    project.rebuild_and_publish("--builder", "local")
+    machine = SystemdHost.create(directory / "host", DIST)
+    try:
+        machine.boot()
+        machine.use_repository(project.repo, DIST)
+        serve(project.repo, machine)
+        packages = " ".join(f"mailman-{domain}" for domain in (DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN))
+        machine.killed = machine.run("sh", "-c", f"""
+            apt-get install --yes {packages} >/tmp/apt.log 2>&1 &
+            until [ "$(dpkg-query -W -f '${{db:Status-Status}}' mailman-{DOMAIN} 2>/dev/null)" = installed ]; do sleep 0.05; done
+            pkill -KILL -x dpkg && echo killed
+            wait""", check=False).stdout
+        machine.run("dpkg", "--configure", "-a")
+        yield machine
+    finally:
+        machine.stop()
+
+
+def test_an_install_killed_midway_ends_with_every_domain_enabled_and_draining(interrupted):
+    assert "killed" in interrupted.killed
+    for domain in (DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN):
+        assert interrupted.run("dpkg-query", "-W", "-f", "${db:Status-Status}", f"mailman-{domain}").stdout == "installed"
+        assert instance_links(interrupted, domain) == [path_unit(domain)]
+        assert unit_property(interrupted, path_unit(domain), "ActiveState") == "active"
+    queue(interrupted, "in/after-the-kill.pck", OTHER_DOMAIN)
+    wait_until(lambda: "in/after-the-kill.pck" in drained(interrupted, OTHER_DOMAIN), timeout=30, what="a drain")
+
+
+def test_removing_one_domain_leaves_the_others_instances_alone(interrupted):
+    others = (OTHER_DOMAIN, THIRD_DOMAIN)
+    started = {domain: unit_property(interrupted, path_unit(domain), "ActiveEnterTimestampMonotonic") for domain in others}
+    interrupted.run("apt-get", "remove", "--yes", f"mailman-{DOMAIN}")
+    try:
+        assert instance_links(interrupted, DOMAIN) == []
+        assert unit_property(interrupted, path_unit(DOMAIN), "ActiveState") == "inactive"
+        for domain in others:
+            assert instance_links(interrupted, domain) == [path_unit(domain)]
+            assert unit_property(interrupted, path_unit(domain), "ActiveEnterTimestampMonotonic") == started[domain]
+    finally:
+        interrupted.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")

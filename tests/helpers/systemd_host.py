@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import signal
+import site
 import subprocess
 import sys
 import time
@@ -246,15 +247,19 @@ class Project:
         self.upstream = upstream
         self.state, self.out, self.repo = directory / "mmdeb.toml", directory / "build", directory / "repo"
         self.patches = directory / "patches"
-        shutil.copytree(upstream.patches, self.patches)
+        if not self.patches.exists():  # else a project made earlier in directory, reused
+            shutil.copytree(upstream.patches, self.patches)
 
     def mmdeb(self, *args: str, code: Path | None = None) -> None:
         """mmdeb's command line; with code, that of another copy of mmdeb's code (an earlier version)."""
         if code is None:
             assert main(["--state", str(self.state), *args]) == 0, f"mmdeb {' '.join(args)} failed"
             return
-        subprocess.run([sys.executable, "-c", "import sys; from mmdeb.cli import main; sys.exit(main(sys.argv[1:]))",
-                        "--state", str(self.state), *args], env={**os.environ, "PYTHONPATH": str(code)}, check=True)
+        # -S: no site initialisation, so no editable install's import hook finds this checkout's mmdeb
+        # (nor does the working directory, first on the path).
+        path = os.pathsep.join([str(code), *site.getsitepackages()])
+        subprocess.run([sys.executable, "-S", "-c", "import sys; from mmdeb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "--state", str(self.state), *args], env={**os.environ, "PYTHONPATH": path}, cwd=code, check=True)
 
     def add(self, *domains: str, dist: str, mode: str = "prefix", runners: str = "on-demand") -> None:
         self.mmdeb("domains", "add", *domains, "--upstream", str(self.upstream.tarball), "--dist", dist, "--mode", mode,
