@@ -30,7 +30,9 @@ def installed(fixture_py3, directory, runners: str):
         machine.boot()
         machine.use_repository(project.repo, DIST)
         serve(project.repo, machine)
+        reloads = daemon_reloads(machine)
         machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
+        machine.install_reloads = daemon_reloads(machine) - reloads
         yield machine
     finally:
         machine.stop()
@@ -95,6 +97,7 @@ def test_on_demand_install_runs_no_process_until_mail_arrives(on_demand):
 @pytest.mark.parametrize("runners", ["always-on", "on-demand"])
 def test_a_domain_is_one_enabled_instance_installed_without_a_daemon_reload(request, runners):
     machine = request.getfixturevalue("host" if runners == "always-on" else "on_demand")
+    assert machine.install_reloads == 1  # mailmen-common's, installed with it
     assert instance_links(machine, DOMAIN) == [path_unit(DOMAIN) if runners == "on-demand" else unit(DOMAIN)]
     reloads = daemon_reloads(machine)
     machine.run("apt-get", "install", "--yes", "--reinstall", f"mailman-{DOMAIN}")

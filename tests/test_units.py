@@ -151,7 +151,11 @@ def test_a_domain_package_ships_no_unit_cron_file_or_init_script_and_enables_one
     assert spec.runner_units == (instance_unit(template, spec.domain.name),)
     postinst = (debian / "postinst").read_text()
     assert f"for unit in {spec.runner_units[0]}; do" in postinst
-    assert "systemctl daemon-reload" not in postinst  # the built package: tests/test_systemd.py
+    assert "systemctl daemon-reload" not in postinst  # the built package: tests/test_systemd_fixture.py
+    # Upgrades from packages with units of their own stop those first (tests/test_systemd_fixture.py).
+    preinst = (debian / "preinst").read_text()
+    assert f"systemctl list-units --all --plain --no-legend {' '.join(spec.legacy_units)} |" in preinst
+    assert {f"{spec.package}.path", f"{spec.package}.timer", f"{spec.package}-checkdbs.timer"} <= set(spec.legacy_units)
 
 
 @pytest.mark.parametrize("name", ["lists.example.org", "a-b.c-d.example", "x1.example", "0-9.example"])

@@ -79,7 +79,10 @@ def units_context() -> dict[str, object]:
             "sysctl_file": SYSCTL_FILE,
             "unit_names": (layout.DKIM_SIGNER, *(unit.split("@")[0] for unit in
                            (layout.ALWAYS_ON_UNIT, layout.DRAIN_UNIT, layout.QUEUE_UNIT, layout.JOBS_UNIT)),
-                           retry_timer, *(f"{layout.JOB_UNIT_PREFIX}{job.name}" for job in JOBS))}
+                           retry_timer, *(f"{layout.JOB_UNIT_PREFIX}{job.name}" for job in JOBS)),
+            # The units that run (not templates): the signer, the SysV script's stand-in, the timers.
+            "started_units": (f"{layout.DKIM_SIGNER}.service", f"{layout.SYSV_SCRIPT}.service", f"{retry_timer}.timer",
+                              *(f"{layout.JOB_UNIT_PREFIX}{job.name}.timer" for job in JOBS))}
 
 
 def common_sources() -> dict[str, Path]:
