@@ -7,7 +7,7 @@ from pathlib import Path
 from mmdeb import __version__
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.layout import (ALWAYS_ON_UNIT, COMMON_PACKAGE, DRAIN_UNIT, JOB_UNIT_PREFIX, JOBS_UNIT,
-                                  QUEUE_UNIT, UNIT_NAME_MAX, instance_unit, unit_instance)
+                                  QUEUE_UNIT, UNIT_NAME_MAX, instance_unit)
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
@@ -250,11 +250,6 @@ class PackageSpec(SourceNames):
     @property
     def on_demand(self) -> bool:
         return self.settings.runners == "on-demand"
-
-    @property
-    def instance(self) -> str:
-        """The domain's name as the instance of mailmen-common's unit templates."""
-        return unit_instance(self.domain.name)
 
     @property
     def runner_units(self) -> tuple[str, ...]:

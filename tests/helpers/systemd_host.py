@@ -288,9 +288,10 @@ def instance_links(host: SystemdHost, domain: str) -> list[str]:
 
 
 def daemon_reloads(host: SystemdHost) -> int:
-    """How many times systemd has reloaded its units since it booted (it logs each request)."""
+    """How many times systemd has reloaded its units since it booted: it logs "Reloading..."
+    (trixie) or "Reloading." (bookworm) each time."""
     journal = host.run("journalctl", "--boot", "--no-pager", "-o", "cat", "_PID=1").stdout
-    return len(re.findall(r"^Reloading requested from", journal, re.M))
+    return len(re.findall(r"^Reloading\.(\.\.)?$", journal, re.M))
 
 
 def unit_property(host: SystemdHost, name: str, prop: str) -> str:
