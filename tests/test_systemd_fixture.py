@@ -97,7 +97,8 @@ def test_on_demand_install_runs_no_process_until_mail_arrives(on_demand):
 @pytest.mark.parametrize("runners", ["always-on", "on-demand"])
 def test_a_domain_is_one_enabled_instance_installed_without_a_daemon_reload(request, runners):
     machine = request.getfixturevalue("host" if runners == "always-on" else "on_demand")
-    assert machine.install_reloads == 1  # mailmen-common's, installed with it
+    # mailmen-common's, installed with it: one for its units, one for each SysV script (update-rc.d's).
+    assert machine.install_reloads <= 3
     assert instance_links(machine, DOMAIN) == [path_unit(DOMAIN) if runners == "on-demand" else unit(DOMAIN)]
     reloads = daemon_reloads(machine)
     machine.run("apt-get", "install", "--yes", "--reinstall", f"mailman-{DOMAIN}")
@@ -158,7 +159,8 @@ def test_upgrade_from_packages_with_units_of_their_own_delivers_what_was_queued(
         machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
         wait_until(lambda: {"in/one.pck", "in/two.pck", "out/three.pck"} <= set(drained(machine)), timeout=60,
                    what="the queued files drained")
-        assert daemon_reloads(machine) - reloads <= 2  # mailmen-common's first install, and its trigger's
+        # mailmen-common's upgrade (3, as on its first install), the domain's SysV links (once), the trigger's.
+        assert daemon_reloads(machine) - reloads <= 5
         assert instance_links(machine, DOMAIN) == [path_unit(DOMAIN)]
         left = machine.run("sh", "-c", "find /etc/systemd/system /etc/init.d /etc/cron.d -name 'mailman-*'").stdout
         assert left == ""
@@ -185,10 +187,14 @@ def interrupted(fixture_py3, tmp_path_factory):
         machine.use_repository(project.repo, DIST)
         serve(project.repo, machine)
         packages = " ".join(f"mailman-{domain}" for domain in (DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN))
+        # apt-get, dpkg and what it runs (maintainer scripts, debconf), as a crash would end them.
+        # The [/] keeps pkill -f from matching this shell's own command line.
         machine.killed = machine.run("sh", "-c", f"""
             apt-get install --yes {packages} >/tmp/apt.log 2>&1 &
             until [ "$(dpkg-query -W -f '${{db:Status-Status}}' mailman-{DOMAIN} 2>/dev/null)" = installed ]; do sleep 0.05; done
+            pkill -KILL -x apt-get
             pkill -KILL -x dpkg && echo killed
+            pkill -KILL -f '[/]var/lib/dpkg/info/|[/]usr/share/debconf/frontend'
             wait""", check=False).stdout
         machine.run("dpkg", "--configure", "-a")
         yield machine
