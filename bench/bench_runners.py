@@ -40,7 +40,7 @@ sys.path.insert(0, str(Path(__file__).parent.parent / "tests"))
 from bench_build import RESULTS, machine  # noqa: E402
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, TestUpstream, real_flavour  # noqa: E402
 from helpers.e2e_host import HOSTNAME, prefix  # noqa: E402
-from helpers.systemd_host import Project, processes_of, unit, unit_property  # noqa: E402
+from helpers.systemd_host import Project, path_unit, processes_of, unit, unit_property  # noqa: E402
 from helpers.lists import address, wait_until  # noqa: E402
 from helpers.systemd_host import boot_with_repository  # noqa: E402
 from test_systemd import make_users_lists, qrunners, runners_up  # noqa: E402
@@ -196,7 +196,8 @@ def make_burst_lists(host, members: int) -> None:
 
 def drains(host, domain: str, since: str) -> int:
     """Runs of the on-demand service that ended since then."""
-    journal = host.run("journalctl", "--no-pager", "-o", "cat", "-u", unit(domain), "--since", since, check=False).stdout
+    journal = host.run("journalctl", "--no-pager", "-o", "cat", "-u", unit(domain, on_demand=True), "--since", since,
+                       check=False).stdout
     return journal.count("Deactivated successfully")
 
 
@@ -242,7 +243,8 @@ def bench_burst(host, domain: str, posts: int, members: int, timeout: float) -> 
     if domain == MODES["on-demand"]:
         result["drain_runs"] = drains(host, domain, since)
     if delivered < posts:
-        result["journal"] = host.run("journalctl", "--no-pager", "-n", "60", "-u", unit(domain), check=False).stdout
+        service = unit(domain, on_demand=domain == MODES["on-demand"])
+        result["journal"] = host.run("journalctl", "--no-pager", "-n", "60", "-u", service, check=False).stdout
     return result
 
 
@@ -304,7 +306,7 @@ def main() -> None:
                     burst[mode] = bench_burst(host, domain, args.posts, args.members, args.burst_timeout)
                     save("burst", burst)
             # A start limit hit by quick runs fails it, and the queues then wait for the timer.
-            path = unit(MODES["on-demand"]).replace(".service", ".path")
+            path = path_unit(MODES["on-demand"])
             results["path_unit_at_end"] = {prop: unit_property(host, path, prop) for prop in ("ActiveState", "Result")}
             results["load_at_end"] = os.getloadavg()
             save("finished", datetime.now(timezone.utc).isoformat(timespec="seconds"))

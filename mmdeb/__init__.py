@@ -6,7 +6,7 @@ from pathlib import Path
 try:
     __version__ = version("mmdeb")
 except PackageNotFoundError:  # running from a checkout without installing (tests assert it matches pyproject.toml)
-    __version__ = "0.2.0"
+    __version__ = "0.3.0"
 
 # debian-templates/ and patches/ live beside the package in the checkout; rebuilds
 # depend on their contents, so mmdeb runs from (an editable install of) the checkout, or,

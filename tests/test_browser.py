@@ -13,11 +13,9 @@ import shutil
 import pytest
 
 from helpers.browser import Browser
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, core_deb_of, deb_of
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from helpers.e2e_host import WEB_SERVERS, Host, prefix, web_host
 from mmdeb.importing.py2data import LANGUAGE_CHARSETS
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 from helpers.lists import ARTIFACTS, address, members, wait_until
 from helpers.tls import CA, trust_ca_for_chromium
 
@@ -36,14 +34,13 @@ SHOTS = ARTIFACTS / "browser"
                 ids="-".join)
 def host(request, upstream, tmp_path_factory):
     server, mode = request.param
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     machine = web_host(tmp_path_factory.mktemp(f"browser-{server}-{mode}") / "host", upstream.dist, runtime,
                        [DOMAIN, OTHER_DOMAIN], server)
     machine.mode = mode
     try:
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
-        core = [core_deb_of(built)] if mode == "shared" else []
-        machine.install_offline([*core, deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
+        machine.install_offline(domain_debs(built, DOMAIN, OTHER_DOMAIN))
         for domain, name in ((DOMAIN, "users"), (OTHER_DOMAIN, "netonly")):
             machine.run(f"{prefix(domain)}/bin/newlist", "-q", name, address("bob"), PASSWORD)
         # The private CGI cuts a path piece longer than the longest list name ("users.mbox").

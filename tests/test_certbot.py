@@ -7,10 +7,8 @@ import json
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from helpers.e2e_host import prefix, web_host
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 from helpers.tls import CA, HOST_TLS_DIR, fingerprint, issue, served_fingerprint
 
 pytestmark = [
@@ -22,10 +20,10 @@ LIVE = f"/etc/letsencrypt/live/{DOMAIN}"
 
 
 def test_certbot_webroot_then_dpkg_reconfigure(upstream, built, tmp_path):
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = web_host(tmp_path / "host", upstream.dist, ["certbot", "pebble", *runtime], [], server="apache2")
     try:
-        host.install_offline([deb_of(built, DOMAIN)])  # with the snakeoil pair
+        host.install_offline(domain_debs(built, DOMAIN))  # with the snakeoil pair
         # pebble's API over HTTPS with a certificate of the test CA, which certbot is told to trust.
         issue(host.root / HOST_TLS_DIR.lstrip("/"), "localhost")
         (host.root / "etc/pebble.json").write_text(json.dumps({"pebble": {

@@ -29,13 +29,11 @@ from helpers.netns_dns import LOOPBACK, SMTP_PORT, dns_server, netns, smtp_sink
 from helpers.old_mailman import DEBIAN, add_list, debian_tree
 from helpers.py2pickle import dumps
 
-from helpers.upstreams import REAL_TARBALL, build, deb_of, real_flavour
+from helpers.upstreams import REAL_TARBALL, build, domain_debs, real_flavour, runtime_packages
 from mmdeb import PATCHES_DIR
 from mmdeb.build.render import environment, layout_context
 from mmdeb.domains.domain import Domain
-from mmdeb.build.spec import domain_depends
 from mmdeb.importing.plan import munge_from_command
-from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [pytest.mark.slow,  # builds, then a network namespace with DNS
               pytest.mark.skipif(not REAL_TARBALL or real_flavour() != "py3", reason="needs the py3 fork's tarball")]
@@ -115,11 +113,11 @@ class Site:
 def package_host(upstream, top: Path, dist: str) -> Host:
     """A dist tree with the domain package, built with sbuild, installed as test_e2e installs it;
     resolving with the namespace's server (its own resolv.conf: `ip netns exec` mounts only the host's)."""
-    built = build(upstream, top / "built", DOMAIN, dist=dist)
-    host = Host.create(top / "tree", dist, list(domain_depends(FLAVOURS["py3"], dist)))
+    built = build(upstream, top / "built", DOMAIN, dist=dist, common=True)
+    host = Host.create(top / "tree", dist, runtime_packages("py3", dist))
     host.start()
     try:
-        host.install_offline([deb_of(built, DOMAIN)])
+        host.install_offline(domain_debs(built, DOMAIN))
     except BaseException:
         host.stop()
         raise

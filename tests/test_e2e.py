@@ -15,12 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, core_deb_of, deb_of, domain_debs, runtime_packages
 from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from helpers.lists import (ARTIFACTS, USERS, address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol,
                            confirm_by_reply, members, set_members, wait_until)
 from helpers.tls import CA, HOST_TLS_DIR, curl_argv, name_certificates, preseed_certificates, trust_ca_for_chromium
-from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
@@ -41,7 +40,7 @@ def runner_pids(host: Host, domain: str) -> list[int]:
                 ids=lambda param: "-".join(param))
 def host(request, upstream, tmp_path_factory):
     mta, mode = request.param
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     root = tmp_path_factory.mktemp(f"e2e-{mta}-{mode}") / "host"
     machine = Host.create(root, upstream.dist, [mta, "apache2", "curl", *runtime], MTA_DEBCONF[mta])
     machine.mta, machine.mode = mta, mode
@@ -58,8 +57,7 @@ def host(request, upstream, tmp_path_factory):
             machine.exim_debconf = (root / EXIM_DEBCONF).read_bytes()
         preseed_certificates(machine, DOMAIN, OTHER_DOMAIN)
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
-        core = [core_deb_of(built)] if mode == "shared" else []
-        installed = machine.install_offline([*core, deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
+        installed = machine.install_offline(domain_debs(built, DOMAIN, OTHER_DOMAIN))
         machine.install_log = installed.stdout + installed.stderr
         for domain in (DOMAIN, OTHER_DOMAIN):
             machine.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
@@ -235,9 +233,8 @@ def test_listinfo_screenshot(host, tmp_path):
 
 
 def cron_jobs(host: Host) -> list[list[str]]:
-    """The (schedule, user, command) lines of the domain's cron file."""
-    ident = DOMAIN.replace(".", "_")
-    return [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
+    """The (schedule, user, command) lines of mailmen-common's cron file, for every domain."""
+    return [line.split("\t") for line in (host.root / f"etc/cron.d/{COMMON_PACKAGE}").read_text().splitlines()
             if line and not line.startswith(("#", "PATH="))]
 
 
@@ -345,7 +342,7 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     newer = build(upstream, tmp_path_factory.mktemp("upgrade"), DOMAIN, revision=2, mode=host.mode)
     conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
     conffile.write_text(conffile.read_text() + "# kept across upgrades\n")
-    host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+    host.run("/etc/init.d/mailmen", "stop", DOMAIN)
     wait_until(lambda: not runner_pids(host, DOMAIN), what="runners to stop")
     tokens = [uuid.uuid4().hex for _ in range(3)]
     for token in tokens:
@@ -370,7 +367,7 @@ def test_drain_delivers_the_queued_posts_and_exits(host, upstream):
     """`qrunner --drain`, what on-demand runners run (patch), on this flavour's Python: a chroot
     has no systemd, so it is run here by hand, with mailmanctl's runners stopped."""
     host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", "users", input=address("bob") + "\n")  # or is one
-    host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+    host.run("/etc/init.d/mailmen", "stop", DOMAIN)
     try:
         tokens = [uuid.uuid4().hex for _ in range(3)]
         for token in tokens:
@@ -382,7 +379,7 @@ def test_drain_delivers_the_queued_posts_and_exits(host, upstream):
         for token in tokens:
             host.wait_for_mail("bob", lambda m: token in (m["Subject"] or ""))
     finally:
-        host.run(f"/etc/init.d/mailman-{DOMAIN}", "start")
+        host.run("/etc/init.d/mailmen", "start", DOMAIN)
 
 
 def qrunners(host: Host, domain: str) -> list[str]:

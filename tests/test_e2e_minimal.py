@@ -2,10 +2,8 @@
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from helpers.e2e_host import Host
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
     pytest.mark.chroot,
@@ -15,7 +13,7 @@ pytestmark = [
 
 @pytest.fixture(scope="module")
 def bare_host(upstream, tmp_path_factory):
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     machine = Host.create(tmp_path_factory.mktemp("e2e-bare") / "host", upstream.dist, ["procps", *runtime])
     machine.allow_service_starts()
     machine.start()
@@ -24,7 +22,7 @@ def bare_host(upstream, tmp_path_factory):
 
 
 def test_configures_without_mta_and_web_server_and_says_what_to_do(bare_host, built):
-    result = bare_host.install_offline([deb_of(built, DOMAIN)])
+    result = bare_host.install_offline(domain_debs(built, DOMAIN))
     said = result.stdout + result.stderr
     assert "no MTA (Postfix or Exim 4) is installed" in said
     assert "neither apache2 nor nginx is installed" in said and "dpkg-reconfigure mailman-lists.example.org" in said

@@ -16,10 +16,9 @@ import uuid
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from helpers.e2e_host import HOSTNAME, Host, web_host
 from helpers.fork_prefix import py2_form
-from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 from helpers.old_mailman import GERMAN, debian_tree, german_list
 from helpers.lists import address, wait_until
@@ -43,10 +42,10 @@ def send(host: Host, sender: str, listname: str, subject: str) -> None:
 def host(request, upstream, tmp_path_factory):
     if upstream.flavour != "py3":
         pytest.skip("the Python 3.13 sweep is for the py3 flavour")
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     machine = web_host(tmp_path_factory.mktemp("e2e-every-script") / "host", upstream.dist, runtime, [DOMAIN])
     try:
-        machine.install_offline([deb_of(request.getfixturevalue("built"), DOMAIN)])
+        machine.install_offline(domain_debs(request.getfixturevalue("built"), DOMAIN))
         machine.run(f"{PREFIX}/bin/newlist", "-q", "users", address("bob"), LIST_PASSWORD)
         machine.run(f"{PREFIX}/bin/add_members", "-r", "-", "users", input=address("alice") + "\n")
         # The rmlist page is off unless the site allows owners to delete their lists; generated

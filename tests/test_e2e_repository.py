@@ -8,11 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, runtime_packages
 from helpers.repository import FIX_MARKER, add_fix, serve
 from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb.cli import main
-from mmdeb.build.spec import domain_depends
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
@@ -22,7 +21,7 @@ pytestmark = [
 
 def list_host(upstream, tmp_path: Path, repo: Path) -> Host:
     """A started host with Postfix, users alice and bob, and the repository in its sources."""
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "procps", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.use_repository(repo, upstream.dist)
@@ -47,7 +46,7 @@ def make_lists(host: Host) -> str:
 
 def queue_posts(host: Host) -> list[str]:
     """Stop DOMAIN's runners and send three posts, which wait in its queue."""
-    host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+    host.run("/etc/init.d/mailmen", "stop", DOMAIN)
     queued = [uuid.uuid4().hex for _ in range(3)]
     for token in queued:
         host.send(f"alice@{HOSTNAME}", f"users@{DOMAIN}", f"queued {token}", user="alice")

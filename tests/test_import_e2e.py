@@ -20,13 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, deb_of, real_flavour
+from helpers.upstreams import (DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, domain_debs, real_flavour,
+                               runtime_packages)
 from helpers.upstreams import TestUpstream as Upstream
 from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR, PROJECT_ROOT
 from mmdeb.upstream.catalogue import DEFAULTS, default_upstream, read
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.app.places import current as current_places
 from mmdeb.upstream.fetch import sha256_of
 from helpers.systemd_host import Project, SystemdHost, boot_with_repository
@@ -151,7 +150,7 @@ def drained(host: Host) -> bool:
 
 def bullseye_host(root: Path) -> Host:
     """A started bullseye chroot with Postfix delivering locally, the USERS and the gnu packages' dependencies."""
-    runtime = domain_depends(FLAVOURS["gnu"], "bullseye")
+    runtime = runtime_packages("gnu", "bullseye")
     host = Host.create(root, "bullseye", ["postfix", "procps", "iptables", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
@@ -172,23 +171,23 @@ def old_site(tmp_path_factory):
     the old host itself (running, its Mailman stopped)."""
     directory = tmp_path_factory.mktemp("import-old")
     gnu = Upstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
-    built = build(gnu, directory / "build", DOMAIN)
+    built = build(gnu, directory / "build", DOMAIN, common=True)
     host = bullseye_host(directory / "host")
     try:
-        host.install_offline([deb_of(built, DOMAIN)])
+        host.install_offline(domain_debs(built, DOMAIN))
         # Archive posts under their own dates, months ago (by default pipermail dates them now).
         conffile = host.root / f"etc/mailmen/{DOMAIN}/mm_cfg.py"
         conffile.write_text(conffile.read_text() + "ARCHIVER_CLOBBER_DATE_POLICY = 0\n")
-        host.run(f"/etc/init.d/mailman-{DOMAIN}", "restart")
+        host.run("/etc/init.d/mailmen", "restart", DOMAIN)
         found = make_old_lists(host)
         found["dump"] = dump(host, "python2.7", list(BY_NAME))
-        host.run(f"/etc/init.d/mailman-{DOMAIN}", "stop")
+        host.run("/etc/init.d/mailmen", "stop", DOMAIN)
         source = directory / "old-site.tar.gz"
         with tarfile.open(source, "w:gz") as tar:
             for part in (prefix(DOMAIN), f"/etc/mailmen/{DOMAIN}"):
                 tar.add(host.root / part.lstrip("/"), part.lstrip("/"))
         found["source"] = source
-        found["gnu_deb"] = deb_of(built, DOMAIN)
+        found["gnu_debs"] = domain_debs(built, DOMAIN)
         found["host"] = host
         yield found
     finally:
@@ -417,7 +416,7 @@ def gnu_host(old_site, tmp_path_factory):
     """A fresh bullseye host with the gnu package of DOMAIN, after its mmdeb-import of SOURCE."""
     host = bullseye_host(tmp_path_factory.mktemp("import-gnu") / "host")
     try:
-        host.install_offline([old_site["gnu_deb"]])
+        host.install_offline(old_site["gnu_debs"])
         extract(old_site["source"], host)
         lists = [argument for name in GNU_LISTS for argument in ("--list", name)]
         host.report = host.run(f"{prefix(DOMAIN)}/bin/mmdeb-import", *lists, "/srv/old", check=False)
@@ -496,7 +495,7 @@ def catalogued_upstream(upstream):
 def test_the_readme_moving_steps_give_a_working_site(old_site, catalogued_upstream, tmp_path_factory):
     steps = readme_steps()
     old = old_site["host"]
-    old.run(f"/etc/init.d/mailman-{DOMAIN}", "start")  # the old site runs until step 3 stops it
+    old.run("/etc/init.d/mailmen", "start", DOMAIN)  # the old site runs until step 3 stops it
     run_script("old host", steps["old host"], lambda script: old.run("bash", "-c", script, check=False))
 
     build_host = tmp_path_factory.mktemp("readme-build")

@@ -3,13 +3,13 @@ tables, Postfix's milter list, the records to publish and the judgement of what 
 Signing itself, with real mail and real DNS, is tests/test_dkim.py's."""
 
 import re
-from dataclasses import replace
+import subprocess
 
 import pytest
+from helpers.rendering import rendered_common
 
-from mmdeb.build.pipeline import first_entry
-from mmdeb.build.render import EXIM_DKIM_MACROS, render_common
-from mmdeb.build.spec import CommonSpec, common_version, split_common_version
+from mmdeb.build.render import EXIM_DKIM_MACROS
+from mmdeb.build.spec import common_version, split_common_version
 from mmdeb.domains.layout import DKIM_SIGNER, SIGNED_HEADERS
 from mmdeb.errors import MmdebError
 from mmdeb.listhost.dkim import (MILTER, Key, Record, check, genkey_argv, key_table, main, new_selector,
@@ -23,9 +23,7 @@ WANTED = records(KEY, PUBLIC, "host.example")
 
 @pytest.fixture
 def debian(tmp_path):
-    spec = CommonSpec("trixie")
-    render_common(replace(spec, changelog=(first_entry(spec),)), tmp_path / "debian")
-    return tmp_path / "debian"
+    return rendered_common(tmp_path)[1]
 
 
 def test_the_commands_argv():

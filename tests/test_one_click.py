@@ -26,8 +26,7 @@ from helpers.e2e_host import Host, prefix as package_prefix, web_host
 from helpers.fork_prefix import PYTHON, cgi_env, cgi_response, install_fork, patch_part, without_patch
 from helpers.netns_dns import LOOPBACK, SMTP_PORT, Netns, netns, smtp_sink
 from helpers.tls import curl_argv
-from helpers.upstreams import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
-from mmdeb.build.spec import domain_depends
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from mmdeb.domains.domain import Domain
 from mmdeb.upstream.dists import FLAVOURS
 
@@ -143,10 +142,10 @@ def site(upstream, request, tmp_path_factory) -> Site:
         site.mm_cfg.write_text(site.mm_cfg.read_text() + "DEFAULT_URL_PATTERN = 'https://%s/mailman/'\n")
     else:
         built = request.getfixturevalue("built")
-        host = Host.create(top / "host", upstream.dist, list(domain_depends(FLAVOURS["gnu"], upstream.dist)))
+        host = Host.create(top / "host", upstream.dist, runtime_packages("gnu", upstream.dist))
         request.addfinalizer(host.stop)
         host.start()
-        host.install_offline([deb_of(built, DOMAIN)])
+        host.install_offline(domain_debs(built, DOMAIN))
         site = Package(host)
     site.mm_cfg.write_text(site.mm_cfg.read_text() + f"SMTPHOST = '{LOOPBACK}'\nSMTPPORT = {SMTP_PORT}\n")
     site.patch = upstream.patches / upstream.flavour / PATCH
@@ -300,11 +299,11 @@ def test_a_bad_token_changes_nothing_and_reveals_nothing(site, tmp_path):
 def test_the_web_servers_route_one_click_posts(request, upstream, tmp_path, server, mode):
     """The domain package (in shared mode with the core) in a host with the web server: curl over
     https, as a mail provider posts."""
-    host = web_host(tmp_path / "host", upstream.dist, list(domain_depends(FLAVOURS[upstream.flavour], upstream.dist)),
+    host = web_host(tmp_path / "host", upstream.dist, runtime_packages(upstream.flavour, upstream.dist),
                     [DOMAIN], server)
     try:
         built = request.getfixturevalue("built_shared" if mode == "shared" else "built")
-        host.install_offline([*([core_deb_of(built)] if mode == "shared" else []), deb_of(built, DOMAIN)])
+        host.install_offline(domain_debs(built, DOMAIN))
         bin = f"{package_prefix(DOMAIN)}/bin"
         host.run(f"{bin}/newlist", "-q", "users", f"owner@{DOMAIN}", "pw")
         host.run(f"{bin}/add_members", "-r", "-", "-w", "n", "-a", "n", "users", input="\n".join(MEMBERS) + "\n")

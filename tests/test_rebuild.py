@@ -83,6 +83,15 @@ def test_adding_a_domain_twice_is_refused(project, fixture_py3, capsys):
     assert "already a domain" in capsys.readouterr().err
 
 
+def test_two_domains_that_exim_would_name_alike_are_refused_together(tmp_path, fixture_py3, capsys):
+    state = tmp_path / "mmdeb.toml"
+    assert main(["--state", str(state), "domains", "add", "lists.a-b.example", "lists.a.b.example",
+                 "--upstream", str(fixture_py3.tarball)]) == 1
+    err = capsys.readouterr().err
+    assert "lists.a.b.example and lists.a-b.example would both be lists_a_b_example" in err
+    assert len(err.strip().splitlines()) == 1 and not state.exists()
+
+
 def test_corrupted_state_file_is_reported(tmp_path, capsys):
     state = tmp_path / "mmdeb.toml"
     state.write_text("[domains\nbroken = ")

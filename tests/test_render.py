@@ -11,7 +11,7 @@ from mmdeb.build.pipeline import first_entry
 from mmdeb.build.render import IMPORTER_MODULES, IMPORTER_PATH, render_common
 from mmdeb.build.selfpackage import render_self, self_spec
 from mmdeb.build.spec import CommonSpec
-from mmdeb.domains.layout import DKIM_SIGNER
+from mmdeb.domains.layout import DKIM_SIGNER, SYSV_SCRIPT
 from mmdeb.upstream.dists import FLAVOURS, PYTHON_SUBSTVARS
 
 from helpers.rendering import rendered, rendered_core
@@ -133,14 +133,14 @@ def render_package(kind: str, directory, upstream):
     if kind == "common":
         spec = CommonSpec("trixie")
         render_common(replace(spec, changelog=(first_entry(spec),)), directory / "debian")
-        return directory / "debian", {"postinst", "prerm", "postrm", f"mailmen-common.{DKIM_SIGNER}.init"}
+        return directory / "debian", {"postinst", "prerm", "postrm", f"mailmen-common.{DKIM_SIGNER}.init",
+                                      f"mailmen-common.{SYSV_SCRIPT}.init", "mailmen-jobs"}
     if kind == "self":
         render_self(self_spec(PROJECT_ROOT, "trixie"), TEMPLATES_DIR, directory / "debian")
         return directory / "debian", {"mmdeb.postrm"}
     mode, runners = kind.split()
     spec, debian = rendered(directory, upstream, mode=mode, runners=runners)
-    return debian, {"postinst", "prerm", "postrm", "config", f"{spec.package}.init", "mmdeb-shared-domain",
-                    *(["preinst"] if runners == "always-on" else [])}
+    return debian, {"preinst", "postinst", "prerm", "postrm", "config", "mmdeb-shared-domain"}
 
 
 # The core has none (test_core_byte_code_is_dh_pythons_and_it_has_no_maintainer_script_of_its_own).

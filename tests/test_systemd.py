@@ -20,7 +20,10 @@ from helpers.e2e_host import HOSTNAME, prefix
 from mmdeb import PROJECT_ROOT
 from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.plan.rebuild import split_version
-from helpers.systemd_host import Project, boot_with_repository, cgroup_of, pid1_inotify_instances, processes_of, unit, unit_property
+from mmdeb.build.spec import Job, job_template
+from mmdeb.domains.layout import COMMON_PACKAGE, JOBS_COMMAND, JOBS_UNIT, RETRY_JOB, instance_unit
+from helpers.systemd_host import (Project, boot_with_repository, cgroup_of, instance_links, path_unit, pid1_inotify_instances,
+                                  processes_of, unit, unit_property)
 from helpers.lists import (address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol, confirm_by_reply,
                            members, set_members, wait_until)
 from helpers.web import admin_login, csrf, held, page
@@ -35,6 +38,8 @@ pytestmark = [
 DOMAINS = (DOMAIN, OTHER_DOMAIN)
 JOBS = ("checkdbs", "disabled", "senddigests", "mailpasswds", "nightly_gzip", "cull_bad_shunt")
 QUIET_JOBS = ("checkdbs", "disabled", "senddigests", "nightly_gzip", "cull_bad_shunt")  # mail no member
+RETRY_TIMER = f"mailmen-{RETRY_JOB}.timer"
+RETRY_SERVICE = JOBS_UNIT.replace("@", f"@{RETRY_JOB}")
 TIMINGS = PROJECT_ROOT / "build" / "test-artifacts" / "systemd-timings.json"
 
 
@@ -62,7 +67,7 @@ def drains(host, domain: str) -> list[int]:
 
 def idle(host, domain: str) -> bool:
     """No process of the domain runs: its on-demand service has done its work."""
-    return not processes_of(host, domain) and unit_property(host, unit(domain), "ActiveState") in ("inactive", "failed")
+    return not processes_of(host, domain) and unit_property(host, unit(domain, on_demand=True), "ActiveState") in ("inactive", "failed")
 
 
 def wait_idle(host, domain: str) -> None:
@@ -188,13 +193,13 @@ def always_on_host(dist, upstream, tmp_path_factory, timings):
 def test_idle_domains_run_no_process(host):
     for domain in DOMAINS:
         wait_idle(host, domain)
-        for watcher in (f"mailman-{domain}.path", f"mailman-{domain}.timer"):
+        for watcher in (path_unit(domain), RETRY_TIMER):
             assert unit_property(host, watcher, "ActiveState") == "active", watcher
 
 
 def test_the_path_unit_holds_one_inotify_instance_per_watched_queue(host):
     """What the package's sysctl file sizes fs.inotify.max_user_instances by."""
-    path = f"mailman-{DOMAIN}.path"
+    path = path_unit(DOMAIN)
     host.run("systemctl", "stop", path)
     try:
         without = pid1_inotify_instances(host)
@@ -210,7 +215,7 @@ def test_a_post_starts_one_run_as_list_that_ends_when_the_queues_are_empty(host)
     assert users == {"list"}
     delivered(host, tokens)
     wait_idle(host, DOMAIN)
-    assert unit_property(host, unit(DOMAIN), "Result") == "success"
+    assert unit_property(host, unit(DOMAIN, on_demand=True), "Result") == "success"
     queues = host.root / prefix(DOMAIN).lstrip("/") / "qfiles"
     assert not [path for name in ("in", "out", "virgin", "archive") for path in (queues / name).iterdir()]
 
@@ -230,7 +235,7 @@ def test_runs_of_one_domain_never_overlap(host):
         tokens = []
         for _ in range(10):
             tokens += send_posts(host, DOMAIN, "overlap", count=2)
-            host.run("systemctl", "start", "--no-block", unit(DOMAIN), f"mailman-{DOMAIN}.timer")
+            host.run("systemctl", "start", "--no-block", unit(DOMAIN, on_demand=True), RETRY_SERVICE)
         delivered(host, tokens)
     finally:
         stop.set()
@@ -250,7 +255,7 @@ def test_a_killed_run_loses_nothing_and_the_next_run_goes_on(host):
 
 def test_removal_during_a_run_stops_it_and_loses_no_mail(host):
     tokens = send_posts(host, DOMAIN, "removed", count=1)
-    wait_until(lambda: unit_property(host, unit(DOMAIN), "ActiveState") == "activating", timeout=30, what="a run")
+    wait_until(lambda: unit_property(host, unit(DOMAIN, on_demand=True), "ActiveState") == "activating", timeout=30, what="a run")
     try:
         host.run("apt-get", "remove", "--yes", f"mailman-{DOMAIN}")
         assert processes_of(host, DOMAIN) == []
@@ -291,7 +296,7 @@ def test_always_on_domain_runs_one_qrunner_per_runner_as_list_in_its_unit(always
         assert len(runners) == 8, runners
         assert {user for _, user, _ in runners} == {"list"}
         for pid, _, _ in [*runners, (master(host, domain), "", "")]:
-            assert f"/system.slice/{unit(domain)}" in cgroup_of(host, pid)
+            assert cgroup_of(host, pid).endswith(f".slice/{unit(domain)}\n")
 
 
 def test_reload_and_restart_keep_the_runners_up(always_on_host):
@@ -431,7 +436,7 @@ def test_digest_is_sent_by_the_periodic_job(host):
     token = uuid.uuid4().hex
     host.send(address("bob"), f"digests@{DOMAIN}", f"digested {token}", body=f"body {token}", user="bob")
     delivered(host, [token])
-    host.run("systemctl", "start", f"mailman-{DOMAIN}-senddigests.service")
+    host.run("systemctl", "start", "mailmen-jobs@senddigests.service")  # as its timer does, for every domain
     digest = host.wait_for_mail("carol", lambda m: "Digests Digest" in subject(m))
     assert token in "".join(part.get_payload(decode=True).decode(errors="replace")
                             for part in digest.walk() if not part.is_multipart())
@@ -466,7 +471,7 @@ def test_dpkg_reconfigure_changes_the_certificate(host):
 
 def test_posts_queued_before_a_reboot_are_delivered_after_it(host, timings):
     # The service too: bookworm's systemd does not pass the path unit's stop on (PartOf=).
-    host.run("systemctl", "stop", f"mailman-{DOMAIN}.path", unit(DOMAIN))
+    host.run("systemctl", "stop", path_unit(DOMAIN), unit(DOMAIN, on_demand=True))
     tokens = send_posts(host, DOMAIN, "queued")
     queue = host.root / prefix(DOMAIN).lstrip("/") / "qfiles/in"
     wait_until(lambda: len(list(queue.glob("*.pck"))) == len(tokens), what="the posts in qfiles/in")
@@ -521,7 +526,8 @@ def test_switch_to_always_on_and_back_keeps_lists_members_and_archives(host):
     tokens = upgrade_while_posting(host, DOMAINS)
     for domain in DOMAINS:
         assert len(runners_up(host, domain)) == 8
-        assert unit_property(host, f"mailman-{domain}.path", "ActiveState") == "inactive"
+        assert unit_property(host, path_unit(domain), "ActiveState") == "inactive"
+        assert instance_links(host, domain) == [unit(domain)]
     delivered(host, tokens)
 
     project.rebuild_and_publish("--runners", "on-demand")
@@ -530,40 +536,36 @@ def test_switch_to_always_on_and_back_keeps_lists_members_and_archives(host):
     delivered(host, tokens)
     for domain in DOMAINS:
         wait_idle(host, domain)
-        assert unit_property(host, f"mailman-{domain}.path", "ActiveState") == "active"
+        assert unit_property(host, path_unit(domain), "ActiveState") == "active"
+        assert instance_links(host, domain) == [path_unit(domain)]
         assert members(host, domain) == kept[domain]
     assert set(archived) <= {path.name for path in archive.iterdir()}
 
 
 # -- 7. timers (the jobs of /etc/cron.d, as systemd timers) ------------------------
 
-def timer(domain: str, job: str) -> str:
-    return f"mailman-{domain}-{job}"
-
-
-def test_every_job_has_a_timer(host):
+def test_every_job_has_one_timer_for_every_domain(host):
     listed = host.run("systemctl", "list-timers", "--all", "--no-pager").stdout
-    for domain in DOMAINS:
-        for job in JOBS:
-            assert f"{timer(domain, job)}.timer" in listed and f"{timer(domain, job)}.service" in listed, listed
+    for job in JOBS:
+        assert f"mailmen-{job}.timer" in listed and f"mailmen-jobs@{job}.service" in listed, listed
+    assert not [line for line in listed.splitlines() if "mailman-" in line], listed  # none of a domain's own
 
 
 @pytest.mark.parametrize("job", QUIET_JOBS)
-def test_job_service_runs_as_list(host, job):
-    service = f"{timer(DOMAIN, job)}.service"
-    host.run("systemctl", "start", service)
-    wait_until(lambda: unit_property(host, service, "ActiveState") in ("inactive", "failed"), what=f"{service} to finish")
-    assert unit_property(host, service, "Result") == "success"
-    assert unit_property(host, service, "User") == "list"
+def test_a_job_runs_as_list_for_every_domain(host, job):
+    host.run("systemctl", "start", f"mailmen-jobs@{job}.service")  # returns when every domain's run has ended
+    for domain in DOMAINS:
+        service = instance_unit(job_template(Job(job, 0, 0)), domain)
+        assert unit_property(host, service, "Result") == "success"
+        assert unit_property(host, service, "ExecMainStartTimestampMonotonic") != "0", f"{service} did not run"
+        assert unit_property(host, service, "User") == "list"
 
 
 def test_cron_jobs_do_nothing_under_systemd(host):
     """The timers run the jobs; a cron line that ran them too would run each twice."""
-    ident = DOMAIN.replace(".", "_")
-    python = FLAVOURS["py3"].python
-    jobs = [line.split("\t") for line in (host.root / f"etc/cron.d/mailman-{ident}").read_text().splitlines()
+    jobs = [line.split("\t") for line in (host.root / f"etc/cron.d/{COMMON_PACKAGE}").read_text().splitlines()
             if line and not line.startswith(("#", "PATH="))]
     assert len(jobs) == len(JOBS)
     for _schedule, user, command in jobs:
         trace = host.run("sh", "-x", "-c", command, user=user, check=False).stderr
-        assert f"+ {python}" not in trace, f"{command} ran its job:\n{trace}"
+        assert f"+ {JOBS_COMMAND}" not in trace, f"{command} ran its job:\n{trace}"

@@ -9,7 +9,7 @@ Needs the real upstream tarball, root and the Debian mirror.
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL, core_deb_of, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs
 from helpers.e2e_host import prefix
 from mmdeb.upstream.dists import FLAVOURS
 from helpers.upstream_suite import counts, failing, install_plain, install_tests, run_suite, source_tree, suite_host
@@ -54,12 +54,12 @@ def packaged(upstream, trees, tmp_path_factory, debs) -> dict[str, dict]:
 
 @pytest.fixture(scope="module")
 def package_prefix(upstream, trees, built, tmp_path_factory):
-    return packaged(upstream, trees, tmp_path_factory, [deb_of(built, DOMAIN)])
+    return packaged(upstream, trees, tmp_path_factory, domain_debs(built, DOMAIN))
 
 
 @pytest.fixture(scope="module")
 def package_shared(upstream, trees, built_shared, tmp_path_factory):
-    return packaged(upstream, trees, tmp_path_factory, [core_deb_of(built_shared), deb_of(built_shared, DOMAIN)])
+    return packaged(upstream, trees, tmp_path_factory, domain_debs(built_shared, DOMAIN))
 
 
 def table(outcomes: dict[str, dict]) -> str:

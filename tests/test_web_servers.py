@@ -6,10 +6,8 @@ import subprocess
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL, deb_of
+from helpers.upstreams import DOMAIN, REAL_TARBALL, domain_debs, runtime_packages
 from helpers.e2e_host import MTA_DEBCONF, WEB_SERVERS, Host, prefix, start_web_server, web_host
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 from helpers.lists import address
 from helpers.tls import HOST_TLS_DIR, curl_argv, preseed_certificates
 
@@ -26,13 +24,13 @@ def listinfo(host: Host) -> str:
 
 
 def test_nginx_installed_after_the_domain_package_serves_it(upstream, built, tmp_path):
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = Host.create(tmp_path / "host", upstream.dist, ["postfix", "curl", *runtime], MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()
     try:
         preseed_certificates(host, DOMAIN)
-        said = host.install_offline([deb_of(built, DOMAIN)])
+        said = host.install_offline(domain_debs(built, DOMAIN))
         assert "neither apache2 nor nginx is installed" in said.stderr
         host.run(f"{prefix(DOMAIN)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
         # apt needs the network, so it runs outside the host's namespace, where nothing may start.
@@ -48,11 +46,11 @@ def test_nginx_installed_after_the_domain_package_serves_it(upstream, built, tmp
 
 
 def test_debconf_chooses_between_apache_and_nginx(upstream, built, tmp_path):
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = web_host(tmp_path / "host", upstream.dist, ["apache2", *runtime], [DOMAIN], server="nginx")
     try:
         host.run("debconf-set-selections", input=f"{PACKAGE} {PACKAGE}/web_server select nginx\n")
-        host.install_offline([deb_of(built, DOMAIN)])
+        host.install_offline(domain_debs(built, DOMAIN))
         host.run(f"{prefix(DOMAIN)}/bin/newlist", "-q", "users", address("bob"), "listpassword")
         served_by_nginx = (host.root / NGINX_SITE).is_symlink(), host.run("a2query", "-s", PACKAGE, check=False).returncode
         assert 'href="listinfo/users"' in listinfo(host)
@@ -69,13 +67,13 @@ def test_debconf_chooses_between_apache_and_nginx(upstream, built, tmp_path):
 
 
 def test_another_nginx_server_block_for_the_domain_is_named(upstream, built, tmp_path):
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = web_host(tmp_path / "host", upstream.dist, runtime, [DOMAIN], server="nginx")
     try:
         (host.root / "etc/nginx/sites-enabled/aa-other").write_text(
             f"server {{\n\tlisten 443 ssl;\n\tserver_name {DOMAIN};\n"
             f"\tssl_certificate {HOST_TLS_DIR}/{DOMAIN}.pem;\n\tssl_certificate_key {HOST_TLS_DIR}/{DOMAIN}.key;\n}}\n")
-        said = host.install_offline([deb_of(built, DOMAIN)]).stderr
+        said = host.install_offline(domain_debs(built, DOMAIN)).stderr
         assert f"another nginx server block also serves https://{DOMAIN}" in said, said
     finally:
         host.stop()

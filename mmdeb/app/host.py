@@ -94,6 +94,11 @@ class Host:
                     lines.append(f"kept {domain.name}: already a domain of {self.places.state}, its settings unchanged")
                     continue
                 PackageSpec(domain, upstream, settled, self.conf.patches_dir)  # validates the dist as a build would
+                clash = next((other for other in state.domains if Domain(other).ident == domain.ident), None)
+                if clash:
+                    raise MmdebError(f"{domain.name} and {clash} would both be {domain.ident} in Exim's configuration "
+                                     "(where dots and hyphens are underscores)",
+                                     f"host {domain.name} on another list host than {clash}")
                 state.domains[domain.name] = DomainState(settings=settled)
                 lines.append(f"added {domain.name} ({settled.flavour} on {settled.dist}, {settled.mode} mode, "
                              f"runners {settled.runners})")

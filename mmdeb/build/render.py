@@ -13,12 +13,12 @@ from debian.deb822 import Deb822
 import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
-from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
+from mmdeb.build.spec import COMMON_DEPENDS, JOBS, CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains import layout
 from mmdeb.upstream.dists import PYTHON_SUBSTVARS, python_addon
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim", "mailmen-jobs"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
@@ -39,14 +39,17 @@ IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour
 LISTHOST_MODULES = ("__init__.py", "errors.py", "domains/__init__.py", "domains/layout.py", "listhost/__init__.py",
                     "listhost/dkim.py")
 LISTHOST_PATH = f"/usr/share/{layout.COMMON_PACKAGE}"
-EXIM_DKIM_MACROS = "05_mailmen-dkim"  # in /etc/exim4/conf.d/main/: after 00_localmacros, whose macros win
+EXIM_DKIM_MACROS = "05_mailmen-dkim"
+# mailmen-common's: raises the inotify limit that the domains' path units need.
+SYSCTL_FILE = f"/usr/lib/sysctl.d/60-{layout.COMMON_PACKAGE}.conf"  # in /etc/exim4/conf.d/main/: after 00_localmacros, whose macros win
 
 
 def layout_context() -> dict[str, object]:
     """What the templates know of a list host's layout besides a domain's own paths (spec.domain)."""
     return {"site_list": layout.SITE_LIST, "runner_queues": layout.RUNNER_QUEUES, "retry_queue": layout.RETRY_QUEUE,
             "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT,
-            "installed_domains": layout.INSTALLED_DOMAINS,
+            "installed_domains": layout.INSTALLED_DOMAINS, "always_on_unit": layout.ALWAYS_ON_UNIT,
+            "queue_unit": layout.QUEUE_UNIT, "drain_unit": layout.DRAIN_UNIT, "sysv_script": layout.SYSV_SCRIPT,
             "public_suffix_list": layout.PUBLIC_SUFFIX_LIST}
 
 
@@ -59,7 +62,28 @@ def common_context() -> dict[str, object]:
             "dkim_signer_conf": layout.DKIM_SIGNER_CONF, "postfix_queue": layout.POSTFIX_QUEUE,
             "dkim_socket_dir": layout.DKIM_SOCKET_DIR, "dkim_socket": layout.DKIM_SOCKET,
             "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
-            "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR}
+            "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR,
+            "common_depends": COMMON_DEPENDS,
+            **units_context()}
+
+
+def units_context() -> dict[str, object]:
+    """What mailmen-common's unit templates know: a domain's paths as its instance's (%I)."""
+    retry_timer = f"{layout.JOB_UNIT_PREFIX}{layout.RETRY_JOB}"
+    return {"domain": layout.DomainPaths("%I"), "prefix_root": layout.PREFIX_ROOT,
+            "package_prefix": layout.PACKAGE_PREFIX,
+            "queue_instance": layout.QUEUE_UNIT.replace("@", "@%i"),
+            "drain_instance": layout.DRAIN_UNIT.replace("@", "@%i"),
+            "retry_job": layout.RETRY_JOB, "retry_timer": f"{retry_timer}.timer",
+            "retry_instance": layout.JOBS_UNIT.replace("@", f"@{layout.RETRY_JOB}"),
+            "job_unit_prefix": layout.JOB_UNIT_PREFIX, "jobs_command": layout.JOBS_COMMAND,
+            "sysctl_file": SYSCTL_FILE,
+            "unit_names": (layout.DKIM_SIGNER, *(unit.split("@")[0] for unit in
+                           (layout.ALWAYS_ON_UNIT, layout.DRAIN_UNIT, layout.QUEUE_UNIT, layout.JOBS_UNIT)),
+                           retry_timer, *(f"{layout.JOB_UNIT_PREFIX}{job.name}" for job in JOBS)),
+            # The units that run (not templates): the signer, the SysV script's stand-in, the timers.
+            "started_units": (f"{layout.DKIM_SIGNER}.service", f"{layout.SYSV_SCRIPT}.service", f"{retry_timer}.timer",
+                              *(f"{layout.JOB_UNIT_PREFIX}{job.name}.timer" for job in JOBS))}
 
 
 def common_sources() -> dict[str, Path]:
@@ -128,7 +152,7 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
                "python_substvars": [PYTHON_SUBSTVARS[addon] for addon in addons],
                "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
                "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,
-               **layout_context()}
+               "domain": getattr(spec, "domain", None), **layout_context()}
     render_templates(spec, context, debian_dir)
     if spec.kind == "domain":
         copy_modules(IMPORTER_MODULES, debian_dir / IMPORTER_DIR)

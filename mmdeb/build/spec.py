@@ -6,7 +6,8 @@ from pathlib import Path
 
 from mmdeb import __version__
 from mmdeb.domains.domain import Domain
-from mmdeb.domains.layout import COMMON_PACKAGE
+from mmdeb.domains.layout import (ALWAYS_ON_UNIT, COMMON_PACKAGE, DRAIN_UNIT, JOB_UNIT_PREFIX, JOBS_UNIT,
+                                  QUEUE_UNIT, UNIT_NAME_MAX, instance_unit)
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
@@ -16,12 +17,15 @@ from mmdeb.upstream.tarball import Upstream
 # A domain package's Depends in every flavour: ps (the units), the web server's default
 # certificate (ssl-cert's snakeoil pair) and ucf (the certificate's configuration).
 DOMAIN_DEPENDS = ("procps", "publicsuffix", "ssl-cert", "ucf")  # publicsuffix: layout.PUBLIC_SUFFIX_LIST
+# mailmen-common's Depends besides Python's: mailmen-dkim's tools, and a DKIM signer for either MTA.
+COMMON_DEPENDS = ("openssl", "python3-dnspython", "opendkim | exim4-daemon-light | exim4-daemon-heavy")
 
 
 @dataclass(frozen=True)
 class Job:
-    """One of Mailman's periodic scripts (cron/<name>): run by cron, or where systemd runs by
-    the timer <package>-<name>.timer. One schedule for both."""
+    """One of Mailman's periodic scripts (cron/<name>), run for every installed domain by
+    mailmen-common: by cron, or where systemd runs by the timer mailmen-<name>.timer. One
+    schedule for both."""
 
     name: str
     hour: int
@@ -165,6 +169,18 @@ class CommonSpec(NativeNames):
     def version(self) -> str:
         return common_version(__version__, self.revision, self.dist)
 
+    @property
+    def jobs(self) -> tuple[Job, ...]:
+        return JOBS
+
+    def job_unit(self, job: Job) -> str:
+        """The name of the job's timer, and of its template service (with an @)."""
+        return job_template(job).split("@")[0]
+
+    def jobs_instance(self, job: Job) -> str:
+        """What the job's timer starts: mailmen-jobs, which starts the job for each domain."""
+        return JOBS_UNIT.replace("@", f"@{job.name}")
+
 
 def common_version(mmdeb_version: str, revision: int, dist: str) -> str:
     """'0.2.0', 3, 'trixie' -> '0.2.0+3+deb13': native, so without a Debian revision of its own."""
@@ -189,6 +205,7 @@ class PackageSpec(SourceNames):
 
     def __post_init__(self):
         self.check_common()
+        self.check_unit_names()
 
     @property
     def dist(self) -> str:
@@ -235,23 +252,45 @@ class PackageSpec(SourceNames):
         return self.settings.runners == "on-demand"
 
     @property
-    def runner_units(self) -> tuple[str, ...]:
-        """The runner units postinst starts (the on-demand service it only stops: a start waits for the run)."""
-        if self.on_demand:
-            return (f"{self.package}.path", f"{self.package}.timer")
-        return (f"{self.package}.service",)
+    def runner_unit(self) -> str:
+        """The instance postinst enables and starts: the path unit (which starts the drain service
+        when mail comes: a start would wait for the run), or mailmanctl's service."""
+        return self.instance_of(QUEUE_UNIT if self.on_demand else ALWAYS_ON_UNIT)
 
     @property
-    def retired_runner_units(self) -> tuple[str, ...]:
-        """What the other runners setting enables, for a switch from it: the path and timer units,
-        or mailmanctl's service (whose name the on-demand service takes)."""
-        if self.on_demand:
-            return (f"{self.package}.service",)
-        return (f"{self.package}.path", f"{self.package}.timer")
+    def stopped_units(self) -> tuple[str, ...]:
+        """What prerm stops: the runners, and a drain going on (bookworm's systemd does not stop it
+        with its path unit)."""
+        return (self.runner_unit, self.instance_of(DRAIN_UNIT)) if self.on_demand else (self.runner_unit,)
 
-    def job_unit(self, job: Job) -> str:
-        """The name of the job's systemd timer and service, without the suffix."""
-        return f"{self.package}-{job.name}"
+    @property
+    def retired_runner_unit(self) -> str:
+        """What the other runners setting enables, for a switch from it."""
+        return self.instance_of(ALWAYS_ON_UNIT if self.on_demand else QUEUE_UNIT)
+
+    @property
+    def legacy_units(self) -> tuple[str, ...]:
+        """The unit files of each domain's own, which packages made before mailmen-common's
+        templates shipped: their enablement goes on upgrade."""
+        return (f"{self.package}.service", f"{self.package}.path", f"{self.package}.timer",
+                *(f"{self.package}-{job.name}.{suffix}" for job in self.jobs for suffix in ("timer", "service")))
+
+    def instance_of(self, template: str) -> str:
+        return instance_unit(template, self.domain.name)
+
+    def check_unit_names(self) -> None:
+        """Every instance name of this domain fits systemd's limit."""
+        templates = (ALWAYS_ON_UNIT, DRAIN_UNIT, QUEUE_UNIT, *(job_template(job) for job in self.jobs))
+        longest = max((self.instance_of(template) for template in templates), key=len)
+        if len(longest) > UNIT_NAME_MAX:
+            raise MmdebError(f"{self.domain.name} would name a systemd unit of {len(longest)} characters "
+                             f"({longest[:40]}...), over systemd's limit of {UNIT_NAME_MAX}",
+                             "host the lists under a shorter domain name")
+
+
+def job_template(job: Job) -> str:
+    """The template service that runs job for one domain (instance)."""
+    return f"{JOB_UNIT_PREFIX}{job.name}@.service"
 
 
 def domain_depends(flavour: Flavour, dist: str) -> tuple[str, ...]:

@@ -43,6 +43,33 @@ SIGNED_HEADERS = ("From", "Sender", "Reply-To", "Subject", "Date", "Message-ID",
 # reads to find a poster's organizational domain (mm_cfg.py), never fetching it.
 PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"
 
+# systemd units, shipped once by mailmen-common: a domain is an instance of a template, named by
+# unit_instance(). Its runners: the always-on service (mailmanctl), or, on demand, the path unit
+# that starts the drain service when a queue gets mail. The jobs' timers and the retry timer are
+# the host's; each run starts the job's template service once per installed domain.
+ALWAYS_ON_UNIT = "mailmen@.service"
+DRAIN_UNIT = "mailmen-drain@.service"
+QUEUE_UNIT = "mailmen-queue@.path"
+JOBS_UNIT = "mailmen-jobs@.service"  # instance: a job's name, or RETRY_JOB
+RETRY_JOB = "retry"
+JOB_UNIT_PREFIX = "mailmen-"  # a job's timer and template service: mailmen-<job>.timer, mailmen-<job>@.service
+SYSV_SCRIPT = "mailmen"  # /etc/init.d/mailmen: every domain's mailmanctl, where systemd does not run
+JOBS_COMMAND = f"/usr/share/{COMMON_PACKAGE}/mailmen-jobs"  # what the timers and cron.d run
+UNIT_NAME_MAX = 255  # systemd's limit on a unit's name
+
+
+def unit_instance(name: str) -> str:
+    """systemd-escape's form of a domain name: lossless, so each domain has its own instance."""
+    return "".join(ch if ch.isalnum() or ch in "_." and (ch != "." or index) else f"\\x{ord(ch):02x}"
+                   for index, ch in enumerate(name))
+
+
+def instance_unit(template: str, name: str) -> str:
+    """The instance of template (e.g. QUEUE_UNIT) for the domain name."""
+    before, after = template.split("@", 1)
+    return f"{before}@{unit_instance(name)}{after}"
+
+
 SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
 # Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as
 # soon as mail arrives; the retry queue, whose messages wait there for their time; the shunt

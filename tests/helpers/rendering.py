@@ -1,9 +1,10 @@
-"""A domain package's debian/ rendered from a spec, without building."""
+"""A domain package's (or mailmen-common's) debian/ rendered from a spec, without building."""
 
 from dataclasses import replace
 
-from mmdeb.build.render import render_debian
-from mmdeb.build.spec import CoreSpec, PackageSpec
+from mmdeb.build.pipeline import first_entry
+from mmdeb.build.render import render_common, render_debian
+from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
@@ -11,9 +12,9 @@ from mmdeb.upstream.catalogue import DEFAULTS, read
 from mmdeb.upstream.tarball import describe
 
 
-def rendered(tmp_path, upstream, **settings):
+def rendered(tmp_path, upstream, domain="lists.example.org", **settings):
     described = describe(str(upstream.tarball), None, read(DEFAULTS), upstream.tarball.parent)
-    spec = PackageSpec(Domain.parse("lists.example.org"), described,
+    spec = PackageSpec(Domain.parse(domain), described,
                        DomainSettings(str(upstream.tarball), upstream.flavour, upstream.dist, **settings), upstream.patches)
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
@@ -26,4 +27,10 @@ def rendered_core(tmp_path, upstream):
                     mail_domain="lists.example.org")
     spec = replace(spec, changelog=(ChangelogEntry(spec.version, spec.dist, "medium", 1_700_000_000, "Test build."),))
     render_debian(spec, tmp_path / "debian")
+    return spec, tmp_path / "debian"
+
+
+def rendered_common(tmp_path, dist="trixie"):
+    spec = CommonSpec(dist)
+    render_common(replace(spec, changelog=(first_entry(spec),)), tmp_path / "debian")
     return spec, tmp_path / "debian"

@@ -8,9 +8,12 @@ keeps its state across reboots."""
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import signal
+import site
 import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,17 +22,17 @@ from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, MailHost, prefix
 from helpers.lists import USERS
 from helpers.repository import serve
 from helpers.tls import preseed_certificates
+from helpers.upstreams import runtime_packages
 from mmdeb.build.builders.chroot import mirror
 from mmdeb.cli import main
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
+from mmdeb.domains.layout import ALWAYS_ON_UNIT, DRAIN_UNIT, QUEUE_UNIT, instance_unit, unit_instance
 from mmdeb.app.places import current as current_places
 
 BOOT_TIMEOUT = 120
 # Installed, not only downloaded: the guest has no mirror, so apt there installs our
 # packages from our repository alone. cron and logrotate are the packages' Recommends.
 # apache2 and curl: the web interface, tested through Apache.
-# opendkim: for mailmen-common, which the domain packages recommend (apt installs it with them).
+# opendkim: for mailmen-common, which the domain packages depend on.
 BASE_PACKAGES = ("systemd-sysv", "dbus", "postfix", "opendkim", "procps", "cron", "logrotate", "apache2", "curl")
 
 # Runs on the host with $1 = the tree, after the packages are installed.
@@ -48,7 +51,7 @@ rm -f "$1/etc/apt/sources.list" "$1"/etc/apt/sources.list.d/*
 
 
 def base_packages(dist: str) -> list[str]:
-    return sorted({*BASE_PACKAGES, *domain_depends(FLAVOURS["py3"], dist)})
+    return sorted({*BASE_PACKAGES, *runtime_packages("py3", dist)})
 
 
 def mmdebstrap_argv(dist: str, target: Path, packages: list[str], mirror_url: str) -> list[str]:
@@ -244,24 +247,51 @@ class Project:
         self.upstream = upstream
         self.state, self.out, self.repo = directory / "mmdeb.toml", directory / "build", directory / "repo"
         self.patches = directory / "patches"
-        shutil.copytree(upstream.patches, self.patches)
+        if not self.patches.exists():  # else a project made earlier in directory, reused
+            shutil.copytree(upstream.patches, self.patches)
 
-    def mmdeb(self, *args: str) -> None:
-        assert main(["--state", str(self.state), *args]) == 0, f"mmdeb {' '.join(args)} failed"
+    def mmdeb(self, *args: str, code: Path | None = None) -> None:
+        """mmdeb's command line; with code, that of another copy of mmdeb's code (an earlier version)."""
+        if code is None:
+            assert main(["--state", str(self.state), *args]) == 0, f"mmdeb {' '.join(args)} failed"
+            return
+        # -S: no site initialisation, so no editable install's import hook finds this checkout's mmdeb
+        # (nor does the working directory, first on the path).
+        path = os.pathsep.join([str(code), *site.getsitepackages()])
+        subprocess.run([sys.executable, "-S", "-c", "import sys; from mmdeb.cli import main; sys.exit(main(sys.argv[1:]))",
+                        "--state", str(self.state), *args], env={**os.environ, "PYTHONPATH": path}, cwd=code, check=True)
 
     def add(self, *domains: str, dist: str, mode: str = "prefix", runners: str = "on-demand") -> None:
         self.mmdeb("domains", "add", *domains, "--upstream", str(self.upstream.tarball), "--dist", dist, "--mode", mode,
                    "--runners", runners)
 
-    def rebuild_and_publish(self, *options: str) -> None:
-        self.mmdeb("rebuild", "--patches", str(self.patches), "--out", str(self.out), *options)
-        self.mmdeb("publish", "--repo", str(self.repo), "--out", str(self.out))
+    def rebuild_and_publish(self, *options: str, code: Path | None = None) -> None:
+        self.mmdeb("rebuild", "--patches", str(self.patches), "--out", str(self.out), *options, code=code)
+        self.mmdeb("publish", "--repo", str(self.repo), "--out", str(self.out), code=code)
 
 
 # -- the units of a domain, as seen inside a booted host --------------------------
 
-def unit(domain: str) -> str:
-    return f"mailman-{domain}.service"
+def unit(domain: str, on_demand: bool = False) -> str:
+    """The domain's runner service: mailmanctl's (always on), or the drain's (on demand)."""
+    return instance_unit(DRAIN_UNIT if on_demand else ALWAYS_ON_UNIT, domain)
+
+
+def path_unit(domain: str) -> str:
+    return instance_unit(QUEUE_UNIT, domain)
+
+
+def instance_links(host: SystemdHost, domain: str) -> list[str]:
+    """The names of the unit links in /etc/systemd/system that name an instance of domain."""
+    instance = unit_instance(domain)
+    return sorted(path.name for path in (host.root / "etc/systemd/system").rglob(f"*@{instance}.*") if path.is_symlink())
+
+
+def daemon_reloads(host: SystemdHost) -> int:
+    """How many times systemd has reloaded its units since it booted: it logs "Reloading..."
+    (trixie) or "Reloading." (bookworm) each time."""
+    journal = host.run("journalctl", "--boot", "--no-pager", "-o", "cat", "_PID=1").stdout
+    return len(re.findall(r"^Reloading\.(\.\.)?$", journal, re.M))
 
 
 def unit_property(host: SystemdHost, name: str, prop: str) -> str:

@@ -12,10 +12,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from helpers.upstreams import DOMAIN
+from helpers.upstreams import DOMAIN, runtime_packages
 from helpers.e2e_host import MTA_DEBCONF, Host
 from mmdeb.app.places import current as current_places
-from mmdeb.build.spec import domain_depends
 from mmdeb.domains.settings import DEFAULTS
 from mmdeb.run import Runner
 from mmdeb.upstream.catalogue import DEFAULTS as SHIPPED_CATALOGUE, read
@@ -35,7 +34,7 @@ def suite_host(root: Path, upstream) -> Host:
     SMTP server of the ported tests. No service starts: running qrunners would take the
     messages that the handler tests queue and then read back."""
     flavour = FLAVOURS[upstream.flavour]
-    packages = [*domain_depends(flavour, upstream.dist), *flavour.build_depends, "build-essential", "postfix"]
+    packages = [*runtime_packages(flavour.name, upstream.dist), *flavour.build_depends, "build-essential", "postfix"]
     if upstream.flavour == "py3":
         packages.append("python3-aiosmtpd")
     host = Host.create(root, upstream.dist, packages, MTA_DEBCONF["postfix"])

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from mmdeb.build.spec import COMMON_DEPENDS, domain_depends
 from mmdeb.cli import main
 from mmdeb.upstream.dists import FLAVOURS, flavour_for_version
 from mmdeb.upstream.tarball import inspect_tarball
@@ -56,6 +57,19 @@ def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision:
 def deb_of(dist_dir: Path, domain: str, revision: int = 1) -> Path:
     (deb,) = dist_dir.glob(f"mailman-{domain}_*-{revision}+*_amd64.deb")
     return deb
+
+
+def runtime_packages(flavour: str, dist: str) -> list[str]:
+    """What a test host needs before `dpkg --install` of mailmen-common and domain packages of
+    flavour: their Depends (the first of each alternative)."""
+    return [*domain_depends(FLAVOURS[flavour], dist), *(depends.split(" | ")[0] for depends in COMMON_DEPENDS)]
+
+
+def domain_debs(dist_dir: Path, *domains: str, revision: int = 1) -> list[Path]:
+    """The domains' packages with what they depend on that the build made: mailmen-common, and the
+    core package in shared mode."""
+    core = list(dist_dir.glob(f"mailmen-core-*_*-{revision}+*_all.deb"))
+    return [common_deb_of(dist_dir), *core, *(deb_of(dist_dir, domain, revision) for domain in domains)]
 
 
 def common_deb_of(dist_dir: Path) -> Path:
