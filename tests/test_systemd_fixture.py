@@ -5,6 +5,8 @@ harness and the unit templates in CI; tests/test_systemd.py does the same and mo
 Mailman."""
 
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -21,21 +23,28 @@ pytestmark = pytest.mark.systemd
 DIST = "trixie"
 
 
-def installed(fixture_py3, directory, runners: str):
-    project = Project(directory, fixture_py3)
-    project.add(DOMAIN, dist=DIST, runners=runners)
-    project.rebuild_and_publish("--builder", "local")
+@contextmanager
+def booted(project: Project, directory) -> Iterator[SystemdHost]:
+    """A booted trixie that has project's repository, nothing of it installed yet."""
     machine = SystemdHost.create(directory / "host", DIST)
     try:
         machine.boot()
         machine.use_repository(project.repo, DIST)
         serve(project.repo, machine)
+        yield machine
+    finally:
+        machine.stop()
+
+
+def installed(fixture_py3, directory, runners: str):
+    project = Project(directory, fixture_py3)
+    project.add(DOMAIN, dist=DIST, runners=runners)
+    project.rebuild_and_publish("--builder", "local")
+    with booted(project, directory) as machine:
         reloads = daemon_reloads(machine)
         machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
         machine.install_reloads = daemon_reloads(machine) - reloads
         yield machine
-    finally:
-        machine.stop()
 
 
 @pytest.fixture(scope="module")
@@ -142,11 +151,7 @@ def test_upgrade_from_packages_with_units_of_their_own_delivers_what_was_queued(
     project = Project(tmp_path, fixture_py3)
     project.add(DOMAIN, dist=DIST)
     project.rebuild_and_publish("--builder", "local", code=old_code)
-    machine = SystemdHost.create(tmp_path / "host", DIST)
-    try:
-        machine.boot()
-        machine.use_repository(project.repo, DIST)
-        serve(project.repo, machine)
+    with booted(project, tmp_path) as machine:
         machine.run("apt-get", "install", "--yes", f"mailman-{DOMAIN}")
         assert unit_property(machine, f"mailman-{DOMAIN}.path", "ActiveState") == "active"
         # Mail that waits through the upgrade: queued while the old runners are stopped.
@@ -166,8 +171,6 @@ def test_upgrade_from_packages_with_units_of_their_own_delivers_what_was_queued(
         assert left == ""
         loaded = machine.run("systemctl", "list-units", "--all", "--plain", "--no-legend", "mailman-*").stdout
         assert loaded.strip() == "", loaded
-    finally:
-        machine.stop()
 
 
 THIRD_DOMAIN = "lists.example.com"
@@ -181,11 +184,7 @@ def interrupted(fixture_py3, tmp_path_factory):
     project = Project(directory, fixture_py3)
     project.add(DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN, dist=DIST)
     project.rebuild_and_publish("--builder", "local")
-    machine = SystemdHost.create(directory / "host", DIST)
-    try:
-        machine.boot()
-        machine.use_repository(project.repo, DIST)
-        serve(project.repo, machine)
+    with booted(project, directory) as machine:
         packages = " ".join(f"mailman-{domain}" for domain in (DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN))
         # apt-get, dpkg and what it runs (maintainer scripts, debconf), as a crash would end them.
         # The [/] keeps pkill -f from matching this shell's own command line.
@@ -198,8 +197,6 @@ def interrupted(fixture_py3, tmp_path_factory):
             wait""", check=False).stdout
         machine.run("dpkg", "--configure", "-a")
         yield machine
-    finally:
-        machine.stop()
 
 
 def test_an_install_killed_midway_ends_with_every_domain_enabled_and_draining(interrupted):
