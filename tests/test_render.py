@@ -46,7 +46,7 @@ def test_rules_configure_options(tmp_path, upstream):
     spec, debian = rendered(tmp_path, upstream)
     rules = (debian / "rules").read_text()
     for option in (
-        "--prefix=$(PREFIX)",
+        "--prefix=/var/lib/mailmen/lists.example.org",
         f"--with-python={spec.flavour.python}",
         "--with-username=list",
         "--with-groupname=list",

@@ -14,12 +14,13 @@ import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
+from mmdeb.build.thin import THIN_DIRS, sed_expressions
 from mmdeb.domains import layout
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-configure", "mmdeb-import", "mailmen-dkim"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
-CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
+CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format.j2", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
 COMMON_DIR = "common/"  # mailmen-common's debian/
@@ -110,9 +111,12 @@ def templates_for(kind: str, names: list[str]) -> dict[str, str]:
     return {name: name for name in names if not name.startswith((CORE_DIR, INCLUDE_DIR, SELF_DIR, COMMON_DIR))}
 
 
-def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
-    """Write debian/ for spec, with its changelog."""
-    context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
+def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path, configured: list[tuple[str, str]] = ()) -> None:
+    """Write debian/ for spec, with its changelog. configured: a thin package's (input, output)
+    pairs for debian/mmdeb-configure (thin.configured_files)."""
+    thin = spec.kind == "domain" and spec.thin
+    context = {"configured_files": configured, "configure_sed": sed_expressions(spec) if thin else [],
+               "thin_dirs": THIN_DIRS,"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
                "importer_python": IMPORTER_PYTHON, "importer_command": Path(IMPORTER_PYTHON).name,
                "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
                "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,
@@ -120,7 +124,8 @@ def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
     render_templates(spec, context, debian_dir)
     if spec.kind == "domain":
         copy_modules(IMPORTER_MODULES, debian_dir / IMPORTER_DIR)
-    copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
+    if not thin:  # a thin package's tree is patched when it is assembled (source.thin_tree)
+        copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
     write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)
 
@@ -159,18 +164,24 @@ def series_names(series_dir: Path) -> list[str]:
     return [line.split()[0] for line in series.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def copy_patches(series_dir: Path, target: Path) -> None:
+def series_patches(series_dir: Path) -> list[Path]:
+    """The patches of series_dir/series, in order, each checked to exist."""
     series = series_dir / "series"
     names = series_names(series_dir)
-    if not names:
-        return
     missing = [name for name in names if not (series_dir / name).is_file()]
     if missing:
         raise MmdebError(f"{series} lists {missing[0]}, which does not exist", f"add the patch or remove it from {series}")
+    return [series_dir / name for name in names]
+
+
+def copy_patches(series_dir: Path, target: Path) -> None:
+    patches = series_patches(series_dir)
+    if not patches:
+        return
     target.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copyfile(series_dir / name, target / name)
-    shutil.copyfile(series, target / "series")
+    for patch in patches:
+        shutil.copyfile(patch, target / patch.name)
+    shutil.copyfile(series_dir / "series", target / "series")
 
 
 def write_changelog(spec: PackageSpec | CoreSpec, path: Path) -> None:
