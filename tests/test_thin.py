@@ -11,17 +11,19 @@ from pathlib import Path
 import pytest
 
 from mmdeb.build.render import render_debian
-from mmdeb.build.source import thin_tree, unpack_argv
+from mmdeb.build.source import build_source, thin_tree, unpack_argv
 from mmdeb.build.spec import PackageSpec
 from mmdeb.build.thin import WRAPPER_DEFS, configured_files, kept, patch_argv
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
+from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
 from mmdeb.upstream.catalogue import DEFAULTS, read
 from mmdeb.upstream.tarball import describe
 
-from helpers.upstreams import DOMAIN
+from helpers.upstreams import DOMAIN, TestUpstream
+from helpers.fixture_upstream import make_fixture
 
 BUILD_ENV = {"CFLAGS": "-g -O2 -fstack-protector-strong", "CPPFLAGS": "-D_FORTIFY_SOURCE=2",
              "LDFLAGS": "-Wl,-z,relro", "SOURCE_DATE_EPOCH": "1700000000"}
@@ -90,3 +92,19 @@ def test_mmdeb_configure_writes_what_configure_writes(upstream, tmp_path):
         assert [line for line in mine if not line.startswith("DEFS=")] == [line for line in theirs if not line.startswith("DEFS=")], output
         for line in defs:
             assert set(WRAPPER_DEFS.split()) <= set(line.split()), output
+
+
+def test_a_patch_that_does_not_apply_names_itself_the_package_and_the_log(tmp_path):
+    tarball, patches = make_fixture(tmp_path / "fixture", "py3")
+    (patches / "py3/stale.patch").write_text(
+        "--- a/Mailman/Defaults.py.in\n+++ b/Mailman/Defaults.py.in\n@@ -1 +1 @@\n-NOT IN THE FILE\n+REPLACED\n")
+    with open(patches / "py3/series", "a") as series:
+        series.write("stale.patch\n")
+    spec = thin_spec(TestUpstream(tarball, "py3", patches, False))
+    work, log = tmp_path / "work", tmp_path / "build.log"
+    work.mkdir()
+    with pytest.raises(MmdebError) as raised:
+        build_source(spec, work, tmp_path, Runner(log))
+    assert str(raised.value).startswith(f"applying stale.patch to {tarball.name} for {spec.package} {spec.version} failed: see {log}")
+    assert "$ patch --batch" in log.read_text()
+    assert list(work.iterdir()) == [work / spec.tree_name] and not list((work / spec.tree_name).iterdir()), "no scratch left"

@@ -84,7 +84,7 @@ def thin_tree(spec: PackageSpec, tree: Path, runner: Runner) -> list[str]:
         upstream = Path(scratch)
         runner.run(unpack_argv(spec.upstream.tarball, upstream), what=f"unpacking {spec.upstream.tarball.name}")
         for patch in patches:
-            runner.run(patch_argv(patch.resolve()), cwd=upstream, what=f"applying {patch.name} to {spec.upstream.tarball.name}")
+            runner.run(patch_argv(patch.resolve()), cwd=upstream, what=f"applying {patch.name} to {spec.upstream.tarball.name} for {spec.package} {spec.version}")
         names = sorted(name for name in (str(path.relative_to(upstream)) for path in upstream.rglob("*")
                                          if path.is_file() and not path.is_symlink()) if kept(name))
         for name in names:
