@@ -46,7 +46,7 @@ def test_rules_configure_options(tmp_path, upstream):
     spec, debian = rendered(tmp_path, upstream)
     rules = (debian / "rules").read_text()
     for option in (
-        "--prefix=$(PREFIX)",
+        "--prefix=/var/lib/mailmen/lists.example.org",
         f"--with-python={spec.flavour.python}",
         "--with-username=list",
         "--with-groupname=list",
@@ -140,7 +140,8 @@ def render_package(kind: str, directory, upstream):
         return directory / "debian", {"mmdeb.postrm"}
     mode, runners = kind.split()
     spec, debian = rendered(directory, upstream, mode=mode, runners=runners)
-    return debian, {"preinst", "postinst", "prerm", "postrm", "config", "mmdeb-shared-domain"}
+    return debian, {"preinst", "postinst", "prerm", "postrm", "config", "mmdeb-shared-domain",
+                    *(["mmdeb-configure"] if mode == "shared" else [])}
 
 
 # The core has none (test_core_byte_code_is_dh_pythons_and_it_has_no_maintainer_script_of_its_own).

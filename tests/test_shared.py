@@ -1,5 +1,6 @@
 """Shared-core mode, built with sbuild: one core package, thin domain packages that run its code."""
 
+import difflib
 import subprocess
 
 import pytest
@@ -53,6 +54,39 @@ def test_a_thin_domain_package_comes_without_dbgsym(built_shared):
     files = built_files(built_shared.parent, package, built_shared.name, version, arch)
     assert sorted(path.name for path in files) == sorted([f"{package}_{version}.dsc", deb.name])
     assert not list(built_shared.glob(f"{package}-dbgsym_*"))
+
+
+def prefix_members(deb) -> dict[str, tuple]:
+    """What deb installs under the domain's prefix: relative name -> (member, content of a file)."""
+    prefix = prefix_of(DOMAIN)
+    with data_tar(deb) as tar:
+        return {member.name.removeprefix(prefix).lstrip("/"): (member, tar.extractfile(member).read() if member.isfile() else None)
+                for member in tar if member.name.startswith(f"{prefix}/")}
+
+
+def test_thin_package_holds_what_configure_gives_a_prefix_package(built, built_shared, upstream):
+    # The thin package runs no configure (debian/mmdeb-configure): its part of the prefix is a
+    # prefix-mode package's (made by configure), but for the stubs, the lines
+    # mmdeb-shared-domain adds and the importer's pythonlib/, which the core's pythonlib replaces.
+    flavour = FLAVOURS[upstream.flavour]
+    thin, full = prefix_members(deb_of(built_shared, DOMAIN)), prefix_members(deb_of(built, DOMAIN))
+    assert set(thin) <= set(full)
+    for directory in ("bin", "cron", "scripts", "mail", "cgi-bin", "data"):
+        assert {name for name in thin if name.startswith(f"{directory}/")} == {name for name in full if name.startswith(f"{directory}/")}
+    embedded = (prefix_of(DOMAIN).lstrip("."), flavour.python, "daemon", "www-data")
+    for name, (member, data) in thin.items():
+        theirs, their_data = full[name]
+        if name != "pythonlib":
+            assert (member.type, member.mode, member.uname, member.gname, member.linkname) == \
+                (theirs.type, theirs.mode, theirs.uname, theirs.gname, theirs.linkname), name
+        if data is None or data == their_data:
+            continue
+        if name.startswith(("mail/", "cgi-bin/")):  # the wrappers: the prefix, interpreter and group compiled in
+            assert [value in str(data) for value in embedded] == [value in str(their_data) for value in embedded], name
+            assert embedded[0] in str(data), name
+        elif b"exec(compile(open(__file__" not in data:  # a stub replaces the script; anything else is only added to
+            changes = difflib.SequenceMatcher(None, their_data.splitlines(), data.splitlines(), autojunk=False).get_opcodes()
+            assert {tag for tag, *_ in changes} == {"equal", "insert"}, name
 
 
 def test_core_and_two_domains_install_compiled_each_runs_with_its_own_settings_and_removal_leaves_no_byte_code(built_shared, upstream, tmp_path):

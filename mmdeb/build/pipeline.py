@@ -79,6 +79,7 @@ def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
     if builder:
         builder.check()
     require("dpkg-source", "dpkg-dev")
+    require("patch", "patch")  # a thin package's upstream files are patched before dpkg-source
     require("debconf-updatepo", "po-debconf")
     arch = host_arch(runner)
     if builder:

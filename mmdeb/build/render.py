@@ -14,13 +14,14 @@ import mmdeb
 from mmdeb import TEMPLATES_DIR, __version__
 from mmdeb.errors import MmdebError
 from mmdeb.build.spec import COMMON_DEPENDS, JOBS, CommonSpec, CoreSpec, PackageSpec
+from mmdeb.build.thin import THIN_DIRS, sed_expressions
 from mmdeb.domains import layout
 from mmdeb.upstream.dists import PYTHON_SUBSTVARS, python_addon
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-import", "mailmen-dkim", "mailmen-jobs"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-configure", "mmdeb-import", "mailmen-dkim", "mailmen-jobs"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
-CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format", "source/lintian-overrides.j2"}
+CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format.j2", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
 COMMON_DIR = "common/"  # mailmen-common's debian/
@@ -143,20 +144,25 @@ def python_addons(spec: PackageSpec | CoreSpec) -> tuple[str, ...]:
     return tuple(dict.fromkeys(addons))
 
 
-def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path) -> None:
-    """Write debian/ for spec, with its changelog."""
+def render_debian(spec: PackageSpec | CoreSpec, debian_dir: Path, configured: list[tuple[str, str]] = ()) -> None:
+    """Write debian/ for spec, with its changelog. configured: a thin package's (input, output)
+    pairs for debian/mmdeb-configure (thin.configured_files)."""
     addons = python_addons(spec)
+    thin = spec.kind == "domain" and spec.thin
     context = {"spec": spec, "mmdeb_version": __version__, "homepage": HOMEPAGE, "importer_path": IMPORTER_PATH,
                "importer_python": IMPORTER_PYTHON, "python_addons": addons,
                "python_sequences": [f"dh-sequence-{addon}" for addon in addons],
                "python_substvars": [PYTHON_SUBSTVARS[addon] for addon in addons],
+               "configured_files": configured, "configure_sed": sed_expressions(spec) if thin else [],
+               "thin_dirs": THIN_DIRS,
                "importer_dir": IMPORTER_DIR, "importer_packages": IMPORTER_PACKAGES,
                "common_package": layout.COMMON_PACKAGE, "dkim_command_name": Path(layout.DKIM_COMMAND).name,
                "domain": getattr(spec, "domain", None), **layout_context()}
     render_templates(spec, context, debian_dir)
     if spec.kind == "domain":
         copy_modules(IMPORTER_MODULES, debian_dir / IMPORTER_DIR)
-    copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
+    if not thin:  # a thin package's tree is patched when it is assembled (source.thin_tree)
+        copy_patches(spec.patches_dir / spec.flavour.name, debian_dir / "patches")
     write_changelog(spec, debian_dir / "changelog")
     check_rendered(spec, debian_dir)
 
@@ -195,18 +201,24 @@ def series_names(series_dir: Path) -> list[str]:
     return [line.split()[0] for line in series.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
 
-def copy_patches(series_dir: Path, target: Path) -> None:
+def series_patches(series_dir: Path) -> list[Path]:
+    """The patches of series_dir/series, in order, each checked to exist."""
     series = series_dir / "series"
     names = series_names(series_dir)
-    if not names:
-        return
     missing = [name for name in names if not (series_dir / name).is_file()]
     if missing:
         raise MmdebError(f"{series} lists {missing[0]}, which does not exist", f"add the patch or remove it from {series}")
+    return [series_dir / name for name in names]
+
+
+def copy_patches(series_dir: Path, target: Path) -> None:
+    patches = series_patches(series_dir)
+    if not patches:
+        return
     target.mkdir(parents=True, exist_ok=True)
-    for name in names:
-        shutil.copyfile(series_dir / name, target / name)
-    shutil.copyfile(series, target / "series")
+    for patch in patches:
+        shutil.copyfile(patch, target / patch.name)
+    shutil.copyfile(series_dir / "series", target / "series")
 
 
 def write_changelog(spec: PackageSpec | CoreSpec, path: Path) -> None:

@@ -1,12 +1,15 @@
-"""Assemble the source tree and build the 3.0 (quilt) source package with dpkg-source."""
+"""Assemble the source tree and build the source package with dpkg-source: 3.0 (quilt) of the
+upstream tarball, or for a thin package a native one of the few files it is built from."""
 
 import re
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
 from mmdeb.errors import MmdebError
-from mmdeb.build.render import render_common, render_debian
+from mmdeb.build.render import render_common, render_debian, series_patches
+from mmdeb.build.thin import configured_files, kept, patch_argv
 from mmdeb.run import Runner
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.upstream.fetch import sha256_of
@@ -53,10 +56,15 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
     """Create the .dsc and its files in workdir; return the .dsc path."""
     tree = workdir / spec.tree_name
     tree.mkdir()
+    if spec.kind == "domain" and spec.thin:
+        names = thin_tree(spec, tree, runner)
+        render_debian(spec, tree / "debian", configured=configured_files(names))
+        write_templates_pot(tree, runner, spec.changelog[0].timestamp)
+        return dpkg_source_build(spec, tree, runner)
     orig = workdir / spec.orig_name()
     place_orig(spec.upstream.tarball, orig, published_dir)
     runner.run(unpack_argv(orig, tree), what=f"unpacking {orig.name}")
-    for component in spec.upstream.components:
+    for component in spec.components:
         component_orig = workdir / spec.orig_name(component.name)
         place_orig(component.tarball, component_orig, published_dir)
         (tree / component.name).mkdir()
@@ -65,6 +73,24 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
     if (tree / "debian/po").is_dir():  # the core package asks no debconf questions
         write_templates_pot(tree, runner, spec.changelog[0].timestamp)
     return dpkg_source_build(spec, tree, runner)
+
+
+def thin_tree(spec: PackageSpec, tree: Path, runner: Runner) -> list[str]:
+    """Write the upstream files a thin package keeps (thin.kept), patched by the flavour's
+    series, into tree; return their names. The whole tarball is unpacked and patched in a
+    scratch directory beside tree, as one patch may touch kept and other files."""
+    patches = series_patches(spec.patches_dir / spec.flavour.name)
+    with tempfile.TemporaryDirectory(prefix=".upstream-", dir=tree.parent) as scratch:
+        upstream = Path(scratch)
+        runner.run(unpack_argv(spec.upstream.tarball, upstream), what=f"unpacking {spec.upstream.tarball.name}")
+        for patch in patches:
+            runner.run(patch_argv(patch.resolve()), cwd=upstream, what=f"applying {patch.name} to {spec.upstream.tarball.name} for {spec.package} {spec.version}")
+        names = sorted(name for name in (str(path.relative_to(upstream)) for path in upstream.rglob("*")
+                                         if path.is_file() and not path.is_symlink()) if kept(name))
+        for name in names:
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(upstream / name, tree / name)
+    return names
 
 
 def build_common_source(spec: CommonSpec, workdir: Path, runner: Runner) -> Path:

@@ -19,6 +19,7 @@ from mmdeb.upstream.tarball import Upstream
 DOMAIN_DEPENDS = ("procps", "publicsuffix", "ssl-cert", "ucf")  # publicsuffix: layout.PUBLIC_SUFFIX_LIST
 # mailmen-common's Depends besides Python's: mailmen-dkim's tools, and a DKIM signer for either MTA.
 COMMON_DEPENDS = ("openssl", "python3-dnspython", "opendkim | exim4-daemon-light | exim4-daemon-heavy")
+MAILMAN_USER = MAILMAN_GROUP = "list"  # Mailman's user and group, as Debian's own mailman package had
 
 
 @dataclass(frozen=True)
@@ -91,6 +92,23 @@ class SourceNames:
 
     def log_name(self, arch: str) -> str:
         return f"{self.package}_{self.version}_{arch}.build"
+
+    @property
+    def source_format(self) -> str:
+        return "3.0 (quilt)"
+
+    @property
+    def components(self):
+        """The upstream's components this source package carries (orig-NAME tarballs)."""
+        return self.upstream.components
+
+    @property
+    def configure_options(self) -> tuple[str, ...]:
+        """Mailman's configure options; a domain's also name its gids and host."""
+        domain = (f"--with-mail-gid={self.mail_gid}", f"--with-cgi-gid={self.cgi_gid}",
+                  f"--with-mailhost={self.domain.name}", f"--with-urlhost={self.domain.name}") if self.kind == "domain" else ()
+        return (f"--prefix={self.prefix}", f"--with-python={self.flavour.python}", f"--with-username={MAILMAN_USER}",
+                f"--with-groupname={MAILMAN_GROUP}", *domain, "--without-permcheck")
 
     def check_common(self) -> None:
         if self.dist not in DIST_RELEASES:
@@ -238,6 +256,22 @@ class PackageSpec(SourceNames):
     @property
     def shared(self) -> bool:
         return self.settings.mode == "shared"
+
+    @property
+    def thin(self) -> bool:
+        """A shared-mode domain's package: native, of the few files its binaries are built from
+        (thin.py), with no configure run."""
+        return self.shared
+
+    @property
+    def source_format(self) -> str:
+        # 1.0: the one native format that takes a Debian revision, so the version stays <upstream>-<revision>+debNN.
+        return "1.0" if self.thin else "3.0 (quilt)"
+
+    @property
+    def components(self):
+        # configure needs dnspython; a thin package runs no configure, and its pythonlib is the core's.
+        return () if self.thin else self.upstream.components
 
     @property
     def owner(self) -> str:

@@ -2,7 +2,8 @@
 
 It has what mmdeb's pipeline relies on: an autoconf-style configure that takes
 Mailman's options (and, like Mailman's, refuses to run without dnspython), a
-Makefile with `install DESTDIR=…`, and a setgid C wrapper compiled with the prefix.
+Makefile with `install DESTDIR=…` that works, as Mailman's, on the SUBDIRS it is given,
+and a setgid C wrapper compiled with the prefix.
 It tests the pipeline; it never stands in for Mailman.
 """
 
@@ -54,6 +55,8 @@ chmod 755 bin/newlist bin/mailmanctl bin/qrunner
 echo "configure: prefix $prefix, python $python, mail gid $mail_gid, cgi gid $cgi_gid"
 """
 
+# Like Mailman's: `make subdirs` and `make doinstall` work on each of SUBDIRS (here one install
+# target each), so a shared-mode domain's package, which gives only its part, needs only their files.
 MAKEFILE_IN = """\
 prefix = @prefix@
 var_prefix = @VAR_PREFIX@
@@ -63,8 +66,15 @@ CFLAGS = @CFLAGS@
 LDFLAGS = @LDFLAGS@
 WRAPPER = $(CC) $(CFLAGS) $(LDFLAGS) -DPREFIX='"$(prefix)"'
 VAR_DIRS = logs archives/public archives/private lists locks data spam qfiles
+SUBDIRS = bin cron misc Mailman scripts src templates
 
-all: src/mailman src/listinfo
+all: subdirs
+
+subdirs: $(SUBDIRS:%=build-%)
+
+build-src: src/mailman src/listinfo
+
+build-bin build-cron build-misc build-Mailman build-scripts build-templates:
 
 src/mailman: src/wrapper.c
 \t$(WRAPPER) -DGROUP='"@MAIL_GROUP@"' -o $@ src/wrapper.c
@@ -72,29 +82,41 @@ src/mailman: src/wrapper.c
 src/listinfo: src/wrapper.c
 \t$(WRAPPER) -DGROUP='"@CGI_GROUP@"' -o $@ src/wrapper.c
 
-install: all
+install: doinstall
+
+doinstall: subdirs
 \tmkdir -p $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/mail $(DESTDIR)$(prefix)/cgi-bin
-\tmkdir -p $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
+\tmkdir -p $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib $(DESTDIR)$(prefix)/scripts
 \tfor d in $(VAR_DIRS); do mkdir -p $(DESTDIR)$(var_prefix)/$$d; chmod 2775 $(DESTDIR)$(var_prefix)/$$d; done
 \tchmod 2775 $(DESTDIR)$(prefix) $(DESTDIR)$(prefix)/bin $(DESTDIR)$(prefix)/mail $(DESTDIR)$(prefix)/cgi-bin
 \tchmod 2775 $(DESTDIR)$(prefix)/Mailman $(DESTDIR)$(prefix)/pythonlib
 \tchmod 2771 $(DESTDIR)$(var_prefix)/archives/private
-\tmkdir -p $(DESTDIR)$(prefix)/scripts $(DESTDIR)$(prefix)/templates/en
+\tfor d in $(SUBDIRS); do $(MAKE) install-$$d; done
+\t$(PYTHON) -m compileall -q $(DESTDIR)$(prefix)/Mailman
+
+install-bin:
 \tinstall -m 755 bin/newlist bin/mailmanctl bin/qrunner $(DESTDIR)$(prefix)/bin/
+
+install-cron:
+
+install-misc:
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/bin/paths.py
 \tinstall -m 644 misc/paths.py $(DESTDIR)$(prefix)/scripts/paths.py
-\tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
-\tinstall -m 644 templates/en/listinfo.html $(DESTDIR)$(prefix)/templates/en/listinfo.html
+
+install-Mailman:
 \tinstall -m 644 Mailman/__init__.py Mailman/Defaults.py Mailman/Version.py Mailman/Utils.py $(DESTDIR)$(prefix)/Mailman/
+
+install-scripts:
+\tinstall -m 644 scripts/driver $(DESTDIR)$(prefix)/scripts/driver
+
+install-src:
 \tinstall -m 755 src/mailman $(DESTDIR)$(prefix)/mail/mailman
 \tinstall -m 755 src/listinfo $(DESTDIR)$(prefix)/cgi-bin/listinfo
 \tchmod g+s $(DESTDIR)$(prefix)/mail/mailman $(DESTDIR)$(prefix)/cgi-bin/listinfo
-\t$(PYTHON) -m compileall -q $(DESTDIR)$(prefix)/Mailman
 
-doinstall: install
-
-# Mailman's top Makefile builds its SUBDIRS with this target.
-subdirs: all
+install-templates:
+\tmkdir -p $(DESTDIR)$(prefix)/templates/en
+\tinstall -m 644 templates/en/listinfo.html $(DESTDIR)$(prefix)/templates/en/listinfo.html
 
 clean:
 \trm -f src/mailman src/listinfo
