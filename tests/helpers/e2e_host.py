@@ -10,6 +10,7 @@ import time
 import uuid
 from pathlib import Path
 
+from mmdeb.domains.layout import COMMON_PACKAGE, PACKAGE_PREFIX
 from mmdeb.publish.repo import KEYRING
 from helpers.tls import preseed_certificates
 
@@ -27,6 +28,20 @@ MTA_DEBCONF = {
         "exim4-config exim4/use_split_config boolean true\n"
     ),
 }
+
+
+# What mailmen-common, which every domain package depends on, needs in a host besides the MTA
+# (Postfix's DKIM signer; Exim signs by itself).
+COMMON_RUNTIME = ("openssl", "python3-dnspython")
+POSTFIX_SIGNER = "opendkim"
+
+
+CALLS = "/var/log/mmdeb-test-calls.log"
+
+
+def common_runtime(packages: list[str]) -> list[str]:
+    exim = any(package.startswith("exim4-daemon") for package in packages)
+    return [*COMMON_RUNTIME, *([] if exim else [POSTFIX_SIGNER])]
 
 
 def prefix(domain: str) -> str:
@@ -105,6 +120,7 @@ class Host(MailHost):
     @classmethod
     def create(cls, root: Path, dist: str, packages: list[str], debconf: str = "") -> "Host":
         hooks = []
+        packages = [*packages, *common_runtime(packages)]
         if debconf:
             hooks.append(f"--essential-hook=printf '%s' '{debconf}' | chroot \"$1\" debconf-set-selections")
         subprocess.run(
@@ -162,7 +178,9 @@ class Host(MailHost):
         policy.chmod(0o755)
 
     def install_offline(self, debs: list[Path]) -> subprocess.CompletedProcess:
-        """dpkg -i inside the namespace: the dependencies must already be in the host."""
+        """dpkg -i inside the namespace: the dependencies must already be in the host; the
+        mailmen-common built beside a domain package comes along, if the host lacks it."""
+        debs = [*self.missing_common(debs), *debs]
         target = self.root / "tmp/debs"
         shutil.rmtree(target, ignore_errors=True)
         target.mkdir(parents=True)
@@ -171,6 +189,41 @@ class Host(MailHost):
         result = self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
         self.installed.update((deb.name.split("_")[0], deb) for deb in debs)
         return result
+
+    def apt_install_offline(self, debs: list[Path]) -> subprocess.CompletedProcess:
+        """One `apt-get install` of the .deb files, inside the namespace (their dependencies must
+        already be in the host; Recommends are not installed)."""
+        target = self.root / "tmp/debs"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for deb in debs:
+            shutil.copy(deb, target)
+        result = self.run("apt-get", "install", "--yes", "--no-install-recommends",
+                          *[f"/tmp/debs/{deb.name}" for deb in debs])
+        self.installed.update((deb.name.split("_")[0], deb) for deb in debs)
+        return result
+
+    def count_calls(self, *commands: str) -> None:
+        """From now on, each run of the commands (absolute paths) is logged in CALLS, then run."""
+        for command in commands:
+            self.run("dpkg-divert", "--local", "--rename", "--add", command)
+            wrapper = self.root / command.lstrip("/")
+            wrapper.write_text(f'#!/bin/sh\necho "{Path(command).name} $*" >> {CALLS}\nexec {command}.distrib "$@"\n')
+            wrapper.chmod(0o755)
+
+    def calls(self) -> list[str]:
+        """The logged runs since the last call (see count_calls)."""
+        log = self.root / CALLS.lstrip("/")
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return lines
+
+    def missing_common(self, debs: list[Path]) -> list[Path]:
+        if any(deb.name.startswith(f"{COMMON_PACKAGE}_") for deb in debs) or self.run(
+                "dpkg-query", "-W", "-f=${db:Status-Status}", COMMON_PACKAGE, check=False).stdout == "installed":
+            return []
+        return sorted({common for deb in debs if deb.name.startswith(PACKAGE_PREFIX)
+                       for common in deb.parent.glob(f"{COMMON_PACKAGE}_*_all.deb")})[-1:]
 
     def removed(self) -> list[str]:
         """The packages install_offline installed that are no longer installed (removed or purged)."""
