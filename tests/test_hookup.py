@@ -219,3 +219,42 @@ def test_update_writes_the_maps_and_forgets_a_group_no_member_has(tmp_path, monk
     assert sorted(path.name for path in tmp_path.iterdir()) == [".lock", "aliases-daemon", "domains", "virtual"]
     assert sorted(calls) == [postalias_argv(f"{tmp_path}/aliases-daemon"), postmap_argv(f"{tmp_path}/domains"),
                              postmap_argv(f"{tmp_path}/virtual")]
+
+
+class FakePostconf:
+    """postconf -h and -e on a dict, counting the writes."""
+
+    def __init__(self, settings: dict[str, str]):
+        self.settings, self.writes = settings, 0
+
+    def __call__(self, argv: list[str]) -> str:
+        if argv[:2] == ["postconf", "-h"]:
+            return "".join(f"{self.settings.get(name, '')}\n" for name in argv[2:])
+        assert argv[:2] == ["postconf", "-e"]
+        self.writes += 1
+        self.settings.update(setting.split(" = ", 1) for setting in argv[2:])
+        return ""
+
+
+def test_setup_writes_main_cf_once_with_every_entry_then_never(tmp_path, monkeypatch):
+    from mmdeb.listhost import dkim
+    main_cf = tmp_path / "main.cf"
+    main_cf.touch()
+    postconf = FakePostconf({"alias_maps": "hash:/etc/aliases", "virtual_alias_domains": "$virtual_alias_maps",
+                             "smtpd_milters": "inet:localhost:8891"})
+    for name, value in (("MAIN_CF", main_cf), ("run", postconf), ("prepare", lambda directory: None),
+                        ("update", lambda directory, found: [])):
+        monkeypatch.setattr(postfix, name, value)
+    monkeypatch.setattr(dkim, "prepare_socket_dir", lambda: None)
+    members = tmp_path / "maps/members"
+    members.mkdir(parents=True)
+    said = []
+    for count, domain in enumerate(DOMAINS, 1):
+        (members / domain).write_text("daemon\n")
+        postfix.setup(said.append, tmp_path / "maps")
+        if count == 1:
+            settings = dict(postconf.settings)
+    assert postconf.writes == 1 and postconf.settings == settings
+    assert settings["alias_maps"] == f"hash:/etc/aliases, hash:{tmp_path}/maps/aliases-daemon"
+    assert settings["smtpd_milters"] == f"inet:localhost:8891, {dkim.MILTER}"
+    assert said[-1] == f"Postfix delivers mail for {', '.join(sorted(DOMAINS))} to their Mailman."

@@ -9,7 +9,7 @@ data/aliases and data/virtual-mailman, under a lock, and runs postalias and post
 MTA hook runs it (as list, or root) after each change of a domain's lists, so Postfix, which notices
 changed tables by itself, delivers to a new list at once. `setup` (mailmen-common's hookup, as root)
 does the same, gives the alias databases their owners, and writes main.cf once, only if it lacks our
-entries (keeping every other one), taking out the per-domain entries that earlier packages added for
+entries (the DKIM signer's milter among them; every other entry is kept), taking out the per-domain entries that earlier packages added for
 today's member domains. main.cf names three maps whatever the number of domains (one alias map more
 per further mail group).
 """
@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mmdeb.domains.layout import POSTFIX_MAPS_DIR, POSTFIX_MEMBERS, DomainPaths
 from mmdeb.errors import MmdebError
+from mmdeb.listhost import dkim
 
 LIST_GROUP = "list"  # Mailman's group: it rewrites the maps as list
 VIRTUAL = "virtual"
@@ -35,6 +36,7 @@ DOMAINS = "domains"
 LOCK = ".lock"
 LIST_SETTINGS = ("alias_maps", "virtual_alias_maps", "virtual_alias_domains")
 DELIMITER = "recipient_delimiter"
+MAIN_CF = Path("/etc/postfix/main.cf")
 
 
 @dataclass(frozen=True)
@@ -210,16 +212,23 @@ def setup(say, directory: Path = Path(POSTFIX_MAPS_DIR)) -> None:
     found = members(directory / Path(POSTFIX_MEMBERS).name)
     for problem in update(directory, found):
         say(f"warning: {problem}")
-    if not found or not Path("/etc/postfix/main.cf").exists():
+    if not MAIN_CF.exists():
         return
-    groups = sorted({member.group for member in found})
-    names = (*LIST_SETTINGS, DELIMITER)
+    # The DKIM signer's milter too, so that main.cf is written at most once.
+    dkim.prepare_socket_dir()
+    names = (*LIST_SETTINGS, DELIMITER, dkim.MILTER_SETTING)
     current = dict(zip(names, run(postconf_read_argv(names)).split("\n")))
-    unwanted: dict[str, list[str]] = {}
-    for member in found:
-        for name, entries in earlier_entries(member.domain).items():
-            unwanted.setdefault(name, []).extend(entries)
-    changes = changed_settings(current, wanted_entries(groups, str(directory)), unwanted)
+    changes = {}
+    if found:
+        unwanted: dict[str, list[str]] = {}
+        for member in found:
+            for name, entries in earlier_entries(member.domain).items():
+                unwanted.setdefault(name, []).extend(entries)
+        groups = sorted({member.group for member in found})
+        changes = changed_settings(current, wanted_entries(groups, str(directory)), unwanted)
+    milters = dkim.with_milter(current[dkim.MILTER_SETTING], True)
+    if milters is not None:
+        changes[dkim.MILTER_SETTING] = milters
     if changes:
         run(postconf_write_argv(changes))
         say(f"Postfix's main.cf: set {', '.join(changes)}")
@@ -228,12 +237,13 @@ def setup(say, directory: Path = Path(POSTFIX_MAPS_DIR)) -> None:
     for member in found:
         for own in domain_maps(member.domain):
             Path(f"{own}.db").unlink(missing_ok=True)
-    say(f"Postfix delivers mail for {', '.join(member.domain for member in found)} to their Mailman.")
+    if found:
+        say(f"Postfix delivers mail for {', '.join(member.domain for member in found)} to their Mailman.")
 
 
 def unsetup(say, directory: Path = Path(POSTFIX_MAPS_DIR)) -> None:
     """Take our entries out of main.cf (mailmen-common is removed: no domain is left)."""
-    if not Path("/etc/postfix/main.cf").exists():
+    if not MAIN_CF.exists():
         return
     groups = [path.name.removeprefix("aliases-") for path in directory.glob("aliases-*") if path.suffix != ".db"]
     current = dict(zip(LIST_SETTINGS, run(postconf_read_argv(LIST_SETTINGS)).split("\n")))
