@@ -64,8 +64,9 @@ def host(request, upstream, built, tmp_path_factory):
         installed = machine.apt_install_offline([common_deb_of(built), deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)])
         machine.install_log = installed.stdout + installed.stderr
         machine.install_calls = machine.calls()
-        for domain in (DOMAIN, OTHER_DOMAIN):
-            machine.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("alice"), "listpassword")
+        # As root, and as list (as the web's create does): postalias keeps the alias database's owner.
+        for domain, user in ((DOMAIN, None), (OTHER_DOMAIN, "list")):
+            machine.run(f"{prefix(domain)}/bin/newlist", "-q", "users", address("alice"), "listpassword", user=user)
         yield machine
     finally:
         machine.stop()
