@@ -80,10 +80,13 @@ def installed(host):
 
 
 def test_one_transaction_reloads_each_server_once(host):
-    assert reloads(host.install_calls) == {SERVICE[host.mta]: 1, host.server: 1}, host.install_calls
+    """Apache's mod_cgid starts its daemon only at the second graceful restart after it is first
+    loaded, so the host's first domain reloads Apache twice (and later ones once)."""
+    web = 2 if host.server == "apache2" else 1
+    assert reloads(host.install_calls) == {SERVICE[host.mta]: 1, host.server: web}, host.install_calls
     if host.server == "apache2":  # and gracefully: a restart would cut every other site off
         log = (host.root / "var/log/apache2/error.log").read_text()
-        assert "SIGHUP" not in log and log.count("SIGUSR1 received") == 1, log
+        assert "SIGHUP" not in log and log.count("SIGUSR1 received") == 2, log
 
 
 def test_both_domains_are_served_and_take_mail(host):
