@@ -104,7 +104,7 @@ def test_main_cf_names_our_maps_once_and_keeps_the_admins_lines(host):
     settings = {name: host.run("postconf", "-h", name).stdout.strip()
                 for name in ("alias_maps", "virtual_alias_maps", "virtual_alias_domains")}
     assert settings == {"alias_maps": f"hash:/etc/aliases, hash:{POSTFIX_MAPS_DIR}/aliases-daemon",
-                        "virtual_alias_maps": f"hash:{POSTFIX_MAPS_DIR}/virtual",
+                        "virtual_alias_maps": f"$virtual_maps, hash:{POSTFIX_MAPS_DIR}/virtual",
                         "virtual_alias_domains": f"$virtual_alias_maps, hash:{POSTFIX_MAPS_DIR}/domains"}, settings
     owner = host.run("stat", "-c", "%U:%G", f"{POSTFIX_MAPS_DIR}/aliases-daemon.db").stdout.strip()
     assert owner == "daemon:list"
