@@ -258,3 +258,31 @@ def test_setup_writes_main_cf_once_with_every_entry_then_never(tmp_path, monkeyp
     assert settings["alias_maps"] == f"hash:/etc/aliases, hash:{tmp_path}/maps/aliases-daemon"
     assert settings["smtpd_milters"] == f"inet:localhost:8891, {dkim.MILTER}"
     assert said[-1] == f"Postfix delivers mail for {', '.join(sorted(DOMAINS))} to their Mailman."
+
+
+def test_setup_moves_an_upgraded_domains_own_entries_to_the_combined_maps(tmp_path, monkeypatch):
+    from mmdeb.listhost import dkim
+    main_cf = tmp_path / "main.cf"
+    main_cf.touch()
+    old = earlier_entries(DOMAINS[0])
+    postconf = FakePostconf({"alias_maps": f"hash:/etc/aliases, {old['alias_maps'][0]}",
+                             "virtual_alias_maps": old["virtual_alias_maps"][0],
+                             "virtual_alias_domains": f"admins.example, {DOMAINS[0]}", "recipient_delimiter": "+",
+                             "smtpd_milters": dkim.MILTER})
+    # Its own databases, which main.cf no longer names, go (here under tmp_path).
+    own = (tmp_path / "aliases", tmp_path / "virtual-mailman")
+    for path in own:
+        Path(f"{path}.db").touch()
+    for name, value in (("MAIN_CF", main_cf), ("run", postconf), ("prepare", lambda directory: None),
+                        ("update", lambda directory, found: [])):
+        monkeypatch.setattr(postfix, name, value)
+    monkeypatch.setattr(dkim, "prepare_socket_dir", lambda: None)
+    (tmp_path / "maps/members").mkdir(parents=True)
+    (tmp_path / "maps/members" / DOMAINS[0]).write_text("daemon\n")
+    postfix.setup(lambda line: None, tmp_path / "maps", lambda domain: own)
+    assert postconf.writes == 1
+    assert {name: postconf.settings[name] for name in ("alias_maps", "virtual_alias_maps", "virtual_alias_domains")} == {
+        "alias_maps": f"hash:/etc/aliases, hash:{tmp_path}/maps/aliases-daemon",
+        "virtual_alias_maps": f"hash:{tmp_path}/maps/virtual",
+        "virtual_alias_domains": f"admins.example, hash:{tmp_path}/maps/domains"}
+    assert not [path for path in own if Path(f"{path}.db").exists()]

@@ -207,7 +207,7 @@ def prepare(directory: Path) -> None:
     os.chmod(lock, 0o664)
 
 
-def setup(say, directory: Path = Path(POSTFIX_MAPS_DIR)) -> None:
+def setup(say, directory: Path = Path(POSTFIX_MAPS_DIR), maps=domain_maps) -> None:
     prepare(directory)
     found = members(directory / Path(POSTFIX_MEMBERS).name)
     for problem in update(directory, found):
@@ -235,7 +235,7 @@ def setup(say, directory: Path = Path(POSTFIX_MAPS_DIR)) -> None:
     # main.cf no longer names a member's own databases (an earlier package's, or the admin's
     # while debconf said no); Mailman's hook would keep them up to date.
     for member in found:
-        for own in domain_maps(member.domain):
+        for own in maps(member.domain):
             Path(f"{own}.db").unlink(missing_ok=True)
     if found:
         say(f"Postfix delivers mail for {', '.join(member.domain for member in found)} to their Mailman.")
