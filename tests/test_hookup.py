@@ -212,10 +212,13 @@ def test_update_writes_the_maps_and_forgets_a_group_no_member_has(tmp_path, monk
     calls = []
     monkeypatch.setattr(postfix, "postfix_here", lambda: True)
     monkeypatch.setattr(postfix, "run", lambda argv: calls.append(argv) or "")
+    (tmp_path / ".lock").touch()  # made by setup, as root
     (tmp_path / "aliases-mail").write_text("old\n")
     (tmp_path / "aliases-mail.db").write_text("old\n")
     empty = lambda domain: (tmp_path / "none", tmp_path / "none")  # noqa: E731
     assert postfix.update(tmp_path, [Member(DOMAINS[0], "daemon")], empty, as_root=False) == []
+    monkeypatch.setattr(postfix, "postfix_here", lambda: False)  # an Exim host: nothing to write
+    assert postfix.update(tmp_path / "none", [Member(DOMAINS[0], "daemon")], empty, as_root=False) == []
     assert sorted(path.name for path in tmp_path.iterdir()) == [".lock", "aliases-daemon", "domains", "virtual"]
     assert sorted(calls) == [postalias_argv(f"{tmp_path}/aliases-daemon"), postmap_argv(f"{tmp_path}/domains"),
                              postmap_argv(f"{tmp_path}/virtual")]

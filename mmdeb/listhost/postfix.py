@@ -159,8 +159,8 @@ def update(directory: Path = Path(POSTFIX_MAPS_DIR), found: list[Member] | None 
     found = members(directory / Path(POSTFIX_MEMBERS).name) if found is None else found
     as_root = os.geteuid() == 0 if as_root is None else as_root
     problems: list[str] = []
-    if not directory.is_dir():  # mailmen-common's setup has not run yet; it will write them
-        return problems
+    if not postfix_here() or not (directory / LOCK).exists():
+        return problems  # mailmen-common's setup writes them once Postfix is here
     with open(directory / LOCK, "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         texts = combined(found, maps)
@@ -170,8 +170,6 @@ def update(directory: Path = Path(POSTFIX_MAPS_DIR), found: list[Member] | None 
             if stale.suffix != ".db" and stale.name not in texts:
                 stale.unlink()
                 Path(f"{stale}.db").unlink(missing_ok=True)
-        if not postfix_here():
-            return problems
         for name in texts:
             run((postalias_argv if name.startswith("aliases-") else postmap_argv)(str(directory / name)))
         if as_root:
