@@ -13,14 +13,12 @@ from pathlib import Path
 
 import pytest
 
-from helpers.upstreams import DOMAIN, REAL_TARBALL
+from helpers.upstreams import DOMAIN, REAL_TARBALL, runtime_packages
 from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host
 from helpers.self_deb import depends_of, install
 from helpers.upstream_site import LISTING_REGEX, as_version
 from mmdeb.upstream.dists import chroot_packages as preinstalled_packages
 from mmdeb.publish.repo import KEYRING
-from mmdeb.build.spec import domain_depends
-from mmdeb.upstream.dists import FLAVOURS
 from mmdeb.upstream.tarball import inspect_tarball
 from mmdeb.upstream.fetch import sha256_of
 
@@ -74,7 +72,8 @@ def build_host(upstream, self_deb, tmp_path_factory):
     its own .deb, and the upstream site serving upstream's tarball as it is."""
     if upstream.flavour != "py3":
         pytest.skip("the build host runs trixie, where only the py3 flavour builds")
-    packages = [*depends_of(self_deb), "postfix", "build-essential", *preinstalled_packages(DIST), *domain_depends(FLAVOURS["py3"], DIST)]
+    packages = [*depends_of(self_deb), "postfix", "build-essential", *preinstalled_packages(DIST),
+                *runtime_packages("py3", DIST)]
     host = Host.create(tmp_path_factory.mktemp("build-host") / "host", DIST, packages, MTA_DEBCONF["postfix"])
     host.allow_service_starts()
     host.start()

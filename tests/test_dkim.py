@@ -30,8 +30,7 @@ import pytest
 from helpers.e2e_host import HOSTNAME, Host, prefix
 from helpers.lists import ARTIFACTS, wait_until
 from helpers.netns_dns import LOOPBACK, SMTP_SINK, Netns, dnsmasq_argv
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, common_deb_of, core_deb_of, deb_of
-from mmdeb.build.spec import domain_depends
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, REAL_TARBALL, build, domain_debs, runtime_packages
 from mmdeb.domains.domain import Domain
 from mmdeb.upstream.dists import FLAVOURS
 
@@ -148,8 +147,8 @@ def site(request, upstream, tmp_path_factory):
     mta, mode = request.param
     top = tmp_path_factory.mktemp(f"dkim-{mta}-{mode}")
     built = build(upstream, top / "built", DOMAIN, OTHER_DOMAIN, mode=mode, common=True)
-    runtime = domain_depends(FLAVOURS[upstream.flavour], upstream.dist)
-    host = Host.create(top / "host", upstream.dist, [*SIGNER_PACKAGES[mta], "openssl", "python3-dnspython", *runtime],
+    runtime = runtime_packages(upstream.flavour, upstream.dist)
+    host = Host.create(top / "host", upstream.dist, [*SIGNER_PACKAGES[mta], *runtime],
                        MTA_DEBCONF[mta])
     host.allow_service_starts()
     host.start()
@@ -173,9 +172,7 @@ def site(request, upstream, tmp_path_factory):
         with receiver.daemon([sys.executable, str(SMTP_SINK), str(sink), "25", RECEIVER], ready="listening"):
             served.publish({})
             host.run(*MTA_START[mta])
-            core = [core_deb_of(built)] if mode == "shared" else []
-            served.install_log = host.install_offline([*core, common_deb_of(built), deb_of(built, DOMAIN),
-                                                       deb_of(built, OTHER_DOMAIN)]).stderr
+            served.install_log = host.install_offline(domain_debs(built, DOMAIN, OTHER_DOMAIN)).stderr
             served.publish(served.records(DOMAIN))  # OTHER_DOMAIN's records stay unpublished
             bin_dir = f"{prefix(DOMAIN)}/bin"
             host.run(f"{bin_dir}/newlist", "-q", "users", OWNER, "listpassword")

@@ -3,7 +3,6 @@ tables, Postfix's milter list, the records to publish and the judgement of what 
 Signing itself, with real mail and real DNS, is tests/test_dkim.py's."""
 
 import re
-import subprocess
 
 import pytest
 from helpers.rendering import rendered_common

@@ -134,7 +134,7 @@ def render_package(kind: str, directory, upstream):
         spec = CommonSpec("trixie")
         render_common(replace(spec, changelog=(first_entry(spec),)), directory / "debian")
         return directory / "debian", {"postinst", "prerm", "postrm", f"mailmen-common.{DKIM_SIGNER}.init",
-                                      f"mailmen-common.{SYSV_SCRIPT}.init", "mailmen-jobs"}
+                                      f"mailmen-common.{SYSV_SCRIPT}.init", "mailmen-jobs", "mailmen-hookup"}
     if kind == "self":
         render_self(self_spec(PROJECT_ROOT, "trixie"), TEMPLATES_DIR, directory / "debian")
         return directory / "debian", {"mmdeb.postrm"}

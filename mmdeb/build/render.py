@@ -19,9 +19,10 @@ from mmdeb.domains import layout
 from mmdeb.upstream.dists import PYTHON_SUBSTVARS, python_addon
 
 HOMEPAGE = "https://www.list.org/"
-EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-configure", "mmdeb-import", "mailmen-dkim", "mailmen-jobs"}
+EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-configure", "mmdeb-import", "mailmen-dkim", "mailmen-jobs",
+              "mailmen-postfix", "mailmen-hookup"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
-CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py", "source/format.j2", "source/lintian-overrides.j2"}
+CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py.j2", "source/format.j2", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
 SELF_DIR = "self/"  # mmdeb's own debian/ (mmdeb self-build); never part of a Mailman package
 COMMON_DIR = "common/"  # mailmen-common's debian/
@@ -38,7 +39,7 @@ IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour
 # mailmen-dkim's modules (standard library only), as IMPORTER_MODULES: copied to debian/mmdeb/,
 # installed under LISTHOST_PATH.
 LISTHOST_MODULES = ("__init__.py", "errors.py", "domains/__init__.py", "domains/layout.py", "listhost/__init__.py",
-                    "listhost/dkim.py")
+                    "listhost/dkim.py", "listhost/postfix.py")
 LISTHOST_PATH = f"/usr/share/{layout.COMMON_PACKAGE}"
 EXIM_DKIM_MACROS = "05_mailmen-dkim"
 # mailmen-common's: raises the inotify limit that the domains' path units need.
@@ -51,7 +52,9 @@ def layout_context() -> dict[str, object]:
             "etc_root": layout.ETC_ROOT, "log_root": layout.LOG_ROOT, "lock_root": layout.LOCK_ROOT,
             "installed_domains": layout.INSTALLED_DOMAINS, "always_on_unit": layout.ALWAYS_ON_UNIT,
             "queue_unit": layout.QUEUE_UNIT, "drain_unit": layout.DRAIN_UNIT, "sysv_script": layout.SYSV_SCRIPT,
-            "public_suffix_list": layout.PUBLIC_SUFFIX_LIST}
+            "public_suffix_list": layout.PUBLIC_SUFFIX_LIST, "postfix_maps_command": layout.POSTFIX_MAPS_COMMAND,
+            "postfix_members": layout.POSTFIX_MEMBERS, "hookup_trigger": layout.HOOKUP_TRIGGER,
+            "hookup_command": layout.HOOKUP_COMMAND, "package_prefix": layout.PACKAGE_PREFIX}
 
 
 def common_context() -> dict[str, object]:
@@ -63,6 +66,8 @@ def common_context() -> dict[str, object]:
             "dkim_signer_conf": layout.DKIM_SIGNER_CONF, "postfix_queue": layout.POSTFIX_QUEUE,
             "dkim_socket_dir": layout.DKIM_SOCKET_DIR, "dkim_socket": layout.DKIM_SOCKET,
             "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
+            "postfix_maps_command_name": Path(layout.POSTFIX_MAPS_COMMAND).name,
+            "hookup_command_name": Path(layout.HOOKUP_COMMAND).name, "postfix_maps_dir": layout.POSTFIX_MAPS_DIR,
             "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR,
             "common_depends": COMMON_DEPENDS,
             **units_context()}
@@ -72,7 +77,6 @@ def units_context() -> dict[str, object]:
     """What mailmen-common's unit templates know: a domain's paths as its instance's (%I)."""
     retry_timer = f"{layout.JOB_UNIT_PREFIX}{layout.RETRY_JOB}"
     return {"domain": layout.DomainPaths("%I"), "prefix_root": layout.PREFIX_ROOT,
-            "package_prefix": layout.PACKAGE_PREFIX,
             "queue_instance": layout.QUEUE_UNIT.replace("@", "@%i"),
             "drain_instance": layout.DRAIN_UNIT.replace("@", "@%i"),
             "retry_job": layout.RETRY_JOB, "retry_timer": f"{retry_timer}.timer",

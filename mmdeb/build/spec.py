@@ -170,7 +170,7 @@ class NativeNames:
 
 @dataclass(frozen=True)
 class CommonSpec(NativeNames):
-    """mailmen-common: what every domain package recommends, once per host and dist. Made of
+    """mailmen-common: what every domain package depends on, once per host and dist. Made of
     mmdeb's own files only (a native package), so its version is mmdeb's with a revision."""
 
     dist: str

@@ -19,7 +19,8 @@ MM_CFG = "mm_cfg.py"
 # mailmen-common's trigger read to know the installed domains.
 INSTALLED_DOMAINS = "/usr/share/mailmen/domains"
 
-# mailmen-common: what every domain package recommends, once per host (DKIM signing for now).
+# mailmen-common: what every domain package depends on, once per host (hookup to the MTA and web
+# servers, DKIM signing).
 COMMON_PACKAGE = "mailmen-common"
 DKIM_COMMAND = "/usr/sbin/mailmen-dkim"
 DKIM_DIR = "dkim"  # under a domain's etc_dir: the selector file and <selector>.private
@@ -39,6 +40,17 @@ SIGNED_HEADERS = ("From", "Sender", "Reply-To", "Subject", "Date", "Message-ID",
                   "Content-Type", "Content-Transfer-Encoding", "In-Reply-To", "References", "List-Id", "List-Help",
                   "List-Unsubscribe", "List-Unsubscribe-Post", "List-Subscribe", "List-Post", "List-Owner",
                   "List-Archive")
+# mailmen-common's Postfix maps, whatever the number of domains: one alias map per mail group
+# (Postfix runs a pipe with the uid and primary gid of its alias database's owner), one virtual
+# map and one map of the domains, made from the data/aliases and data/virtual-mailman of each
+# member domain: those whose postinst left a file in POSTFIX_MEMBERS, holding their mail group.
+POSTFIX_MAPS_DIR = "/var/lib/mailmen-postfix"
+POSTFIX_MEMBERS = f"{POSTFIX_MAPS_DIR}/members"
+POSTFIX_MAPS_COMMAND = "/usr/sbin/mailmen-postfix"  # writes them (mailmen-common); Mailman's MTA hook runs it
+# What a domain package's maintainer scripts activate: mailmen-common then hooks the installed
+# domains up to the MTA and web servers, and reloads each server once per dpkg run.
+HOOKUP_TRIGGER = "mailmen-hookup"
+HOOKUP_COMMAND = "/usr/sbin/mailmen-hookup"  # what the trigger runs; dpkg-reconfigure of a domain runs it at once
 # Debian's publicsuffix package's copy of publicsuffix.org's list, which Mailman's DMARC lookup
 # reads to find a poster's organizational domain (mm_cfg.py), never fetching it.
 PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"

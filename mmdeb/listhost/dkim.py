@@ -252,15 +252,20 @@ def split_milters(value: str) -> list[str]:
             if entry.strip()] if value.strip() else []
 
 
+def prepare_socket_dir() -> None:
+    """The signer's socket directory, in Postfix's chroot: the signer's, group postfix."""
+    socket_dir = Path(POSTFIX_QUEUE) / DKIM_SOCKET_DIR
+    socket_dir.mkdir(exist_ok=True)
+    owner = signer()
+    uid = owner[1] if owner and owner[0] == OPENDKIM_USER else 0
+    os.chown(socket_dir, uid, grp.getgrnam(POSTFIX_GROUP).gr_gid)
+    os.chmod(socket_dir, 0o750)
+
+
 def postfix_milter(on: bool, say: Callable[[str], None]) -> None:
     """Point Postfix's smtpd at the signer (on) or no longer; its other milters stay as they are."""
     if on:
-        socket_dir = Path(POSTFIX_QUEUE) / DKIM_SOCKET_DIR
-        socket_dir.mkdir(exist_ok=True)
-        owner = signer()
-        uid = owner[1] if owner and owner[0] == OPENDKIM_USER else 0
-        os.chown(socket_dir, uid, grp.getgrnam(POSTFIX_GROUP).gr_gid)
-        os.chmod(socket_dir, 0o750)
+        prepare_socket_dir()
     current = run(postconf_get_argv(MILTER_SETTING), "reading Postfix's smtpd_milters").decode().strip()
     changed = with_milter(current, on)
     if changed is not None:

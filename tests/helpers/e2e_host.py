@@ -29,6 +29,9 @@ MTA_DEBCONF = {
 }
 
 
+CALLS = "/var/log/mmdeb-test-calls.log"
+
+
 def prefix(domain: str) -> str:
     return f"/var/lib/mailmen/{domain}"
 
@@ -171,6 +174,34 @@ class Host(MailHost):
         result = self.run("dpkg", "--install", *[f"/tmp/debs/{deb.name}" for deb in debs])
         self.installed.update((deb.name.split("_")[0], deb) for deb in debs)
         return result
+
+    def apt_install_offline(self, debs: list[Path]) -> subprocess.CompletedProcess:
+        """One `apt-get install` of the .deb files, inside the namespace (their dependencies must
+        already be in the host; Recommends are not installed)."""
+        target = self.root / "tmp/debs"
+        shutil.rmtree(target, ignore_errors=True)
+        target.mkdir(parents=True)
+        for deb in debs:
+            shutil.copy(deb, target)
+        result = self.run("apt-get", "install", "--yes", "--no-install-recommends",
+                          *[f"/tmp/debs/{deb.name}" for deb in debs])
+        self.installed.update((deb.name.split("_")[0], deb) for deb in debs)
+        return result
+
+    def count_calls(self, *commands: str) -> None:
+        """From now on, each run of the commands (absolute paths) is logged in CALLS, then run."""
+        for command in commands:
+            self.run("dpkg-divert", "--local", "--rename", "--add", command)
+            wrapper = self.root / command.lstrip("/")
+            wrapper.write_text(f'#!/bin/sh\necho "{Path(command).name} $*" >> {CALLS}\nexec {command}.distrib "$@"\n')
+            wrapper.chmod(0o755)
+
+    def calls(self) -> list[str]:
+        """The logged runs since the last call (see count_calls)."""
+        log = self.root / CALLS.lstrip("/")
+        lines = log.read_text().splitlines() if log.exists() else []
+        log.unlink(missing_ok=True)
+        return lines
 
     def removed(self) -> list[str]:
         """The packages install_offline installed that are no longer installed (removed or purged)."""

@@ -44,9 +44,9 @@ def real_flavour() -> str:
 
 
 def build(upstream, out: Path, *domains: str, builder: str = "sbuild", revision: int = 1, mode: str = "prefix",
-          dist: str | None = None, common: bool = False) -> Path:
-    """The build's directory of the given dist (default: the flavour's first); mailmen-common
-    only if asked (the tests that do not need it save its build)."""
+          dist: str | None = None, common: bool = True) -> Path:
+    """The build's directory of the given dist (default: the flavour's first), with mailmen-common,
+    which every domain package depends on, unless asked (a test that installs none saves its build)."""
     dist = dist or upstream.dist
     args = ["build", *domains, "--upstream", str(upstream.tarball), "--patches", str(upstream.patches), "--mode", mode,
             *([] if common else ["--no-common"])]
