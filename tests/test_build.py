@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, build, deb_of
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, build, common_deb_of, deb_of, domain_debs
 from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_modules
 from helpers.dist_lintian import run_lintian
 from mmdeb.build.render import IMPORTER_MODULES
@@ -46,19 +46,20 @@ def test_deb_holds_the_importer(built):
         assert {f"{prefix}/pythonlib/mmdeb/{name}" for name in IMPORTER_MODULES} <= set(members)
 
 
-def test_package_starts_the_job_timers_never_the_jobs(built, tmp_path):
+def test_mailmen_common_starts_the_job_timers_never_the_jobs(built, tmp_path):
     # Starting mailpasswds at install would mail every member their password.
-    deb = deb_of(built, DOMAIN)
+    deb = common_deb_of(built)
     subprocess.run(["dpkg-deb", "--control", str(deb), str(tmp_path)], check=True)
     postinst = (tmp_path / "postinst").read_text()
     with data_tar(deb) as tar:
         units = {Path(name).name for name in tar.getnames() if "/systemd/system/" in name}
+    (started,) = [line for line in postinst.splitlines() if line.strip().startswith("deb-systemd-invoke start ")]
     for job in JOBS:
-        unit = f"mailman-{DOMAIN}-{job.name}"
-        assert {f"{unit}.timer", f"{unit}.service"} <= units
-        assert f"deb-systemd-helper enable '{unit}.timer'" in postinst
-        assert f"deb-systemd-invoke start '{unit}.timer'" in postinst
-        assert f"{unit}.service" not in postinst
+        assert {f"mailmen-{job.name}.timer", f"mailmen-{job.name}@.service"} <= units
+        assert f"deb-systemd-helper enable 'mailmen-{job.name}.timer'" in postinst
+        assert f" mailmen-{job.name}.timer" in started and f"mailmen-{job.name}@" not in postinst
+    with data_tar(deb_of(built, DOMAIN)) as tar:
+        assert not [name for name in tar.getnames() if "/systemd/" in name or "/init.d/" in name or "/cron.d/" in name]
 
 
 def test_patch_series_applied(built, upstream):
@@ -84,7 +85,7 @@ def test_two_domains_share_no_file_path(built):
 
 
 def test_two_domains_install_side_by_side_compiled_and_removal_leaves_no_byte_code(built, upstream, tmp_path):
-    debs = [deb_of(built, DOMAIN), deb_of(built, OTHER_DOMAIN)]
+    debs = domain_debs(built, DOMAIN, OTHER_DOMAIN)
     root = tmp_path / "host"
     subprocess.run(
         [
@@ -107,7 +108,7 @@ def test_two_domains_install_side_by_side_compiled_and_removal_leaves_no_byte_co
 
 
 def test_rebuild_is_byte_identical(built, upstream, tmp_path):
-    again = build(upstream, tmp_path, DOMAIN)
+    again = build(upstream, tmp_path, DOMAIN, common=False)
     # Compare digests: pytest's diff of two multi-megabyte byte strings takes hours.
     assert sha256_of(deb_of(again, DOMAIN)) == sha256_of(deb_of(built, DOMAIN))
     for source_file in again.glob(f"mailman-{DOMAIN}_*.debian.tar.*"):
@@ -115,7 +116,7 @@ def test_rebuild_is_byte_identical(built, upstream, tmp_path):
 
 
 def test_pbuilder_builds_the_same_source_package(built, upstream, tmp_path):
-    with_pbuilder = build(upstream, tmp_path, DOMAIN, builder="pbuilder")
+    with_pbuilder = build(upstream, tmp_path, DOMAIN, builder="pbuilder", common=False)
     (dsc,) = with_pbuilder.glob("*.dsc")
     assert dsc.read_bytes() == (built / dsc.name).read_bytes()
     with data_tar(deb_of(with_pbuilder, DOMAIN)) as ours, data_tar(deb_of(built, DOMAIN)) as theirs:

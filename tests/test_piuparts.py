@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from helpers.upstreams import DOMAIN, build, deb_of
+from helpers.upstreams import DOMAIN, build, common_deb_of, deb_of
 from mmdeb.build.builders.chroot import mirror
 
 pytestmark = pytest.mark.chroot
@@ -19,13 +19,15 @@ def test_piuparts_install_upgrade_purge(built, upstream, tmp_path):
     base = tmp_path / "base.tar.gz"
     # Only the release itself (no -security/-updates), as piuparts' own sources.list has.
     subprocess.run(["mmdebstrap", "--variant=minbase", upstream.dist, str(base), mirror()], check=True, capture_output=True)
-    # The previous revision comes from a local repository, so piuparts can install it with apt.
+    # The previous revision, and mailmen-common, which it depends on, come from a local
+    # repository, so piuparts can install them with apt.
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / deb_of(built, DOMAIN).name).write_bytes(deb_of(built, DOMAIN).read_bytes())
+    for deb in (deb_of(built, DOMAIN), common_deb_of(built)):
+        (repo / deb.name).write_bytes(deb.read_bytes())
     packages = subprocess.run(["dpkg-scanpackages", "."], cwd=repo, check=True, capture_output=True).stdout
     (repo / "Packages").write_bytes(packages)
-    newer = deb_of(build(upstream, tmp_path / "newer", DOMAIN, revision=2), DOMAIN, revision=2)
+    newer = deb_of(build(upstream, tmp_path / "newer", DOMAIN, revision=2, common=False), DOMAIN, revision=2)
     prefix = f"/var/lib/mailmen/{DOMAIN}".replace(".", r"\.")
     result = subprocess.run(
         [
