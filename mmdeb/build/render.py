@@ -54,7 +54,8 @@ def layout_context() -> dict[str, object]:
             "queue_unit": layout.QUEUE_UNIT, "drain_unit": layout.DRAIN_UNIT, "sysv_script": layout.SYSV_SCRIPT,
             "public_suffix_list": layout.PUBLIC_SUFFIX_LIST, "postfix_maps_command": layout.POSTFIX_MAPS_COMMAND,
             "postfix_members": layout.POSTFIX_MEMBERS, "hookup_trigger": layout.HOOKUP_TRIGGER,
-            "hookup_command": layout.HOOKUP_COMMAND, "package_prefix": layout.PACKAGE_PREFIX}
+            "hookup_command": layout.HOOKUP_COMMAND, "hookup_command_name": Path(layout.HOOKUP_COMMAND).name,
+            "package_prefix": layout.PACKAGE_PREFIX}
 
 
 def common_context() -> dict[str, object]:
@@ -67,7 +68,7 @@ def common_context() -> dict[str, object]:
             "dkim_socket_dir": layout.DKIM_SOCKET_DIR, "dkim_socket": layout.DKIM_SOCKET,
             "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
             "postfix_maps_command_name": Path(layout.POSTFIX_MAPS_COMMAND).name,
-            "hookup_command_name": Path(layout.HOOKUP_COMMAND).name, "postfix_maps_dir": layout.POSTFIX_MAPS_DIR,
+            "postfix_maps_dir": layout.POSTFIX_MAPS_DIR,
             "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR,
             "common_depends": COMMON_DEPENDS,
             **units_context()}
