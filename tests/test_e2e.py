@@ -20,7 +20,7 @@ from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from helpers.lists import (ARTIFACTS, USERS, address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol,
                            confirm_by_reply, members, set_members, wait_until)
 from helpers.tls import CA, HOST_TLS_DIR, curl_argv, name_certificates, preseed_certificates, trust_ca_for_chromium
-from mmdeb.domains.layout import POSTFIX_MAPS_DIR
+from mmdeb.domains.layout import COMMON_PACKAGE, POSTFIX_MAPS_DIR
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
