@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of
+from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of, domain_debs
 from mmdeb.build.pipeline import built_files
 from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
@@ -91,7 +91,7 @@ def test_thin_package_holds_what_configure_gives_a_prefix_package(built, built_s
 
 def test_core_and_two_domains_install_compiled_each_runs_with_its_own_settings_and_removal_leaves_no_byte_code(built_shared, upstream, tmp_path):
     flavour = FLAVOURS[upstream.flavour]
-    debs = [core_deb_of(built_shared), deb_of(built_shared, DOMAIN), deb_of(built_shared, OTHER_DOMAIN)]
+    debs = domain_debs(built_shared, DOMAIN, OTHER_DOMAIN)
     root = tmp_path / "host"
     subprocess.run(
         ["mmdebstrap", "--variant=apt", f"--customize-hook=copy-in {' '.join(map(str, debs))} /tmp",
