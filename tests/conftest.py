@@ -33,14 +33,14 @@ def fixture_py3(tmp_path_factory) -> TestUpstream:
 @pytest.fixture(scope="session")
 def built(upstream, tmp_path_factory) -> Path:
     """lists.example.org and lists.example.net, with mailmen-common, built in one call with sbuild."""
-    return once_per_run(tmp_path_factory, f"sbuild-{upstream.flavour}", lambda out: build(upstream, out, DOMAIN, OTHER_DOMAIN, common=True))
+    return once_per_run(tmp_path_factory, f"sbuild-{upstream.flavour}", lambda out: build(upstream, out, DOMAIN, OTHER_DOMAIN))
 
 
 @pytest.fixture(scope="session")
 def built_shared(upstream, tmp_path_factory) -> Path:
     """The core package, mailmen-common and thin lists.example.org and lists.example.net packages (shared mode)."""
     return once_per_run(tmp_path_factory, f"shared-{upstream.flavour}",
-                        lambda out: build(upstream, out, DOMAIN, OTHER_DOMAIN, mode="shared", common=True))
+                        lambda out: build(upstream, out, DOMAIN, OTHER_DOMAIN, mode="shared"))
 
 
 @pytest.fixture(scope="session")

@@ -146,7 +146,7 @@ def text_of(message) -> str:
 def site(request, upstream, tmp_path_factory):
     mta, mode = request.param
     top = tmp_path_factory.mktemp(f"dkim-{mta}-{mode}")
-    built = build(upstream, top / "built", DOMAIN, OTHER_DOMAIN, mode=mode, common=True)
+    built = build(upstream, top / "built", DOMAIN, OTHER_DOMAIN, mode=mode)
     runtime = runtime_packages(upstream.flavour, upstream.dist)
     host = Host.create(top / "host", upstream.dist, [*SIGNER_PACKAGES[mta], *runtime],
                        MTA_DEBCONF[mta])

@@ -113,7 +113,7 @@ class Site:
 def package_host(upstream, top: Path, dist: str) -> Host:
     """A dist tree with the domain package, built with sbuild, installed as test_e2e installs it;
     resolving with the namespace's server (its own resolv.conf: `ip netns exec` mounts only the host's)."""
-    built = build(upstream, top / "built", DOMAIN, dist=dist, common=True)
+    built = build(upstream, top / "built", DOMAIN, dist=dist)
     host = Host.create(top / "tree", dist, runtime_packages("py3", dist))
     host.start()
     try:

@@ -171,7 +171,7 @@ def old_site(tmp_path_factory):
     the old host itself (running, its Mailman stopped)."""
     directory = tmp_path_factory.mktemp("import-old")
     gnu = Upstream(Path(GNU_TARBALL).resolve(), "gnu", PATCHES_DIR, True)
-    built = build(gnu, directory / "build", DOMAIN, common=True)
+    built = build(gnu, directory / "build", DOMAIN)
     host = bullseye_host(directory / "host")
     try:
         host.install_offline(domain_debs(built, DOMAIN))
