@@ -283,8 +283,9 @@ def path_unit(domain: str) -> str:
 
 def instance_links(host: SystemdHost, domain: str) -> list[str]:
     """The names of the unit links in /etc/systemd/system that name an instance of domain."""
-    instance = unit_instance(domain)
-    return sorted(path.name for path in (host.root / "etc/systemd/system").rglob(f"*@{instance}.*") if path.is_symlink())
+    # Not a glob of the name: escaped instances hold backslashes ("lists\\x2d1.example.org").
+    infix = f"@{unit_instance(domain)}."
+    return sorted(path.name for path in (host.root / "etc/systemd/system").rglob("*") if infix in path.name and path.is_symlink())
 
 
 def daemon_reloads(host: SystemdHost) -> int:
