@@ -28,7 +28,8 @@ class TestUpstream:
 
     @property
     def dist(self) -> str:
-        return FLAVOURS[self.flavour].dists[0]
+        """MMDEB_UPSTREAM_DIST (to run the tests on another release of the flavour), else its default."""
+        return os.environ.get("MMDEB_UPSTREAM_DIST") or FLAVOURS[self.flavour].dists[0]
 
     def patched_file(self) -> tuple[str, str]:
         """A file under the prefix and a line our patch series puts into it."""
