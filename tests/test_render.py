@@ -139,7 +139,8 @@ def render_package(kind: str, directory, upstream):
         render_self(self_spec(PROJECT_ROOT, "trixie"), TEMPLATES_DIR, directory / "debian")
         return directory / "debian", {"mmdeb.postrm"}
     mode, runners = kind.split()
-    spec, debian = rendered(directory, upstream, mode=mode, runners=runners)
+    # A dash: systemd escapes it in unit names (\x2d), which the scripts must quote.
+    spec, debian = rendered(directory, upstream, "lists-1.example.org", mode=mode, runners=runners)
     return debian, {"preinst", "postinst", "prerm", "postrm", "config", "mmdeb-shared-domain",
                     *(["mmdeb-configure"] if mode == "shared" else [])}
 

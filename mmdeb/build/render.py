@@ -1,6 +1,7 @@
 """Render debian/ from debian-templates/ and write debian/changelog with python-debian."""
 
 import os
+import shlex
 import shutil
 import textwrap
 import time
@@ -121,12 +122,15 @@ def copy_modules(names: tuple[str, ...], target: Path) -> None:
 
 
 def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(templates_dir),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
     )
+    # A word for the shell: an instance's unit name holds systemd's escapes (lists-1 is lists\x2d1).
+    env.filters["shell"] = shlex.quote
+    return env
 
 
 def templates_for(kind: str, names: list[str]) -> dict[str, str]:
