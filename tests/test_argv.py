@@ -9,6 +9,7 @@ from mmdeb.build.builders.chroot import mmdebstrap_argv, sources_lines, suites
 from mmdeb.build.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.build.builders.pbuilder import pbuilder_argv
 from mmdeb.build.builders.sbuild import sbuild_argv
+from mmdeb.build.builders.session import BUILD_SCRIPT, SESSION_SCRIPT, session_argv
 from mmdeb.upstream.dists import SELF_BUILD_DEPENDS as BUILD_DEPENDS, chroot_packages as preinstalled_packages
 from mmdeb.build.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
 from mmdeb.upstream.fetch import gpgv_argv
@@ -35,6 +36,15 @@ def test_pbuilder_builds_on_the_same_tarball():
         "pbuilder", "build", "--configfile", "/cache/pbuilderrc", "--basetgz", str(CHROOT), "--distribution", "bullseye",
         "--architecture", "amd64", "--buildresult", "/b/work", "--debbuildopts", "--build=binary", str(DSC),
     ]
+
+
+def test_a_session_unshares_everything_sbuild_does_and_builds_each_package_in_its_directory():
+    argv = session_argv(CHROOT, Path("/b/.session"), 2, ["pkg-a_1", "pkg-b_1"])
+    assert argv == ["unshare", "--user", "--map-root-user", "--map-auto", "--mount", "--pid", "--fork", "--kill-child",
+                    "--net", "--ipc", "--uts", "sh", "-c", SESSION_SCRIPT, "session", str(CHROOT), "/b/.session", "2",
+                    BUILD_SCRIPT, "pkg-a_1", "pkg-b_1"]
+    assert "xargs -P \"$jobs\" -n 1" in SESSION_SCRIPT
+    assert "dpkg-buildpackage --sanitize-env --build=binary --no-sign --root-command=fakeroot" in BUILD_SCRIPT
 
 
 SOURCES = ["deb http://mirror/debian bookworm main", "deb http://security/debian-security bookworm-security main"]

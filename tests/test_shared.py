@@ -4,6 +4,7 @@ import difflib
 import subprocess
 
 import pytest
+from debian.deb822 import Dsc
 
 from helpers.upstreams import DOMAIN, OTHER_DOMAIN, core_deb_of, deb_of, domain_debs
 from mmdeb.build.pipeline import built_files
@@ -14,6 +15,7 @@ from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_module
 pytestmark = pytest.mark.chroot
 
 MAX_DOMAIN_KB = 1024  # the issue's target: each extra domain installs at most 1 MB
+MAX_POOL_KB = 200  # issue 24's target: a thin domain version adds at most 200 KB to the repository
 
 
 def field(deb, name: str) -> str:
@@ -122,3 +124,24 @@ def test_lintian_reports_no_errors_or_warnings_on_core_and_domain(built_shared, 
                  *built_shared.glob(f"mailman-{DOMAIN}_*.dsc"), deb_of(built_shared, DOMAIN)]
     result = run_lintian(upstream.flavour, artifacts)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_thin_domain_version_takes_at_most_200_kb_of_the_repository(built_shared):
+    """What publish puts into the pool: the .dsc, the files it lists and the .deb."""
+    deb = deb_of(built_shared, DOMAIN)
+    package, version, arch = deb.stem.split("_")
+    dsc, *debs = built_files(built_shared.parent, package, built_shared.name, version, arch)
+    with open(dsc, encoding="utf-8") as fh:
+        sources = [dsc.parent / entry["name"] for entry in Dsc(fh)["Files"]]
+    assert sum(path.stat().st_size for path in [dsc, *sources, *debs]) <= MAX_POOL_KB * 1024
+
+
+def test_a_thin_package_built_in_a_session_holds_what_sbuild_builds(built_shared):
+    """The first thin domain builds with sbuild, the second in a session of the same chroot
+    (builders.session): the same files with the same modes and owners, but for the domain."""
+    listings = []
+    for domain in (DOMAIN, OTHER_DOMAIN):
+        with data_tar(deb_of(built_shared, domain)) as tar:
+            listings.append(sorted((member.name.replace(domain, "D").replace(domain.replace(".", "_"), "D"), member.type,
+                                    member.mode, member.uname, member.gname) for member in tar))
+    assert listings[0] == listings[1]

@@ -13,7 +13,7 @@ import pytest
 from mmdeb.build.render import render_debian
 from mmdeb.build.source import build_source, thin_tree, unpack_argv
 from mmdeb.build.spec import PackageSpec
-from mmdeb.build.thin import WRAPPER_DEFS, configured_files, kept, patch_argv
+from mmdeb.build.thin import WRAPPER_DEFS, configured_files, kept, patch_argv, stub
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.settings import DomainSettings
 from mmdeb.domains.state import ChangelogEntry
@@ -61,6 +61,23 @@ def test_the_patch_argv_applies_as_dpkg_source_does():
                                                 "--remove-empty-files", "--strip=1", "--input=/p/fix.patch"]
 
 
+def test_python_scripts_become_stubs_of_the_cores_copies():
+    core = "/usr/lib/mailmen/py3"
+    def run(name):
+        return f"import paths\n__file__ = '{core}/{name}'\nexec(compile(open(__file__, 'rb').read(), __file__, 'exec'))\n"
+    assert stub("bin/newlist", "#! @PYTHON@\nimport sys\n", core) == \
+        f"#! @PYTHON@\n# mmdeb shared core: run the core's bin/newlist with this domain's paths.py.\n{run('bin/newlist')}"
+    assert stub("bin/newlist.in", "#! @PYTHON@\n", core).endswith(run("bin/newlist"))
+    # The wrappers run scripts/' modules, which have no #! line.
+    assert stub("scripts/post", "# -*- python -*-\n", core) == \
+        f"# mmdeb shared core: run the core's scripts/post with this domain's paths.py.\n{run('scripts/post')}"
+    for name, text in [("bin/mailman-config", "#! @PYTHON@\n"), ("bin/Makefile.in", "# Copyright\n"),
+                       ("scripts/Makefile.in", "# Copyright\n"), ("cron/crontab.in.in", "# At\n"),
+                       ("bin/check_perms_grsecurity.sh", "#! /bin/sh\n"), ("src/common.c", "/* C */\n"),
+                       ("Mailman/Defaults.py.in", "# -*- python -*-\n"), ("misc/paths.py.in", "# -*- python -*-\n")]:
+        assert stub(name, text, core) is None, name
+
+
 def configure_as_upstream(spec: PackageSpec, tree: Path, runner: Runner) -> None:
     """The whole upstream tree, patched, configured by its own configure as rules.j2 runs it."""
     tree.mkdir()
@@ -85,8 +102,10 @@ def test_mmdeb_configure_writes_what_configure_writes(upstream, tmp_path):
     subprocess.run(["debian/mmdeb-configure"], cwd=thin, env={**os.environ, **BUILD_ENV}, check=True)
     full = tmp_path / "full"
     configure_as_upstream(spec, full, Runner())
-    for _, output in pairs:
+    for name, output in pairs:
         mine, theirs = ((tree / output).read_text(errors="replace").splitlines() for tree in (thin, full))
+        if stub(name, (full / name).read_text(errors="replace"), spec.flavour.core_prefix) is not None:
+            mine, theirs = mine[:1], theirs[:1]  # a stub keeps the script's #! line, which configure substitutes
         # The wrappers' DEFS are the macros their sources read, with configure's values.
         defs = [line for line in theirs if line.startswith("DEFS=")]
         assert [line for line in mine if not line.startswith("DEFS=")] == [line for line in theirs if not line.startswith("DEFS=")], output

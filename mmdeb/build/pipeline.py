@@ -7,6 +7,7 @@ package's files appear in <out>/<dist>/ only once it has built.
 import os
 import shutil
 import tempfile
+import threading
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
@@ -16,6 +17,7 @@ from debian.deb822 import Changes, Dsc
 
 from mmdeb import __version__
 from mmdeb.build.builders import Builder
+from mmdeb.build.builders.session import Session
 from mmdeb.build.render import common_timestamp
 from mmdeb.build.source import build_common_source, build_source
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
@@ -86,8 +88,14 @@ def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
         for dist in dict.fromkeys(spec.dist for spec in specs):
             builder.prepare(dist, arch, runner)
     out = out.resolve()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        futures = [pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
+    batch = batched(specs, builder)
+    sessions = {dist: Session(builder.chroots.path(dist, arch), sum(spec.dist == dist for spec in batch), jobs,
+                              out / f".session-{dist}-{os.getpid()}") for dist in dict.fromkeys(spec.dist for spec in batch)}
+    sources = threading.Semaphore(jobs)  # the sources of a session's builds are made jobs at a time
+    # A session's builds wait in their threads until the last one's source package is made.
+    with ThreadPoolExecutor(max_workers=jobs) as pool, ThreadPoolExecutor(max_workers=max(1, len(batch))) as waiting:
+        futures = [waiting.submit(build_one, spec, sessions[spec.dist], out, arch, runner, sources) if spec in batch
+                   else pool.submit(build_one, spec, builder, out, arch, runner) for spec in specs]
         try:
             pending = set(futures)
             while pending:
@@ -104,7 +112,20 @@ def build_each(specs: list[Spec], builder: Builder | None, out: Path, jobs: int,
             for future in futures:
                 future.cancel()
             raise
+        finally:
+            for session in sessions.values():
+                shutil.rmtree(session.directory, ignore_errors=True)
     return [(spec, outcome(future)) for spec, future in zip(specs, futures)]
+
+
+def batched(specs: list[Spec], builder: Builder | None) -> list[Spec]:
+    """The thin domain packages built in one session of the chroot per dist (builders.session):
+    with a builder that can, those after the first of each dist, which the builder itself builds,
+    clean, as a check that the session builds what it would."""
+    if not (builder and builder.sessions):
+        return []
+    thin = [spec for spec in specs if spec.kind == "domain" and spec.thin]
+    return [spec for spec in thin if spec is not next(first for first in thin if first.dist == spec.dist)]
 
 
 def outcome(future: Future) -> list[Path] | MmdebError:
@@ -153,11 +174,21 @@ def listed(control: Path, package: str, version: str, remedy: str) -> list[Path]
     return files
 
 
-def build_one(spec: Spec, builder: Builder | None, out: Path, arch: str, runner: Runner) -> list[Path]:
+def build_one(spec: Spec, builder: Builder | None, out: Path, arch: str, runner: Runner,
+              sources: threading.Semaphore | None = None) -> list[Path]:
+    """Build spec with builder; with a Session, its source package is made under sources, and
+    if that fails, the session is told not to wait for it."""
     def make_source(workdir: Path, log_runner: Runner) -> Path:
         if spec.kind == "common":
             return build_common_source(spec, workdir, log_runner)
-        return build_source(spec, workdir, out / spec.dist, log_runner)
+        if not isinstance(builder, Session):
+            return build_source(spec, workdir, out / spec.dist, log_runner)
+        try:
+            with sources:
+                return build_source(spec, workdir, out / spec.dist, log_runner)
+        except BaseException:
+            builder.withdraw()
+            raise
 
     return build_in(out, spec.dist, spec.package, spec.version, spec.log_name(arch), builder, arch, runner, make_source)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mmdeb.errors import MmdebError
 from mmdeb.build.render import render_common, render_debian, series_patches
-from mmdeb.build.thin import configured_files, kept, patch_argv
+from mmdeb.build.thin import configured_files, kept, patch_argv, stub
 from mmdeb.run import Runner
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec
 from mmdeb.upstream.fetch import sha256_of
@@ -77,7 +77,7 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
 
 def thin_tree(spec: PackageSpec, tree: Path, runner: Runner) -> list[str]:
     """Write the upstream files a thin package keeps (thin.kept), patched by the flavour's
-    series, into tree; return their names. The whole tarball is unpacked and patched in a
+    series, its scripts as stubs (thin.stub), into tree; return their names. The whole tarball is unpacked and patched in a
     scratch directory beside tree, as one patch may touch kept and other files."""
     patches = series_patches(spec.patches_dir / spec.flavour.name)
     with tempfile.TemporaryDirectory(prefix=".upstream-", dir=tree.parent) as scratch:
@@ -90,6 +90,9 @@ def thin_tree(spec: PackageSpec, tree: Path, runner: Runner) -> list[str]:
         for name in names:
             (tree / name).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(upstream / name, tree / name)
+            stubbed = stub(name, (upstream / name).read_text(errors="surrogateescape"), spec.flavour.core_prefix)
+            if stubbed is not None:
+                (tree / name).write_text(stubbed, errors="surrogateescape")
     return names
 
 

@@ -16,6 +16,8 @@ THIN_FILES = ("Makefile.in", "mkinstalldirs", "Mailman/Defaults.py.in", "Mailman
 THIN_MISC = ("Makefile.in", "paths.py.in", "mailman.in", "sitelist.cfg")
 # Mailman's configure writes every kept bin/ and cron/ script, its interpreter substituted, into build/.
 BUILD_DIRS = ("bin", "cron")
+# Of the kept scripts, those that stay whole: mailman-config records this domain's configure arguments.
+WHOLE_SCRIPTS = ("bin/mailman-config",)
 # What configure finds on every Debian release for the wrappers' sources (src/common.[ch]).
 WRAPPER_DEFS = "-DHAVE_STRERROR=1 -DHAVE_SETREGID=1 -DHAVE_SYSLOG=1 -DHAVE_SYSLOG_H=1 -DGETGROUPS_T=gid_t -DHAVE_VSNPRINTF=1"
 
@@ -26,6 +28,25 @@ def kept(name: str) -> bool:
     if top == "misc":
         return rest in THIN_MISC
     return (top in THIN_DIRS and bool(rest)) or name in THIN_FILES
+
+
+def stub(name: str, text: str, core_prefix: str) -> str | None:
+    """The stub that replaces the kept script name (or its X.in) of text: a Python script in
+    bin/, cron/ or scripts/ (there, also one without a #! line: the wrappers run it) imports the
+    domain's paths.py and runs the core's copy, keeping its #! line for configure to substitute.
+    The thin source carries the stub, not the script. None for any other file."""
+    top, _, rest = name.partition("/")
+    script = name.removesuffix(".in")
+    if top not in (*BUILD_DIRS, "scripts") or "/" in rest or rest == "Makefile.in" or script in WHOLE_SCRIPTS:
+        return None
+    first = text.partition("\n")[0]
+    if first.startswith("#!") and not ("python" in first or "@PYTHON@" in first):
+        return None
+    if not first.startswith("#!") and top != "scripts":
+        return None
+    shebang = [first] if first.startswith("#!") else []
+    return "\n".join([*shebang, f"# mmdeb shared core: run the core's {script} with this domain's paths.py.", "import paths",
+                      f"__file__ = '{core_prefix}/{script}'", "exec(compile(open(__file__, 'rb').read(), __file__, 'exec'))", ""])
 
 
 def configured_files(names: list[str]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ from mmdeb.run import Runner
 
 class Builder(ABC):
     name: str
+    sessions = False  # whether thin packages may build in one session of its chroot (session.py)
 
     @abstractmethod
     def check(self) -> None:

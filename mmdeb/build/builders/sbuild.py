@@ -59,11 +59,13 @@ def check_subids(files: tuple[Path, ...] = SUBID_FILES) -> None:
 
 class SbuildBuilder(ChrootBuilder):
     name = "sbuild"
+    sessions = True  # on the same tarball, with the same subordinate ids
 
     def check(self) -> None:
         require("sbuild", "sbuild")
         require("mmdebstrap", "mmdebstrap")
         require("newuidmap", "uidmap")
+        require("unshare", "util-linux")  # a session of the chroot (session.py)
         check_subids()
 
     def build(self, dsc: Path, dist: str, arch: str, result_dir: Path, runner: Runner) -> None:
