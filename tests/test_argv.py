@@ -12,6 +12,7 @@ from mmdeb.build.builders.sbuild import sbuild_argv
 from mmdeb.upstream.dists import SELF_BUILD_DEPENDS as BUILD_DEPENDS, chroot_packages as preinstalled_packages
 from mmdeb.build.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
 from mmdeb.upstream.fetch import gpgv_argv
+from mmdeb.publish.repo import gpgconf_kill_agent_argv
 
 DSC = Path("/b/mailman-lists.example.org_2.2.0-1+deb12.dsc")
 CHROOT = Path("/cache/bookworm-amd64-x.tar.zst")
@@ -102,6 +103,10 @@ def test_gpgv_checks_against_the_catalogue_keyring_only():
 def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
     # gpgv reads a keyring name without a slash from ~/.gnupg.
     assert "/" in gpgv_argv(Path("mailman.gpg"), Path("s.sig"), Path("f"))[2]
+
+
+def test_the_agent_of_a_signing_key_directory_is_stopped_before_it_moves():
+    assert gpgconf_kill_agent_argv(Path("/r/gnupg")) == ["gpgconf", "--homedir", "/r/gnupg", "--kill", "gpg-agent"]
 
 
 def test_sendmail_argv_takes_the_recipients_from_the_message():

@@ -38,7 +38,7 @@ def published(tmp_path, site, system):
     autorebuild(tmp_path, system)
     assert 'published = "2.2.0-1+deb13"' in (root / "var/lib/mmdeb/mmdeb.toml").read_text()
     yield root
-    subprocess.run(["gpgconf", "--homedir", str(root / "var/lib/mmdeb/repo/gnupg"), "--kill", "gpg-agent"], check=False)
+    subprocess.run(["gpgconf", "--homedir", str(root / "var/lib/mmdeb/signing-key"), "--kill", "gpg-agent"], check=False)
 
 
 def packages_index(root: Path) -> str:

@@ -212,14 +212,14 @@ class Host:
     # Publishing
 
     def repository(self) -> Repository:
-        return Repository(self.places.repo, self.runner)
+        return Repository(self.places.repo, self.places.signing_key, self.runner)
 
-    def publish_files(self, packages: list[tuple[str, str, str]], arch: str) -> Path:
+    def publish_files(self, packages: list[tuple[str, str, str]], arch: str, say: Say) -> Path:
         """Publish the (package, dist, version)s built on arch: the files their builds made."""
         files: dict[str, list[Path]] = {}
         for package, dist, version in packages:
             files.setdefault(dist, []).extend(built_files(self.places.out.resolve(), package, dist, version, arch))
-        return self.repository().publish(files)
+        return self.repository().publish(files, say)
 
     def publish(self, say: Say) -> None:
         """Publish every recorded build not yet published, and say how hosts use the repository."""
@@ -230,7 +230,7 @@ class Host:
                 say("nothing to publish: every built version is published")
                 return
             current = self.publish_files([(package, dist, record.built) for package, dist, record in pending],
-                                         host_arch(self.runner))
+                                         host_arch(self.runner), say)
             for package, dist, record in pending:
                 record.published = record.built
                 say(f"published {package} {record.built} to {dist}")
@@ -343,7 +343,7 @@ class Host:
             if not built:
                 return
             if publish:
-                self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch)
+                self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch, report.add)
                 for item in built:
                     report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {self.places.repo}")
             for item in built:
