@@ -137,7 +137,7 @@ def render_package(kind: str, directory, upstream):
                                       f"mailmen-common.{SYSV_SCRIPT}.init", "mailmen-jobs", "mailmen-hookup"}
     if kind == "self":
         render_self(self_spec(PROJECT_ROOT, "trixie"), TEMPLATES_DIR, directory / "debian")
-        return directory / "debian", {"mmdeb.postrm"}
+        return directory / "debian", {"mmdeb.postinst", "mmdeb.postrm"}
     mode, runners = kind.split()
     spec, debian = rendered(directory, upstream, mode=mode, runners=runners)
     return debian, {"preinst", "postinst", "prerm", "postrm", "config", "mmdeb-shared-domain",
