@@ -282,11 +282,12 @@ class Host:
             catalogue_before = self.places.catalogue.read_bytes() if self.places.catalogue.exists() else None
             landed: list[Rebuild] = []
             rebuilds: list[Rebuild] = []
+            releases: list[tracking.Recorded] = []
             try:
                 if not state.domains:
                     report.lines.append(f"nothing to do: {self.places.state} records no domain")
                     return report
-                self.look_for_releases(state, report)
+                self.look_for_releases(state, report, releases)
                 rebuilds = self.plan(state, sorted(state.domains), self.conf.urgency)
                 if not rebuilds:
                     report.lines.append("nothing to rebuild: every package is up to date")
@@ -299,11 +300,17 @@ class Host:
                 report.fail(exc)
             if report.failures and not landed:
                 restore(self.places.catalogue, catalogue_before)
+                for release in releases:
+                    tracking.forget(release)
+                    report.add(f"not recorded: upstream {release.name} {release.version}; the catalogue keeps "
+                               f"{release.old_version}, and its download is removed from {self.upstream_cache}")
             elif report.failures:
                 report.add(landings(rebuilds, landed, state.path))
         return report
 
-    def look_for_releases(self, state: State, report: Report) -> None:
+    def look_for_releases(self, state: State, report: Report, releases: list[tracking.Recorded]) -> None:
+        """Report the new releases of the state's upstreams; under a build policy record each,
+        downloaded and verified, in the local catalogue and add it to releases."""
         catalogue = self.catalogue()["upstream"]
         for name in sorted({domain.settings.upstream for domain in state.domains.values()} & set(catalogue)):
             if report.policy == "report":
@@ -312,6 +319,7 @@ class Host:
                     report.add(f"new upstream release: {name} {catalogue[name]['version']} -> {release.version} "
                                f"({release.url}); not downloaded (policy report)")
             elif recorded := self.update_upstream(name):
+                releases.append(recorded)
                 report.add(f"new upstream release: {name} {recorded.old_version} -> {recorded.version} "
                            f"({recorded.url}), sha256 {recorded.sha256}, verified by {recorded.verified_by}")
 
