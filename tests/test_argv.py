@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mmdeb.app.autorebuild import sendmail_argv
-from mmdeb.build.builders.chroot import mmdebstrap_argv, sources_lines, suites
+from mmdeb.build.builders.chroot import Mirror, mmdebstrap_argv, sources_lines, suites
 from mmdeb.build.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.build.builders.pbuilder import pbuilder_argv
 from mmdeb.build.builders.sbuild import sbuild_argv
@@ -55,7 +55,7 @@ def test_chroot_suites_are_the_release_its_updates_and_security(dist):
 
 
 def test_chroot_sources_take_security_updates_from_the_security_mirror():
-    assert sources_lines("trixie", "http://mirror/debian", "http://security/debian-security") == [
+    assert sources_lines("trixie", Mirror("http://mirror/debian", "http://security/debian-security")) == [
         "deb http://mirror/debian trixie main",
         "deb http://mirror/debian trixie-updates main",
         "deb http://security/debian-security trixie-security main",

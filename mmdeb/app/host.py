@@ -242,7 +242,8 @@ class Host:
     # Build chroots
 
     def chroot_cache(self) -> ChrootCache:
-        return ChrootCache(self.places.cache / "chroots", self.conf.max_age_days, self.conf.when_old)
+        return ChrootCache(self.places.cache / "chroots", self.conf.max_age_days, self.conf.when_old, self.conf.mirrors,
+                           self.places.settings)
 
     def chroots_in_use(self) -> tuple[ChrootCache, str, set[Path]]:
         """The chroot cache, the host architecture, and the tarballs the state file's domains build in."""
