@@ -110,7 +110,7 @@ def test_subid_range_missing(tmp_path, content):
         check_subids((subuid, subgid))
     # After every range of both files (subgid's root:100000:65536), so it overlaps none.
     assert caught.value.remedy == f"run: usermod --add-subuids 165536-231071 {getpass.getuser()}"
-    assert str(caught.value).startswith(f"{subuid} give")
+    assert str(caught.value).startswith(f"{subuid} gives")
 
 
 def test_both_missing_subid_ranges_are_named_in_one_fix(tmp_path):
@@ -118,7 +118,8 @@ def test_both_missing_subid_ranges_are_named_in_one_fix(tmp_path):
     subgid.write_text("alice:100000:65536\nbob:300000:65536\n")
     with pytest.raises(MmdebError) as caught:
         check_subids((subuid, subgid))
-    assert caught.value.remedy == f"run: usermod --add-subuids 365536-431071 --add-subgids 365536-431071 {getpass.getuser()}"
+    assert caught.value.remedy == (f"run: touch {subuid} && usermod --add-subuids 365536-431071 "
+                                   f"--add-subgids 365536-431071 {getpass.getuser()}")
     assert f"{subuid} and {subgid} give" in str(caught.value)
 
 

@@ -66,9 +66,12 @@ def check_subids(files: tuple[Path, ...] = SUBID_FILES) -> None:
     if missing:
         first, last = free_subid_range([path.read_text() for path in files if path.exists()])
         options = " ".join(f"{USERMOD_OPTION[path.name]} {first}-{last}" for path in missing)
+        absent = [str(path) for path in missing if not path.exists()]
+        create = f"touch {' '.join(absent)} && " if absent else ""  # usermod adds to the files, never creates them
         raise MmdebError(
-            f"{' and '.join(map(str, missing))} give {user} no range of subordinate ids, which sbuild --chroot-mode=unshare needs",
-            f"run: usermod {options} {user}",
+            f"{' and '.join(map(str, missing))} {'give' if len(missing) > 1 else 'gives'} {user} no range of "
+            "subordinate ids, which sbuild --chroot-mode=unshare needs",
+            f"run: {create}usermod {options} {user}",
         )
 
 
