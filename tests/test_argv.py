@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from mmdeb.app.autorebuild import sendmail_argv
-from mmdeb.build.builders.chroot import mmdebstrap_argv, sources_lines, suites
+from mmdeb.build.builders.chroot import Mirror, mmdebstrap_argv, sources_lines, suites
 from mmdeb.build.builders.local import dpkg_buildpackage_argv, dpkg_checkbuilddeps_argv
 from mmdeb.build.builders.pbuilder import pbuilder_argv
 from mmdeb.build.builders.sbuild import sbuild_argv
@@ -13,6 +13,7 @@ from mmdeb.build.builders.session import BUILD_SCRIPT, SESSION_SCRIPT, session_a
 from mmdeb.upstream.dists import SELF_BUILD_DEPENDS as BUILD_DEPENDS, chroot_packages as preinstalled_packages
 from mmdeb.build.source import dpkg_source_build_argv, dpkg_source_extract_argv, unpack_argv
 from mmdeb.upstream.fetch import gpgv_argv
+from mmdeb.publish.repo import gpgconf_kill_agent_argv
 
 DSC = Path("/b/mailman-lists.example.org_2.2.0-1+deb12.dsc")
 CHROOT = Path("/cache/bookworm-amd64-x.tar.zst")
@@ -64,7 +65,7 @@ def test_chroot_suites_are_the_release_its_updates_and_security(dist):
 
 
 def test_chroot_sources_take_security_updates_from_the_security_mirror():
-    assert sources_lines("trixie", "http://mirror/debian", "http://security/debian-security") == [
+    assert sources_lines("trixie", Mirror("http://mirror/debian", "http://security/debian-security")) == [
         "deb http://mirror/debian trixie main",
         "deb http://mirror/debian trixie-updates main",
         "deb http://security/debian-security trixie-security main",
@@ -112,6 +113,10 @@ def test_gpgv_checks_against_the_catalogue_keyring_only():
 def test_gpgv_keyring_is_never_looked_up_in_the_gnupg_home():
     # gpgv reads a keyring name without a slash from ~/.gnupg.
     assert "/" in gpgv_argv(Path("mailman.gpg"), Path("s.sig"), Path("f"))[2]
+
+
+def test_the_agent_of_a_signing_key_directory_is_stopped_before_it_moves():
+    assert gpgconf_kill_agent_argv(Path("/r/gnupg")) == ["gpgconf", "--homedir", "/r/gnupg", "--kill", "gpg-agent"]
 
 
 def test_sendmail_argv_takes_the_recipients_from_the_message():

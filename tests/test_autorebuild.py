@@ -38,7 +38,7 @@ def published(tmp_path, site, system):
     autorebuild(tmp_path, system)
     assert 'published = "2.2.0-1+deb13"' in (root / "var/lib/mmdeb/mmdeb.toml").read_text()
     yield root
-    subprocess.run(["gpgconf", "--homedir", str(root / "var/lib/mmdeb/repo/gnupg"), "--kill", "gpg-agent"], check=False)
+    subprocess.run(["gpgconf", "--homedir", str(root / "var/lib/mmdeb/signing-key"), "--kill", "gpg-agent"], check=False)
 
 
 def packages_index(root: Path) -> str:
@@ -75,6 +75,11 @@ def test_a_release_that_fails_to_build_leaves_state_catalogue_and_repository_as_
     assert result.returncode == 1
     assert f"FAILED: mailman-{DOMAIN} 2.2.1-1+deb13 for trixie did not build" in result.stdout
     assert [path.read_bytes() for path in kept] + [(published / "var/lib/mmdeb/repo/current").resolve()] == before
+    cache = published / "var/cache/mmdeb/upstream"
+    assert "not recorded: upstream fork 2.2.1; the catalogue keeps 2.2.0, and its download is removed from " \
+           f"{cache}" in result.stdout
+    assert [path.name for path in cache.iterdir() if "2.2.1" in path.name] == []
+    assert [path.name for path in cache.iterdir() if "2.2.0" in path.name], "the recorded release's download stays"
 
 
 def test_the_report_policy_changes_nothing(tmp_path, site, system):

@@ -13,15 +13,18 @@ from pathlib import Path
 import pytest
 
 from helpers.upstreams import DOMAIN
-from mmdeb.build.builders.chroot import DAY, ChrootCache
+from mmdeb.app.conf import load
+from mmdeb.build.builders.chroot import (ARCHIVE, DAY, ChrootCache, Mirror, missing_suite_error, mirror_setting_line,
+                                         release_found, sources_lines)
+from mmdeb.errors import MmdebError
 
 HOST_ARCH = subprocess.run(["dpkg", "--print-architecture"], capture_output=True, text=True, check=True).stdout.strip()
 STALE_DIGEST = "000000000000"
 
 
-def mmdeb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+def mmdeb(*args: str, cwd: Path, **more: str) -> subprocess.CompletedProcess:
     # MMDEB_ROOT: no installed mmdeb, so the working directory's mmdeb.toml and mmdeb.conf count.
-    env = {**os.environ, "MMDEB_CACHE": str(cwd / "cache"), "MMDEB_ROOT": str(cwd / "no-root")}
+    env = {**os.environ, "MMDEB_CACHE": str(cwd / "cache"), "MMDEB_ROOT": str(cwd / "no-root"), **more}
     return subprocess.run([sys.executable, "-m", "mmdeb", *args], capture_output=True, text=True, cwd=cwd, env=env)
 
 
@@ -173,3 +176,84 @@ def test_a_full_disk_keeps_the_old_chroot(tmp_path, full_cache):
     assert f"the disk of {full_cache.parent} is full" in line and "the old one is kept" in line
     assert full_cache.read_bytes() == before
     assert not list(full_cache.parent.glob(".partial-*"))
+
+
+ARCHIVE_LINE = ('mirrors.bullseye = { debian = "http://archive.debian.org/debian", '
+                'security = "http://archive.debian.org/debian-security" }')
+
+
+def local_mirror(root: Path, suites: list[str]) -> str:
+    """A file:// mirror holding only the Release files of suites."""
+    for suite in suites:
+        (root / "dists" / suite).mkdir(parents=True)
+        (root / "dists" / suite / "Release").write_text(f"Suite: {suite}\n")
+    return f"file://{root}"
+
+
+def test_the_archive_line_is_the_setting_mmdeb_conf_reads(tmp_path):
+    assert mirror_setting_line("bullseye", ARCHIVE) == ARCHIVE_LINE
+    (tmp_path / "mmdeb.conf").write_text(f"[chroot]\n{ARCHIVE_LINE}\n")
+    cache = ChrootCache(tmp_path, 7, "update", load(tmp_path / "mmdeb.conf").mirrors)
+    assert cache.mirror("bullseye") == ARCHIVE
+    assert cache.mirror("trixie") == Mirror(os.environ.get("MMDEB_MIRROR", "http://deb.debian.org/debian"),
+                                            os.environ.get("MMDEB_SECURITY_MIRROR", "http://security.debian.org/debian-security"))
+    assert sources_lines("bullseye", cache.mirror("bullseye"))[0] == "deb http://archive.debian.org/debian bullseye main"
+    assert cache.path("bullseye", "amd64") != ChrootCache(tmp_path, 7, "update").path("bullseye", "amd64")
+
+
+def test_one_setting_key_is_enough_and_the_other_keeps_its_default(tmp_path):
+    cache = ChrootCache(tmp_path, 7, "update", {"bookworm": {"debian": "http://mirror.example/debian"}})
+    assert cache.mirror("bookworm").debian == "http://mirror.example/debian"
+    assert cache.mirror("bookworm").security == cache.mirror("trixie").security
+
+
+def test_a_release_file_is_found_or_missing_on_a_local_mirror(tmp_path):
+    mirror = local_mirror(tmp_path / "mirror", ["trixie"])
+    assert release_found(f"{mirror}/dists/trixie/Release") is True
+    assert release_found(f"{mirror}/dists/bullseye/Release") is False
+    assert release_found("http://127.0.0.1:1/debian/dists/bullseye/Release") is None  # unreachable: cannot tell
+
+
+def test_a_dist_gone_from_its_mirror_has_moved_to_the_archive():
+    error = missing_suite_error("bullseye", "bullseye", Mirror("http://deb.debian.org/debian", "http://s/debian-security"),
+                                Path("/etc/mmdeb/mmdeb.conf"))
+    assert str(error).startswith("the bullseye build chroot cannot be made: http://deb.debian.org/debian no longer has "
+                                 "bullseye (http://deb.debian.org/debian/dists/bullseye/Release is missing)")
+    assert error.remedy == f"add this line under [chroot] in /etc/mmdeb/mmdeb.conf: {ARCHIVE_LINE}"
+
+
+def test_a_suite_missing_from_the_archive_itself_names_the_suite():
+    error = missing_suite_error("bullseye", "bullseye-security", ARCHIVE, Path("mmdeb.conf"))
+    assert "http://archive.debian.org/debian-security has no bullseye-security" in str(error)
+    assert error.remedy.startswith("correct mirrors.bullseye under [chroot] in mmdeb.conf")
+
+
+def test_making_a_chroot_of_a_dist_the_mirror_lost_is_one_line_naming_the_setting(tmp_path):
+    mirror = local_mirror(tmp_path / "mirror", ["trixie", "trixie-updates"])
+    result = mmdeb("chroot", "update", "bullseye", cwd=tmp_path, MMDEB_MIRROR=mirror)
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"mmdeb: error: the bullseye build chroot cannot be made: {mirror} no longer has bullseye")
+    assert line.endswith(f"Fix: add this line under [chroot] in {tmp_path / 'mmdeb.conf'}: {ARCHIVE_LINE}")
+    assert not list((tmp_path / "cache").rglob("*.tar.zst"))
+
+
+def test_making_a_chroot_checks_the_security_mirror_too(tmp_path):
+    mirror = local_mirror(tmp_path / "mirror", ["bullseye", "bullseye-updates"])
+    security = local_mirror(tmp_path / "security", [])
+    result = mmdeb("chroot", "update", "bullseye", cwd=tmp_path, MMDEB_MIRROR=mirror, MMDEB_SECURITY_MIRROR=security)
+    assert result.returncode == 1 and len(result.stderr.splitlines()) == 1
+    assert f"{security} has no bullseye-security" in result.stderr
+
+
+@pytest.mark.parametrize("line, named", [
+    ('mirrors = "http://archive.debian.org/debian"', "chroot.mirrors = "),
+    ('mirrors.buster = { debian = "http://archive.debian.org/debian" }', "chroot.mirrors.buster"),
+    ('mirrors.bullseye = { main = "http://archive.debian.org/debian" }', "chroot.mirrors.bullseye"),
+    ('mirrors.bullseye = { debian = "archive.debian.org" }', "chroot.mirrors.bullseye"),
+], ids=["not-a-table", "unknown-dist", "unknown-key", "not-a-url"])
+def test_a_bad_mirror_setting_is_refused_with_the_line_to_write(tmp_path, line, named):
+    (tmp_path / "mmdeb.conf").write_text(f"[chroot]\n{line}\n")
+    with pytest.raises(MmdebError) as caught:
+        load(tmp_path / "mmdeb.conf")
+    assert named in str(caught.value) and ARCHIVE_LINE in caught.value.remedy

@@ -1,6 +1,7 @@
 """Bad input: one clear line with the remedy, a non-zero exit, no traceback, nothing in build/."""
 
 import ast
+import getpass
 import os
 import shutil
 import subprocess
@@ -107,7 +108,19 @@ def test_subid_range_missing(tmp_path, content):
     subgid.write_text("root:100000:65536\n")
     with pytest.raises(MmdebError) as caught:
         check_subids((subuid, subgid))
-    assert "usermod --add-subuids" in caught.value.remedy
+    # After every range of both files (subgid's root:100000:65536), so it overlaps none.
+    assert caught.value.remedy == f"run: usermod --add-subuids 165536-231071 {getpass.getuser()}"
+    assert str(caught.value).startswith(f"{subuid} gives")
+
+
+def test_both_missing_subid_ranges_are_named_in_one_fix(tmp_path):
+    subuid, subgid = tmp_path / "subuid", tmp_path / "subgid"
+    subgid.write_text("alice:100000:65536\nbob:300000:65536\n")
+    with pytest.raises(MmdebError) as caught:
+        check_subids((subuid, subgid))
+    assert caught.value.remedy == (f"run: touch {subuid} && usermod --add-subuids 365536-431071 "
+                                   f"--add-subgids 365536-431071 {getpass.getuser()}")
+    assert f"{subuid} and {subgid} give" in str(caught.value)
 
 
 def test_subid_range_present(tmp_path):

@@ -1,5 +1,6 @@
 """Where mmdeb keeps things, and its settings file."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,14 @@ def test_an_installed_mmdeb_uses_the_system_places(tmp_path):
     assert (places.settings, places.catalogue, places.state, places.out, places.repo, places.cache) == (
         tmp_path / "etc/mmdeb/mmdeb.conf", tmp_path / "etc/mmdeb/catalogue.toml", tmp_path / "var/lib/mmdeb/mmdeb.toml",
         tmp_path / "var/lib/mmdeb/build", tmp_path / "var/lib/mmdeb/repo", tmp_path / "var/cache/mmdeb")
+
+
+def test_the_signing_key_is_beside_the_repository_never_in_it(tmp_path):
+    (tmp_path / "etc/mmdeb").mkdir(parents=True)
+    assert choose(tmp_path / "elsewhere", tmp_path).signing_key == tmp_path / "var/lib/mmdeb/signing-key"
+    work = choose(tmp_path / "work", tmp_path / "no-root")
+    assert work.signing_key == tmp_path / "work/signing-key"
+    assert replace(work, repo=tmp_path / "srv/apt").signing_key == tmp_path / "srv/signing-key"
 
 
 def test_without_an_installed_mmdeb_the_working_directory_is_used(tmp_path):

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from helpers.private_keys import holds_private_key, private_key_files
 from mmdeb.build.pipeline import built_files
 from mmdeb.cli import main
 from mmdeb.domains.layout import COMMON_PACKAGE
 from mmdeb.errors import MmdebError
-from mmdeb.publish.repo import KEYRING, distributions_conf, repository_architectures
+from mmdeb.publish.repo import KEYRING, Repository, distributions_conf, gpgconf_kill_agent_argv, repository_architectures
+from mmdeb.run import Runner
 
 ORG, NET = "lists.example.org", "lists.example.net"
 
@@ -33,8 +35,9 @@ def publish(project, *extra: str) -> int:
     return main(["--state", str(state), "publish", "--repo", str(tmp_path / "repo"), "--out", str(tmp_path / "build"), *extra])
 
 
-def apt_update(tmp_path, repo) -> subprocess.CompletedProcess:
-    """apt-get update against the repository, in a private apt root, trusting only its keyring."""
+def apt_update(tmp_path, repo, trusted: Path | None = None) -> subprocess.CompletedProcess:
+    """apt-get update against the repository, in a private apt root, trusting only its keyring
+    (or the keyring trusted: one a host got earlier)."""
     root = tmp_path / "aptroot"
     shutil.rmtree(root, ignore_errors=True)
     for sub in ("etc/apt/sources.list.d", "etc/apt/preferences.d", "var/lib/apt/lists/partial",
@@ -42,7 +45,7 @@ def apt_update(tmp_path, repo) -> subprocess.CompletedProcess:
         (root / sub).mkdir(parents=True)
     (root / "var/lib/dpkg/status").write_text("")
     keyring = tmp_path / KEYRING
-    shutil.copy(repo / "current" / KEYRING, keyring)
+    shutil.copy(trusted or repo / "current" / KEYRING, keyring)
     (root / "etc/apt/sources.list.d/mmdeb.sources").write_text(
         f"Types: deb\nURIs: file:{repo}/current\nSuites: trixie\nComponents: main\nSigned-By: {keyring}\n")
     options = ["-o", f"Dir={root}", "-o", f"Dir::State::status={root}/var/lib/dpkg/status",
@@ -63,10 +66,75 @@ def test_publish_signs_a_repository_apt_accepts(built_project, capsys):
     repo = tmp_path / "repo"
     current = (repo / "current").resolve()
     assert (current / "dists/trixie/InRelease").is_file()
-    assert not list(current.rglob("private-keys-v1.d")), "the private key stays outside the published tree"
+    assert private_key_files(repo) == [], "the private key stays outside the repository directory"
+    assert (tmp_path / "signing-key").stat().st_mode & 0o777 == 0o700
     result = apt_update(tmp_path, repo)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Candidate: 2.2.0-1+deb13" in result.stdout
+
+
+def gpg_fingerprint(gnupghome: Path) -> str:
+    listing = subprocess.run(["gpg", "--homedir", str(gnupghome), "--batch", "--with-colons", "--list-secret-keys"],
+                             capture_output=True, text=True, check=True).stdout
+    return next(line.split(":")[9] for line in listing.splitlines() if line.startswith("fpr:"))
+
+
+def unpublish(state: Path) -> None:
+    """Mark the built version unpublished, so the next publish adds it again."""
+    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
+
+
+@pytest.mark.slow
+def test_a_key_kept_in_the_repository_is_moved_out_and_hosts_keep_trusting_it(built_project, capsys):
+    tmp_path, state = built_project
+    assert publish(built_project) == 0
+    repo, key = tmp_path / "repo", tmp_path / "signing-key"
+    trusted = tmp_path / "trusted.gpg"  # what a list host got from the first publish
+    shutil.copy(repo / "current" / KEYRING, trusted)
+    fingerprint = gpg_fingerprint(key)
+    subprocess.run(gpgconf_kill_agent_argv(key), check=True)
+    key.rename(repo / "gnupg")  # where earlier mmdeb kept it
+    assert private_key_files(repo), "the scan finds the key where it was"
+    unpublish(state)
+    capsys.readouterr()
+    assert publish(built_project) == 0
+    moved = [line for line in capsys.readouterr().out.splitlines() if line.startswith("moved the signing key")]
+    assert moved == [f"moved the signing key of {repo} from {repo / 'gnupg'} to {key}: the same key, "
+                     "now outside the directory you publish"]
+    assert not (repo / "gnupg").exists() and key.stat().st_mode & 0o777 == 0o700
+    assert gpg_fingerprint(key) == fingerprint
+    assert private_key_files(repo) == []
+    result = apt_update(tmp_path, repo, trusted)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Candidate: 2.2.0-1+deb13" in result.stdout
+    # The scan also finds a secret key exported as OpenPGP packets, as a careless backup would be.
+    export = tmp_path / "secret.gpg"
+    subprocess.run(["gpg", "--homedir", str(key), "--batch", "--pinentry-mode", "loopback", "--passphrase", "",
+                    "--output", str(export), "--export-secret-keys", fingerprint], check=True, capture_output=True)
+    assert holds_private_key(export, key) and not holds_private_key(trusted, key)
+    subprocess.run(gpgconf_kill_agent_argv(key), check=True)
+
+
+def test_an_old_key_directory_is_moved_not_copied(tmp_path):
+    repo, key = tmp_path / "repo", tmp_path / "signing-key"
+    (repo / "gnupg/private-keys-v1.d").mkdir(parents=True, mode=0o700)
+    (repo / "gnupg/private-keys-v1.d/A.key").write_text("Key: (private-key)\n")
+    said = []
+    Repository(repo, key, Runner()).move_old_key(said.append)
+    assert not (repo / "gnupg").exists() and (key / "private-keys-v1.d/A.key").read_text() == "Key: (private-key)\n"
+    assert key.stat().st_mode & 0o777 == 0o700 and len(said) == 1
+    Repository(repo, key, Runner()).move_old_key(said.append)  # nothing left to move
+    assert len(said) == 1
+
+
+def test_a_key_both_in_and_beside_the_repository_is_refused(tmp_path):
+    repo, key = tmp_path / "repo", tmp_path / "signing-key"
+    for home in (repo / "gnupg", key):
+        home.mkdir(parents=True, mode=0o700)
+    with pytest.raises(MmdebError) as caught:
+        Repository(repo, key, Runner()).move_old_key(print)
+    assert f"{repo / 'gnupg'} and {key} both hold a signing key" in str(caught.value) and "\n" not in str(caught.value)
+    assert (repo / "gnupg").is_dir() and key.is_dir()
 
 
 @pytest.mark.slow
@@ -99,8 +167,8 @@ def test_missing_signing_key_is_refused_and_nothing_changes(built_project, capsy
     assert publish(built_project) == 0
     repo = tmp_path / "repo"
     before = os.readlink(repo / "current")
-    shutil.rmtree(repo / "gnupg")
-    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
+    shutil.rmtree(tmp_path / "signing-key")
+    unpublish(state)
     capsys.readouterr()
     assert publish(built_project) == 1
     assert "signing key" in capsys.readouterr().err
@@ -113,7 +181,7 @@ def test_unwritable_repository_leaves_the_published_state(built_project, capsys)
     assert publish(built_project) == 0
     repo = tmp_path / "repo"
     before = os.readlink(repo / "current")
-    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
+    unpublish(state)
     snapshots = repo / "snapshots"
     subprocess.run(["mount", "--bind", str(snapshots), str(snapshots)], check=True)
     try:
@@ -177,7 +245,7 @@ def test_a_publish_keeps_the_architectures_of_earlier_publishes(built_project):
     assert publish(built_project) == 0
     conf = (tmp_path / "repo/current").resolve() / "conf/distributions"
     conf.write_text(conf.read_text().replace("Architectures: amd64 source", "Architectures: amd64 arm64 source"))
-    state.write_text(state.read_text().replace('published = "2.2.0-1+deb13"', 'published = ""'))
+    unpublish(state)
     assert publish(built_project) == 0
     current = (tmp_path / "repo/current").resolve()
     assert "Architectures: amd64 arm64 source" in (current / "conf/distributions").read_text()

@@ -109,7 +109,7 @@ def publishing_host(system, fixture_py3):
     host = Host(places.system(root), conf, Runner())
     host.add_domains([COM, NET, ORG], DomainSettings(str(fixture_py3.tarball), "", ""))
     yield host
-    subprocess.run(["gpgconf", "--homedir", str(host.places.repo / "gnupg"), "--kill", "gpg-agent"], check=False)
+    subprocess.run(["gpgconf", "--homedir", str(host.places.signing_key), "--kill", "gpg-agent"], check=False)
 
 
 def published_names(host: Host) -> set[str]:

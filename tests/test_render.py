@@ -137,7 +137,7 @@ def render_package(kind: str, directory, upstream):
                                       f"mailmen-common.{SYSV_SCRIPT}.init", "mailmen-jobs", "mailmen-hookup"}
     if kind == "self":
         render_self(self_spec(PROJECT_ROOT, "trixie"), TEMPLATES_DIR, directory / "debian")
-        return directory / "debian", {"mmdeb.postrm"}
+        return directory / "debian", {"mmdeb.postinst", "mmdeb.postrm"}
     mode, runners = kind.split()
     # A dash: systemd escapes it in unit names (\x2d), which the scripts must quote.
     spec, debian = rendered(directory, upstream, "lists-1.example.org", mode=mode, runners=runners)

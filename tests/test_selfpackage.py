@@ -18,7 +18,8 @@ from mmdeb import PROJECT_ROOT, SYSTEM_DATA_DIR, data_dir
 from mmdeb.cli import main
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
-from mmdeb.build.selfpackage import SOURCE_FILES, build_self
+from mmdeb.build.builders.sbuild import check_subids
+from mmdeb.build.selfpackage import SOURCE_FILES, build_self, render_self, self_spec
 
 
 def source_names(dist_dir: Path) -> list[str]:
@@ -102,6 +103,43 @@ def test_a_failed_build_leaves_no_package_files_in_out(tmp_path):
     assert files_in(tmp_path / "out") == [f"trixie/mmdeb_{VERSION}_{_arch()}.build"]  # only the log, kept to read
 
 
+def postinst_configure(tmp_path: Path, subuid: str | None, subgid: str | None) -> tuple[str, str]:
+    """/etc/subuid and /etc/subgid after the rendered postinst's configure, run with the real
+    usermod on a copy of this host's /etc (bind-mounted in a mount namespace of its own)."""
+    etc = tmp_path / "etc"
+    etc.mkdir()
+    for name in ("passwd", "group", "shadow", "gshadow", "login.defs"):
+        if Path("/etc", name).exists():
+            shutil.copy2(Path("/etc", name), etc / name)
+    shutil.copytree("/etc/alternatives", etc / "alternatives", symlinks=True)  # awk is one
+    for name, text in (("subuid", subuid), ("subgid", subgid)):
+        if text is not None:
+            (etc / name).write_text(text)
+    render_self(self_spec(PROJECT_ROOT, "trixie"), PROJECT_ROOT / "debian-templates", tmp_path / "debian")
+    postinst = tmp_path / "debian/mmdeb.postinst"
+    subprocess.run(["unshare", "--mount", "sh", "-c", f'mount --bind "$1" /etc && exec sh "$2" configure', "sh",
+                    str(etc), str(postinst)], check=True, capture_output=True, text=True)
+    return (etc / "subuid").read_text(), (etc / "subgid").read_text()
+
+
+def test_postinst_gives_root_subordinate_ids_on_a_fresh_host(tmp_path):
+    subuid, subgid = postinst_configure(tmp_path, None, None)
+    assert subuid == subgid == "root:100000:65536\n"
+    check_subids((tmp_path / "etc/subuid", tmp_path / "etc/subgid"))  # what the first sbuild build checks
+
+
+def test_postinst_adds_a_range_after_every_existing_one_and_changes_none(tmp_path):
+    subuid, subgid = postinst_configure(tmp_path, "alice:100000:65536\n", "alice:100000:65536\nbob:300000:65536\n")
+    assert subuid == "alice:100000:65536\nroot:365536:65536\n"
+    assert subgid == "alice:100000:65536\nbob:300000:65536\nroot:365536:65536\n"
+
+
+def test_postinst_keeps_roots_ranges_and_adds_only_a_missing_one(tmp_path):
+    subuid, subgid = postinst_configure(tmp_path, "root:200000:65536\n", "")
+    assert subuid == "root:200000:65536\n"  # as it was: root has a range
+    assert subgid == "root:265536:65536\n"
+
+
 # -- built with sbuild, checked by lintian, installed into a fresh trixie host ------
 
 @pytest.fixture(scope="module")
@@ -164,6 +202,13 @@ def test_installed_files_conffile_timer_and_cron(host):
         assert (host.root / "usr/share/mmdeb" / name).exists()
     assert not list((host.root / "usr/share/mmdeb").rglob("__pycache__"))  # the templates stay as they are
     assert (host.root / "var/lib/mmdeb").is_dir() and (host.root / "var/cache/mmdeb").is_dir()
+
+
+@pytest.mark.chroot
+def test_installing_gives_root_the_subordinate_ids_sbuild_needs(host):
+    for name in ("subuid", "subgid"):
+        assert "root:" in (host.root / "etc" / name).read_text()
+    host.run("python3", "-c", "from mmdeb.build.builders.sbuild import check_subids; check_subids()")  # as root builds
 
 
 @pytest.mark.chroot

@@ -146,6 +146,19 @@ def test_check_reports_what_it_could_before_failing(tmp_path, monkeypatch, capsy
     assert len(out.err.splitlines()) == 1 and "gnu: its listing http://127.0.0.1:1/gnu/" in out.err
 
 
+def test_one_unreachable_upstream_is_named_and_those_after_it_are_checked(tmp_path, monkeypatch, capsys, listing_server):
+    use_catalogue(tmp_path, monkeypatch, {
+        "fork": ("2.2.0", "http://127.0.0.1:1/tags", TAGS_REGEX),  # checked first, and unreachable
+        "gnu": ("2.1.39", f"{listing_server}/gnu/", GNU_REGEX),
+        "mirror": ("2.1.100", f"{listing_server}/gnu/", GNU_REGEX),
+    })
+    assert main(["upstream", "check"]) == 1
+    out = capsys.readouterr()
+    assert [line.split("  ")[0] for line in out.out.splitlines()] == ["gnu", "mirror"]
+    (line,) = out.err.splitlines()
+    assert "fork: its listing http://127.0.0.1:1/tags is unreachable" in line and "gnu" not in line
+
+
 def test_check_unknown_upstream(tmp_path, monkeypatch, capsys):
     use_catalogue(tmp_path, monkeypatch, {"gnu": ("2.1.39", "http://127.0.0.1:1/", GNU_REGEX)})
     assert main(["upstream", "check", "mailman-9"]) == 1

@@ -212,14 +212,14 @@ class Host:
     # Publishing
 
     def repository(self) -> Repository:
-        return Repository(self.places.repo, self.runner)
+        return Repository(self.places.repo, self.places.signing_key, self.runner)
 
-    def publish_files(self, packages: list[tuple[str, str, str]], arch: str) -> Path:
+    def publish_files(self, packages: list[tuple[str, str, str]], arch: str, say: Say) -> Path:
         """Publish the (package, dist, version)s built on arch: the files their builds made."""
         files: dict[str, list[Path]] = {}
         for package, dist, version in packages:
             files.setdefault(dist, []).extend(built_files(self.places.out.resolve(), package, dist, version, arch))
-        return self.repository().publish(files)
+        return self.repository().publish(files, say)
 
     def publish(self, say: Say) -> None:
         """Publish every recorded build not yet published, and say how hosts use the repository."""
@@ -230,7 +230,7 @@ class Host:
                 say("nothing to publish: every built version is published")
                 return
             current = self.publish_files([(package, dist, record.built) for package, dist, record in pending],
-                                         host_arch(self.runner))
+                                         host_arch(self.runner), say)
             for package, dist, record in pending:
                 record.published = record.built
                 say(f"published {package} {record.built} to {dist}")
@@ -242,7 +242,8 @@ class Host:
     # Build chroots
 
     def chroot_cache(self) -> ChrootCache:
-        return ChrootCache(self.places.cache / "chroots", self.conf.max_age_days, self.conf.when_old)
+        return ChrootCache(self.places.cache / "chroots", self.conf.max_age_days, self.conf.when_old, self.conf.mirrors,
+                           self.places.settings)
 
     def chroots_in_use(self) -> tuple[ChrootCache, str, set[Path]]:
         """The chroot cache, the host architecture, and the tarballs the state file's domains build in."""
@@ -282,11 +283,12 @@ class Host:
             catalogue_before = self.places.catalogue.read_bytes() if self.places.catalogue.exists() else None
             landed: list[Rebuild] = []
             rebuilds: list[Rebuild] = []
+            releases: list[tracking.Recorded] = []
             try:
                 if not state.domains:
                     report.lines.append(f"nothing to do: {self.places.state} records no domain")
                     return report
-                self.look_for_releases(state, report)
+                self.look_for_releases(state, report, releases)
                 rebuilds = self.plan(state, sorted(state.domains), self.conf.urgency)
                 if not rebuilds:
                     report.lines.append("nothing to rebuild: every package is up to date")
@@ -299,11 +301,17 @@ class Host:
                 report.fail(exc)
             if report.failures and not landed:
                 restore(self.places.catalogue, catalogue_before)
+                for release in releases:
+                    tracking.forget(release)
+                    report.add(f"not recorded: upstream {release.name} {release.version}; the catalogue keeps "
+                               f"{release.old_version}, and its download is removed from {self.upstream_cache}")
             elif report.failures:
                 report.add(landings(rebuilds, landed, state.path))
         return report
 
-    def look_for_releases(self, state: State, report: Report) -> None:
+    def look_for_releases(self, state: State, report: Report, releases: list[tracking.Recorded]) -> None:
+        """Report the new releases of the state's upstreams; under a build policy record each,
+        downloaded and verified, in the local catalogue and add it to releases."""
         catalogue = self.catalogue()["upstream"]
         for name in sorted({domain.settings.upstream for domain in state.domains.values()} & set(catalogue)):
             if report.policy == "report":
@@ -312,6 +320,7 @@ class Host:
                     report.add(f"new upstream release: {name} {catalogue[name]['version']} -> {release.version} "
                                f"({release.url}); not downloaded (policy report)")
             elif recorded := self.update_upstream(name):
+                releases.append(recorded)
                 report.add(f"new upstream release: {name} {recorded.old_version} -> {recorded.version} "
                            f"({recorded.url}), sha256 {recorded.sha256}, verified by {recorded.verified_by}")
 
@@ -343,7 +352,7 @@ class Host:
             if not built:
                 return
             if publish:
-                self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch)
+                self.publish_files([(item.spec.package, item.spec.dist, item.spec.version) for item in built], arch, report.add)
                 for item in built:
                     report.add(f"published {item.spec.package} {item.spec.version} to {item.spec.dist} in {self.places.repo}")
             for item in built:

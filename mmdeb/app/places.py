@@ -4,8 +4,11 @@ is installed as a Debian package (it ships /etc/mmdeb), in the system's places:
   /etc/mmdeb/mmdeb.conf        settings                /var/lib/mmdeb/mmdeb.toml   state
   /etc/mmdeb/catalogue.toml    the local catalogue     /var/lib/mmdeb/build/       build output
   /var/cache/mmdeb/            chroots and downloads   /var/lib/mmdeb/repo/        apt repository
+                                                       /var/lib/mmdeb/signing-key/ its private key (0700)
                                                        /var/lib/mmdeb/reports/     autorebuild reports
-A directory that holds mmdeb.toml keeps working as it always did, installed or not.
+A directory that holds mmdeb.toml keeps working as it always did, installed or not. The signing
+key is always beside the repository, never in it: an admin who copies the repository to a web
+host must not copy the key.
 """
 
 import os
@@ -15,6 +18,7 @@ from pathlib import Path
 from mmdeb.upstream.catalogue import DEFAULTS as SHIPPED_CATALOGUE
 
 STATE_NAME = "mmdeb.toml"
+SIGNING_KEY_NAME = "signing-key"
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,11 @@ class Places:
     catalogue: Path  # the local one
     reports: Path
     shipped_catalogue: Path = SHIPPED_CATALOGUE
+
+    @property
+    def signing_key(self) -> Path:
+        """The repository's GnuPG home; it follows the repository when --repo moves it."""
+        return self.repo.resolve().parent / SIGNING_KEY_NAME
 
 
 def user_cache() -> Path:

@@ -19,6 +19,7 @@ from pathlib import Path
 import mmdeb
 from mmdeb import DATA_DIR
 from mmdeb.build.builders import Builder
+from mmdeb.build.builders.sbuild import SUBID_FIRST, SUBID_RANGE
 from mmdeb.errors import MmdebError
 from mmdeb.build.pipeline import build_in, host_arch
 from mmdeb.build.render import EXECUTABLE, check_rendered, environment, templates_for, write_changelog
@@ -38,10 +39,11 @@ IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 VERSIONED = {"python3-sh": "python3-sh (>= 2.0)"}  # pyproject.toml: sh>=2.0
 # What mmdeb imports and runs: the builders (sbuild's unshare mode needs newuidmap; the chroot
 # tarballs are zstd), dpkg-source and debconf-updatepo for source packages, reprepro and gpg
-# for the repository, gpgv for the upstream signatures.
+# for the repository, gpgv for the upstream signatures; passwd's usermod gives root the
+# subordinate ids sbuild needs (postinst).
 DEPENDS = (
     "python3-debian", "python3-jinja2", VERSIONED["python3-sh"], "python3-tomli-w",
-    "sbuild", "mmdebstrap", "uidmap", "zstd", "dpkg-dev", "po-debconf", "reprepro", "gnupg", "gpgv",
+    "sbuild", "mmdebstrap", "uidmap", "zstd", "dpkg-dev", "po-debconf", "reprepro", "gnupg", "gpgv", "passwd",
 )
 
 
@@ -62,6 +64,14 @@ class SelfSpec(NativeNames):
     @property
     def depends(self) -> list[str]:
         return list(DEPENDS)
+
+    @property
+    def subid_range(self) -> int:
+        return SUBID_RANGE
+
+    @property
+    def subid_first(self) -> int:
+        return SUBID_FIRST
 
 
 def package_dir() -> Path:

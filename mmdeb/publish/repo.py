@@ -3,7 +3,9 @@
 Layout under the repository directory R:
   R/current -> snapshots/N   the published tree: serve R/current (or use file:R/current)
   R/snapshots/N/             conf/, db/, dists/, pool/, mmdeb-archive-keyring.gpg
-  R/gnupg/                   the private signing key; never inside a published tree
+The private signing key is in a GnuPG home outside R (Places.signing_key, beside R), so a copy
+of R to a web host never carries it; a repository whose key is still in R/gnupg (where earlier
+mmdeb kept it) has it moved out by its next publish.
 A publish copies the current snapshot (pool files hard-linked), runs reprepro on the copy
 and only then points `current` at it, so a failure leaves the published state as it was.
 """
@@ -12,6 +14,7 @@ import fcntl
 import os
 import shutil
 import socket
+from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,6 +25,7 @@ from mmdeb.upstream.dists import DIST_RELEASES
 
 KEYRING = "mmdeb-archive-keyring.gpg"
 COMPONENT = "main"
+OLD_GNUPGHOME = "gnupg"  # where the key was, inside the repository directory
 
 
 def gpg_generate_key_argv(gnupghome: Path, uid: str) -> list[str]:
@@ -35,6 +39,10 @@ def gpg_list_secret_keys_argv(gnupghome: Path) -> list[str]:
 
 def gpg_export_argv(gnupghome: Path, fingerprint: str, target: Path) -> list[str]:
     return ["gpg", "--homedir", str(gnupghome), "--batch", "--yes", "--output", str(target), "--export", fingerprint]
+
+
+def gpgconf_kill_agent_argv(gnupghome: Path) -> list[str]:
+    return ["gpgconf", "--homedir", str(gnupghome), "--kill", "gpg-agent"]
 
 
 def reprepro_argv(basedir: Path, *command: str) -> list[str]:
@@ -77,10 +85,10 @@ def link_pool_copy_rest(source: str, target: str) -> None:
 
 
 class Repository:
-    def __init__(self, root: Path, runner: Runner):
+    def __init__(self, root: Path, gnupghome: Path, runner: Runner):
         self.root = root.resolve()
+        self.gnupghome = gnupghome.resolve()
         self.runner = runner
-        self.gnupghome = self.root / "gnupg"
 
     @property
     def current(self) -> Path:
@@ -93,6 +101,28 @@ class Repository:
         with open(self.root / ".lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+    def move_old_key(self, say: Callable[[str], None]) -> None:
+        """Move a signing key kept inside the repository (R/gnupg) to gnupghome: moved, not
+        copied, so no copy of the private key stays in R; the key, so what hosts trust, is the same."""
+        old = self.root / OLD_GNUPGHOME
+        if not old.is_dir():
+            return
+        if self.gnupghome.exists():
+            raise MmdebError(f"{old} and {self.gnupghome} both hold a signing key of {self.root}",
+                             f"keep the one whose fingerprint is in the SignWith lines of {self.current}/conf/distributions "
+                             f"at {self.gnupghome}, and move the other out of {self.root}")
+        # The agent of the old home would hold its sockets there, and keep the key it read.
+        self.runner.run(gpgconf_kill_agent_argv(old), what=f"stopping the gpg-agent of {old}")
+        self.gnupghome.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            shutil.move(old, self.gnupghome)
+        except OSError as exc:
+            raise MmdebError(f"cannot move the signing key from {old} to {self.gnupghome} ({exc})",
+                             f"move it by hand (mv {old} {self.gnupghome}), then publish again")
+        self.gnupghome.chmod(0o700)
+        say(f"moved the signing key of {self.root} from {old} to {self.gnupghome}: the same key, "
+            "now outside the directory you publish")
 
     def fingerprint(self) -> str:
         """The signing key; created on first use, refused if a published repository lost it."""
@@ -114,10 +144,12 @@ class Repository:
             raise MmdebError(f"{self.gnupghome} holds no secret key", "restore the repository's signing key from backup")
         return fingerprints[0]
 
-    def publish(self, packages: dict[str, list[Path]]) -> Path:
+    def publish(self, packages: dict[str, list[Path]], say: Callable[[str], None]) -> Path:
         """Add {dist: [.dsc and .deb files]} to a copy of the repository, then make it current."""
         require("reprepro", "reprepro")
+        require("gpg", "gnupg")
         with self.lock():
+            self.move_old_key(say)
             fingerprint = self.fingerprint()
             snapshots = self.root / "snapshots"
             snapshots.mkdir(exist_ok=True)

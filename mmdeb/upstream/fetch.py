@@ -31,9 +31,10 @@ class Verified:
     by: str  # how: for the report
 
 
-def open_url(url: str, timeout: int = TIMEOUT):
+def open_url(url: str, timeout: int = TIMEOUT, method: str = "GET"):
     """The response for url; OSError (URLError, timeouts, HTTP errors) or ValueError (a malformed URL) if none."""
-    return urllib.request.urlopen(urllib.request.Request(url, headers={"User-Agent": f"mmdeb/{__version__}"}), timeout=timeout)
+    request = urllib.request.Request(url, headers={"User-Agent": f"mmdeb/{__version__}"}, method=method)
+    return urllib.request.urlopen(request, timeout=timeout)
 
 
 def read_text(url: str, timeout: int = TIMEOUT) -> str:

@@ -34,6 +34,17 @@ class Recorded:
     url: str
     sha256: str
     verified_by: str
+    files: tuple[Path, ...] = ()  # what it put in the cache
+
+
+def cached_files(fields: dict, cache: Path) -> tuple[Path, ...]:
+    return tuple(cache / fields[key] for key in ("filename", "signature_filename") if key in fields)
+
+
+def forget(recorded: Recorded) -> None:
+    """Remove a release's download, once its record in the local catalogue is undone."""
+    for path in recorded.files:
+        path.unlink(missing_ok=True)
 
 
 def tarball_suffix(url: str) -> str:
@@ -90,7 +101,7 @@ def add(name: str, url: str, sha256: str | None, runner: Runner, local: Path, ca
             key.parent.mkdir(exist_ok=True)
             shutil.copyfile(signing_key, key)
         entries[name] = entry
-    return Recorded(name, "", fields["version"], url, fields["sha256"], verified_by)
+    return Recorded(name, "", fields["version"], url, fields["sha256"], verified_by, cached_files(fields, cache))
 
 
 def newest_release(name: str, entry: dict) -> Release | None:
@@ -140,4 +151,5 @@ def update(name: str, catalogue: dict, runner: Runner, local: Path, cache: Path)
     with local_catalogue(local) as entries:
         kept = {key: value for key, value in (entries.get(name) or entry).items() if key not in PINNED_ENTRY_KEYS}
         entries[name] = {**kept, **fields}
-    return Recorded(name, entry["version"], release.version, release.url, fields["sha256"], verified_by)
+    return Recorded(name, entry["version"], release.version, release.url, fields["sha256"], verified_by,
+                    cached_files(fields, cache))

@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import time
+import urllib.error
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,12 +18,14 @@ from mmdeb.build.builders.base import Builder
 from mmdeb.errors import MmdebError
 from mmdeb.run import CommandFailed, Runner, require
 from mmdeb.upstream.dists import chroot_packages
+from mmdeb.upstream.fetch import open_url
 
 DEFAULT_MIRROR = "http://deb.debian.org/debian"
 DEFAULT_SECURITY_MIRROR = "http://security.debian.org/debian-security"
 TARBALL = re.compile(r"(?P<dist>[a-z]+)-(?P<arch>.+)-[0-9a-f]{12}\.tar\.zst")
 PARTIAL = ".partial-"
 DAY = 86400
+RELEASE_TIMEOUT = 30  # seconds; a HEAD request
 
 
 def mirror() -> str:
@@ -33,6 +36,53 @@ def security_mirror() -> str:
     return os.environ.get("MMDEB_SECURITY_MIRROR", DEFAULT_SECURITY_MIRROR)
 
 
+@dataclass(frozen=True)
+class Mirror:
+    """Where a distribution's build chroot comes from. Its fields are the keys of a dist's
+    entry in mmdeb.conf's chroot.mirrors (mirror_setting_line), each optional there."""
+
+    debian: str
+    security: str
+
+
+# Where Debian keeps a release after its support ended.
+ARCHIVE = Mirror("http://archive.debian.org/debian", "http://archive.debian.org/debian-security")
+
+
+def mirror_setting_line(dist: str, chosen: Mirror) -> str:
+    """The line under [chroot] in mmdeb.conf that makes dist's chroots come from chosen."""
+    return f'mirrors.{dist} = {{ debian = "{chosen.debian}", security = "{chosen.security}" }}'
+
+
+def release_url(mirror_url: str, suite: str) -> str:
+    return f"{mirror_url.rstrip('/')}/dists/{suite}/Release"
+
+
+def release_found(url: str) -> bool | None:
+    """Whether the mirror has that Release file; None when it cannot be told (no network)."""
+    try:
+        with open_url(url, RELEASE_TIMEOUT, method="HEAD"):
+            return True
+    except urllib.error.HTTPError as exc:
+        return False if exc.code in (404, 410) else None
+    except urllib.error.URLError as exc:  # file://: the file is missing
+        return False if isinstance(exc.reason, FileNotFoundError) else None
+    except (OSError, ValueError):
+        return None
+
+
+def missing_suite_error(dist: str, suite: str, chosen: Mirror, settings: Path) -> MmdebError:
+    """Why the chroot of dist cannot be made when suite's Release is missing from its mirror:
+    dist itself gone from a mirror other than the archive means it has moved to the archive."""
+    url = suite_mirror(suite, chosen)
+    if suite == dist and chosen.debian != ARCHIVE.debian:
+        return MmdebError(f"the {dist} build chroot cannot be made: {url} no longer has {dist} ({release_url(url, suite)} "
+                          "is missing), so it has moved to archive.debian.org",
+                          f"add this line under [chroot] in {settings}: {mirror_setting_line(dist, ARCHIVE)}")
+    return MmdebError(f"the {dist} build chroot cannot be made: {url} has no {suite} ({release_url(url, suite)} is missing)",
+                      f"correct mirrors.{dist} under [chroot] in {settings}, e.g. {mirror_setting_line(dist, ARCHIVE)}")
+
+
 def suites(dist: str) -> list[str]:
     """The suites a build chroot of dist uses, as on Debian's buildds. forky (testing) gets its
     -updates and -security too: both exist, almost always empty (testing is fixed by migration
@@ -41,8 +91,12 @@ def suites(dist: str) -> list[str]:
     return [dist, f"{dist}-updates", f"{dist}-security"]
 
 
-def sources_lines(dist: str, mirror_url: str, security_url: str) -> list[str]:
-    return [f"deb {security_url if suite.endswith('-security') else mirror_url} {suite} main" for suite in suites(dist)]
+def suite_mirror(suite: str, chosen: Mirror) -> str:
+    return chosen.security if suite.endswith("-security") else chosen.debian
+
+
+def sources_lines(dist: str, chosen: Mirror) -> list[str]:
+    return [f"deb {suite_mirror(suite, chosen)} {suite} main" for suite in suites(dist)]
 
 
 def mmdebstrap_argv(dist: str, arch: str, target: Path, include: list[str], sources: list[str]) -> list[str]:
@@ -71,13 +125,27 @@ class Cached:
 class ChrootCache:
     """One tarball per (dist, arch, package set, sources), made again when older than max_age_days."""
 
-    def __init__(self, root: Path, max_age_days: int, when_old: str):
+    def __init__(self, root: Path, max_age_days: int, when_old: str, mirrors: dict[str, dict[str, str]] | None = None,
+                 settings: Path = Path("mmdeb.conf")):
         self.root = root
         self.max_age_days = max_age_days
         self.when_old = when_old
+        self.mirrors = mirrors or {}  # chroot.mirrors of mmdeb.conf: dist -> some of Mirror's fields
+        self.settings = settings  # that file, for the errors' fixes
+
+    def mirror(self, dist: str) -> Mirror:
+        """dist's mirrors: its chroot.mirrors entry, else $MMDEB_MIRROR and $MMDEB_SECURITY_MIRROR, else Debian's."""
+        return Mirror(**{"debian": mirror(), "security": security_mirror(), **self.mirrors.get(dist, {})})
+
+    def check_mirror(self, dist: str) -> None:
+        """Before mmdebstrap: each suite's Release is on its mirror, or one line says which is not and what to set."""
+        chosen = self.mirror(dist)
+        for suite in suites(dist):
+            if release_found(release_url(suite_mirror(suite, chosen), suite)) is False:
+                raise missing_suite_error(dist, suite, chosen, self.settings)
 
     def path(self, dist: str, arch: str) -> Path:
-        key = "\n".join([*chroot_packages(dist), *sources_lines(dist, mirror(), security_mirror())])
+        key = "\n".join([*chroot_packages(dist), *sources_lines(dist, self.mirror(dist))])
         digest = hashlib.sha256(key.encode()).hexdigest()[:12]
         return self.root / f"{dist}-{arch}-{digest}.tar.zst"
 
@@ -120,12 +188,13 @@ class ChrootCache:
         """A new tarball, from the distribution as it is now, replacing the old one whole; under lock()."""
         require("mmdebstrap", "mmdebstrap")
         require("zstd", "zstd")
+        self.check_mirror(dist)
         target = self.path(dist, arch)
         partial = target.with_name(PARTIAL + target.name)
         try:
             # When writing the tarball fails, mmdebstrap sends SIGHUP to its process group.
             runner.run(mmdebstrap_argv(dist, arch, partial, chroot_packages(dist),
-                                       sources_lines(dist, mirror(), security_mirror())), own_group=True,
+                                       sources_lines(dist, self.mirror(dist))), own_group=True,
                        what=f"making the {dist}/{arch} build chroot with mmdebstrap")
             os.replace(partial, target)
         except CommandFailed as exc:

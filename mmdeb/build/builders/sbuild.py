@@ -11,6 +11,8 @@ from mmdeb.run import Runner, require
 
 SUBID_FILES = (Path("/etc/subuid"), Path("/etc/subgid"))
 SUBID_RANGE = 65536
+SUBID_FIRST = 100000  # login.defs' SUB_UID_MIN: the ids below are the host's own
+USERMOD_OPTION = {"subuid": "--add-subuids", "subgid": "--add-subgids"}
 
 
 def sbuild_argv(dsc: Path, dist: str, arch: str, chroot: Path, build_dir: Path) -> list[str]:
@@ -47,14 +49,30 @@ def has_subid_range(path: Path, user: str, uid: int) -> bool:
     return False
 
 
+def free_subid_range(texts: list[str]) -> tuple[int, int]:
+    """The first and last id of a range of SUBID_RANGE ids after every range in texts (the
+    contents of /etc/subuid and /etc/subgid), so it overlaps none. mmdeb's postinst gives root
+    its range by the same rule."""
+    ends = [int(fields[1]) + int(fields[2]) for text in texts for line in text.splitlines()
+            if len(fields := line.strip().split(":")) == 3 and fields[1].isdigit() and fields[2].isdigit()]
+    first = max([SUBID_FIRST, *ends])
+    return first, first + SUBID_RANGE - 1
+
+
 def check_subids(files: tuple[Path, ...] = SUBID_FILES) -> None:
+    """Before any build: the user has the ranges sbuild needs, or the exact command that gives them."""
     user, uid = getpass.getuser(), os.getuid()
-    for path in files:
-        if not has_subid_range(path, user, uid):
-            raise MmdebError(
-                f"{path} gives {user} no range of subordinate ids, which sbuild --chroot-mode=unshare needs",
-                f"run: usermod --add-subuids 100000-165535 --add-subgids 100000-165535 {user}",
-            )
+    missing = [path for path in files if not has_subid_range(path, user, uid)]
+    if missing:
+        first, last = free_subid_range([path.read_text() for path in files if path.exists()])
+        options = " ".join(f"{USERMOD_OPTION[path.name]} {first}-{last}" for path in missing)
+        absent = [str(path) for path in missing if not path.exists()]
+        create = f"touch {' '.join(absent)} && " if absent else ""  # usermod adds to the files, never creates them
+        raise MmdebError(
+            f"{' and '.join(map(str, missing))} {'give' if len(missing) > 1 else 'gives'} {user} no range of "
+            "subordinate ids, which sbuild --chroot-mode=unshare needs",
+            f"run: {create}usermod {options} {user}",
+        )
 
 
 class SbuildBuilder(ChrootBuilder):
