@@ -17,7 +17,7 @@ from helpers.rendering import rendered_common
 from mmdeb.domains.layout import INSTALLED_DOMAINS, MAILMEN_COMMAND, DomainPaths
 from mmdeb.listhost import mailmen
 from mmdeb.listhost.mailmen import (END, LOCK_SCRIPT, MAILMAN_SCRIPT, MANIFEST, Host, as_user_argv, dpkg_query_argv,
-                                    main, newer_argv, runner_units, systemctl_argv, sysv_argv)
+                                    dkim_setup_argv, main, newer_argv, runner_units, systemctl_argv, sysv_argv)
 
 ONE, TWO, THREE = "lists.example.org", "lists.example.net", "lists.example.com"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -48,6 +48,8 @@ class FakeHost(Host):
             return done(f"{self.versions.get(domain, VERSION)}\t{depends}")
         if argv[0] == "dpkg":
             return subprocess.run(argv, capture_output=True, text=True)
+        if argv == dkim_setup_argv():
+            return done("")
         if argv[0] == "systemctl":
             column = {"is-enabled": 0, "is-active": 1}.get(argv[1])
             if column is None:
@@ -56,6 +58,8 @@ class FakeHost(Host):
         assert argv[:2] == ["runuser", "-u"], argv
         command = argv[6:]
         domain = next(name for name in self.mailman if f"/{name}/" in command[0] or command[3:4] == [self.prefix(name)])
+        if Path(command[0]).name == "genaliases":
+            return done("")
         if command[1:3] == ["-c", MAILMAN_SCRIPT]:
             address = command[4] if len(command) > 4 else None
             return done(json.dumps([self.entry(domain, name, lists, address) for name, lists in sorted(self.mailman[domain].items())]))
@@ -145,6 +149,7 @@ def test_the_commands_argv():
     assert dpkg_query_argv("mailman-a.org") == ["dpkg-query", "-W", "-f", "${Version}\t${Depends}", "mailman-a.org"]
     assert newer_argv("2", "1") == ["dpkg", "--compare-versions", "2", "gt", "1"]
     assert systemctl_argv("stop", ["u"]) == ["systemctl", "stop", "u"]
+    assert dkim_setup_argv() == ["/usr/sbin/mailmen-dkim", "setup"]
     assert sysv_argv("status", ONE) == ["/etc/init.d/mailmen", "status", ONE]
     assert runner_units(ONE) == [f"mailmen-queue@{ONE}.path", f"mailmen-drain@{ONE}.service", f"mailmen@{ONE}.service"]
 
@@ -284,6 +289,7 @@ def test_restore_puts_back_what_was_backed_up(host, tmp_path):
     (etc / "mm_cfg.py").write_text("changed\n")
     assert main(["restore", str(made)], host) == 0
     assert tree(prefix) == before and tree(etc) == etc_before
+    assert host.calls[-2:] == [as_user_argv("list", "list", [f"{prefix}/bin/genaliases", "-q"]), dkim_setup_argv()]
     assert oct((etc / "site-list-password").stat().st_mode & 0o777) == "0o600"
 
 

@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeb.domains.layout import (ALWAYS_ON_UNIT, BACKUP_PARTS, CORE_PACKAGE_PREFIX, DRAIN_UNIT, INSTALLED_DOMAINS,
+from mmdeb.domains.layout import (ALWAYS_ON_UNIT, BACKUP_PARTS, CORE_PACKAGE_PREFIX, DKIM_COMMAND, DRAIN_UNIT, INSTALLED_DOMAINS,
                                   MAILMEN_SUBCOMMANDS, QUEUE_UNIT, SYSV_SCRIPT, WAITING_QUEUES, DomainPaths,
                                   instance_unit)
 from mmdeb.errors import MmdebError
@@ -109,6 +109,10 @@ def as_user_argv(user: str, group: str, argv: list[str]) -> list[str]:
 
 def dpkg_query_argv(package: str) -> list[str]:
     return ["dpkg-query", "-W", "-f", "${Version}\t${Depends}", package]
+
+
+def dkim_setup_argv() -> list[str]:
+    return [DKIM_COMMAND, "setup"]
 
 
 def newer_argv(version: str, than: str) -> list[str]:
@@ -488,6 +492,9 @@ def restore(host: Host, file: Path, domain: str | None) -> str:
             if (staging / ETC_PART).exists():
                 etc = host.path(DomainPaths(name).etc_dir)
                 copy_owned(staging / ETC_PART, etc)
+            # This host's MTA maps and DKIM signer learn the restored lists and key.
+            host.run(as_user_argv(*host.user(name), [str(prefix / "bin" / "genaliases"), "-q"]))
+            host.run(dkim_setup_argv())
     finally:
         shutil.rmtree(staging)
     return f"restored {name} from {file} ({manifest['package']} {manifest['version']}, {manifest['created']})"
