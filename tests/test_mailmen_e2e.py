@@ -57,6 +57,13 @@ def ls(host) -> dict[str, list[str]]:
     return {line.split()[0]: line.split() for line in lines[1:]}
 
 
+def stop_runners(host, domain: str) -> None:
+    """The domain stopped: its path unit, then the end of a run it may have started."""
+    host.run("systemctl", "stop", path_unit(domain))
+    wait_until(lambda: host.run("systemctl", "is-active", unit(domain, on_demand=True), check=False).stdout.strip() != "active",
+               what=f"{domain}'s run to end")
+
+
 def held_and_pending(host, domain: str) -> None:
     """A post held (carol is no member) and a subscription that waits for its confirmation."""
     host.send(address("carol"), f"users@{domain}", "held post", user="carol")
@@ -101,7 +108,7 @@ def test_ls_shows_each_domains_lists_and_runners_truly(host, project):
     host.run("systemctl", "enable", "--now", unit(OTHER_DOMAIN))
     try:
         wait_until(lambda: ls(host)[OTHER_DOMAIN][6] == "always-on/active", what="OTHER_DOMAIN always on")
-        host.run("systemctl", "stop", path_unit(DOMAIN))
+        stop_runners(host, DOMAIN)
         queued = post(host, DOMAIN, "queued")
         wait_until(lambda: ls(host)[DOMAIN][5] == "1", what="the post queued")
         assert ls(host)[DOMAIN][6] == "on-demand/inactive"
@@ -157,7 +164,7 @@ def test_backup_while_posts_arrive_restores_on_a_fresh_host(host, project):
     delivered(host, tokens)
     # 2. The backup to compare: the runners stopped, so the lists stay as it saw them, and two
     # posts queued that the restored host delivers.
-    host.run("systemctl", "stop", path_unit(DOMAIN))
+    stop_runners(host, DOMAIN)
     queued = [post(host, DOMAIN, "queued") for _ in range(2)]
     wait_until(lambda: ls(host)[DOMAIN][5] == "2", what="two posts queued")
     mailmen(host, "backup", DOMAIN, "/srv/quiet.tar.gz")
@@ -171,7 +178,7 @@ def test_backup_while_posts_arrive_restores_on_a_fresh_host(host, project):
             shutil.copy(host.root / f"srv/{name}.tar.gz", fresh.root / f"srv/{name}.tar.gz")
         check_refusals(fresh)
         mailmen(fresh, "restore", "/srv/during.tar.gz")  # a backup taken while mail flows restores too
-        fresh.run("systemctl", "stop", path_unit(DOMAIN))  # so that the restored lists are compared as they were
+        stop_runners(fresh, DOMAIN)  # so that the restored lists are compared as they were
         mailmen(fresh, "restore", "/srv/quiet.tar.gz", DOMAIN)
         restored = dump(fresh, DOMAIN, *names)
         for name in names:
