@@ -36,9 +36,10 @@ class FakeHost(Host):
         self.units: dict[str, tuple[str, str]] = {}  # unit -> (is-enabled, is-active)
         self.shared: set[str] = set()
         self.versions: dict[str, str] = {}
+        self.with_systemd = True
 
     def systemd(self) -> bool:
-        return True
+        return self.with_systemd
 
     def run(self, argv, check=True):
         self.calls.append(argv)
@@ -48,7 +49,7 @@ class FakeHost(Host):
             return done(f"{self.versions.get(domain, VERSION)}\t{depends}")
         if argv[0] == "dpkg":
             return subprocess.run(argv, capture_output=True, text=True)
-        if argv == dkim_setup_argv():
+        if argv == dkim_setup_argv() or argv[0] == "/etc/init.d/mailmen":
             return done("")
         if argv[0] == "systemctl":
             column = {"is-enabled": 0, "is-active": 1}.get(argv[1])
@@ -262,6 +263,15 @@ def test_backup_pauses_the_runners_locks_the_lists_and_holds_every_part(host, tm
     assert manifest == {"format": 1, "domain": ONE, "package": f"mailman-{ONE}", "version": VERSION, "mode": "prefix",
                         "created": manifest["created"]}
     assert link.issym() and link.linkname == f"{host.prefix(ONE)}/archives/private/users"
+
+
+def test_without_systemd_backup_stops_and_starts_the_init_scripts_mailmanctl(host, tmp_path, capsys):
+    host.with_systemd = False
+    backed_up(host, tmp_path)
+    assert [call for call in host.calls if call[0] in ("/etc/init.d/mailmen", "locked", "unlocked")] == [
+        sysv_argv("status", ONE), sysv_argv("stop", ONE), ["locked", ONE], ["unlocked", ONE], sysv_argv("start", ONE)]
+    host.calls.clear()
+    assert main(["ls"], host) == 0 and "sysv/running" in capsys.readouterr().out
 
 
 def test_a_failed_backup_leaves_no_file_and_restarts_the_runners(host, tmp_path):

@@ -285,20 +285,16 @@ class Host:
             units = runner_units(domain)
             states = self.run(systemctl_argv("is-active", units), check=False).stdout.split()
             running = [unit for unit, state in zip(units, states) if state == "active" and unit != units[1]]
-            self.run(systemctl_argv("stop", units))
-            try:
-                yield
-            finally:
-                if running:
-                    self.run(systemctl_argv("start", running))
+            stop, start = systemctl_argv("stop", units), systemctl_argv("start", running) if running else None
         else:
             running = self.run(sysv_argv("status", domain), check=False).returncode == 0
-            self.run(sysv_argv("stop", domain))
-            try:
-                yield
-            finally:
-                if running:
-                    self.run(sysv_argv("start", domain))
+            stop, start = sysv_argv("stop", domain), sysv_argv("start", domain) if running else None
+        self.run(stop)
+        try:
+            yield
+        finally:
+            if start:
+                self.run(start)
 
 
 def log_time(line: str) -> float | None:
