@@ -248,6 +248,7 @@ def backed_up(host: FakeHost, tmp_path: Path, domain: str = ONE) -> Path:
 
 def test_backup_pauses_the_runners_locks_the_lists_and_holds_every_part(host, tmp_path):
     host.units = {f"mailmen-queue@{ONE}.path": ("enabled", "active")}
+    (Path(host.prefix(ONE)) / "qfiles/in/1.pck.tmp").write_text("a queue file being written")
     made = backed_up(host, tmp_path)
     path, drain, always = runner_units(ONE)
     assert [call for call in host.calls if call[0] in ("locked", "unlocked") or call[1:2] in (["stop"], ["start"])] == [
@@ -257,7 +258,7 @@ def test_backup_pauses_the_runners_locks_the_lists_and_holds_every_part(host, tm
         names = tar.getnames()
         manifest = json.loads(tar.extractfile(MANIFEST).read())
         link = tar.getmember("prefix/archives/public/users")
-    assert names[0] == MANIFEST and names[-1] == END
+    assert names[0] == MANIFEST and names[-1] == END and "prefix/qfiles/in/1.pck.tmp" not in names
     assert {"prefix/lists/users/config.pck", "prefix/data/heldmsg-users-1.pck", "prefix/qfiles/in",
             "prefix/archives/private/news/index.html", "etc/mm_cfg.py", "etc/site-list-password"} <= set(names)
     assert manifest == {"format": 1, "domain": ONE, "package": f"mailman-{ONE}", "version": VERSION, "mode": "prefix",

@@ -398,6 +398,8 @@ def backup(host: Host, domain: str, target: Path | None, now: float) -> Path:
     target = target or Path(backup_name(domain, now))
     if target.is_dir():
         target = target / backup_name(domain, now)
+    if not target.parent.is_dir():
+        raise MmdebError(f"{target.parent} is not a directory", "make it, or give another file to write")
     manifest = {"format": BACKUP_FORMAT, "domain": domain, "package": DomainPaths(domain).package,
                 "version": version, "mode": mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
     handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
@@ -407,12 +409,8 @@ def backup(host: Host, domain: str, target: Path | None, now: float) -> Path:
             add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
             with host.paused(domain), host.locked(domain):
                 for part in BACKUP_PARTS:
-                    source = Path(host.prefix(domain), part)
-                    if source.exists():
-                        tar.add(source, f"prefix/{part}")
-                etc = host.path(DomainPaths(domain).etc_dir)
-                if etc.exists():
-                    tar.add(etc, ETC_PART)
+                    add_tree(tar, Path(host.prefix(domain), part), f"prefix/{part}")
+                add_tree(tar, host.path(DomainPaths(domain).etc_dir), ETC_PART)
             add_bytes(tar, END, str(len(tar.getmembers())).encode())
         os.chmod(temporary, 0o600)  # site-list password, DKIM keys
         os.replace(temporary, target)
@@ -420,6 +418,22 @@ def backup(host: Host, domain: str, target: Path | None, now: float) -> Path:
         os.unlink(temporary)
         raise
     return target
+
+
+def add_tree(tar: tarfile.TarFile, source: Path, name: str) -> None:
+    """source's tree as name, links as links. Mail goes on arriving: a queue file still being
+    written (Mailman's .tmp, renamed when whole) is left out, and so is one gone by the time it
+    is read (moved by the MTA's delivery, or never finished)."""
+    if not source.exists():
+        return
+    tar.add(source, name, recursive=False)
+    for directory, directories, files in os.walk(source):  # links to directories stay links
+        for entry in sorted(directories) + sorted(entry for entry in files if not entry.endswith(".tmp")):
+            path = Path(directory, entry)
+            try:
+                tar.add(path, f"{name}/{path.relative_to(source).as_posix()}", recursive=False)
+            except FileNotFoundError:
+                continue
 
 
 def add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
