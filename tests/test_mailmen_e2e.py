@@ -110,7 +110,7 @@ def test_ls_shows_each_domains_lists_and_runners_truly(host, project):
         wait_until(lambda: ls(host)[OTHER_DOMAIN][6] == "always-on/active", what="OTHER_DOMAIN always on")
         stop_runners(host, DOMAIN)
         queued = post(host, DOMAIN, "queued")
-        wait_until(lambda: ls(host)[DOMAIN][5] == "1", what="the post queued")
+        wait_until(lambda: ls(host)[DOMAIN][5] == "1", what=f"the post queued: {ls(host)[DOMAIN]}")
         assert ls(host)[DOMAIN][6] == "on-demand/inactive"
         host.run("systemctl", "start", path_unit(DOMAIN))
         delivered(host, [queued])
@@ -165,8 +165,9 @@ def test_backup_while_posts_arrive_restores_on_a_fresh_host(host, project):
     # 2. The backup to compare: the runners stopped, so the lists stay as it saw them, and two
     # posts queued that the restored host delivers.
     stop_runners(host, DOMAIN)
+    waiting = int(ls(host)[DOMAIN][5])
     queued = [post(host, DOMAIN, "queued") for _ in range(2)]
-    wait_until(lambda: ls(host)[DOMAIN][5] == "2", what="two posts queued")
+    wait_until(lambda: ls(host)[DOMAIN][5] == str(waiting + 2), what=f"two posts queued (had {waiting}): {ls(host)[DOMAIN]}")
     mailmen(host, "backup", DOMAIN, "/srv/quiet.tar.gz")
     names = ["mailman", "users"]
     wanted = dump(host, DOMAIN, *names)
