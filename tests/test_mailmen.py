@@ -209,6 +209,14 @@ def test_ls_shows_each_domain_with_its_runners_state(host, capsys):
                      [ONE, "prefix", VERSION, "2", "3", "3", "always-on/active", *last, "2"]]
 
 
+def test_ls_lists_the_other_domains_when_one_cannot_be_read(host, capsys):
+    (Path(host.prefix(TWO)) / "bin/list_members").unlink()
+    assert main(["ls"], host) == 0
+    captured = capsys.readouterr()
+    assert [line.split()[:2] for line in captured.out.splitlines()[1:]] == [[TWO, "?"], [ONE, "prefix"]]
+    assert captured.err.startswith(f"mailmen: {TWO}: ") and captured.err.count("\n") == 1
+
+
 def test_find_member_names_every_list_of_every_domain_and_the_roles(host, capsys):
     assert main(["find-member", ALICE], host) == 0
     assert capsys.readouterr().out.splitlines() == [f"users@{TWO} member,moderator", f"users@{ONE} member,owner"]

@@ -312,10 +312,17 @@ def columns(rows: list[list[str]]) -> str:
 LS_HEADER = ["Domain", "Mode", "Version", "Lists", "Members", "Queued", "Runners", "Last-delivery", "Errors-1d"]
 
 
-def ls(host: Host, now: float) -> str:
+def ls(host: Host, now: float, say=print) -> str:
+    """The table; a domain whose Mailman cannot be read (a package half installed) has ? in it,
+    and the reason goes to say, so the others are listed all the same."""
     rows = [LS_HEADER]
     for domain in host.domains():
-        row = host.row(domain, now)
+        try:
+            row = host.row(domain, now)
+        except (MmdebError, OSError, ValueError) as error:
+            say(f"{PROG}: {domain}: {error}")
+            rows.append([domain, *"?" * (len(LS_HEADER) - 1)])
+            continue
         rows.append([row.name, row.mode, row.version, str(row.lists), str(row.members), str(row.queued),
                      str(row.runners), row.last_delivery, str(row.errors)])
     return columns(rows)
@@ -568,7 +575,7 @@ def main(argv: list[str] | None = None, host: Host | None = None) -> int:
 def execute(args, host: Host) -> int:
     now = time.time()
     if args.command == "ls":
-        sys.stdout.write(ls(host, now))
+        sys.stdout.write(ls(host, now, say=lambda line: print(line, file=sys.stderr)))
     elif args.command == "find-member":
         found = memberships(host, check_address(args.address))
         for item in found:
