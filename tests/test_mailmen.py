@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers.backups import with_manifest
 from helpers.rendering import rendered_common
 
 from mmdeb.domains.layout import INSTALLED_DOMAINS, MAILMEN_COMMAND, DomainPaths
@@ -312,18 +313,6 @@ def test_restore_puts_back_what_was_backed_up(host, tmp_path):
     assert oct((etc / "site-list-password").stat().st_mode & 0o777) == "0o600"
 
 
-def rewritten(made: Path, target: Path, **manifest_changes) -> Path:
-    """made with its manifest changed."""
-    with tarfile.open(made) as source, tarfile.open(target, "w:gz") as tar:
-        for member in source.getmembers():
-            data = source.extractfile(member).read() if member.isfile() else None
-            if member.name == MANIFEST:
-                data = json.dumps({**json.loads(data), **manifest_changes}).encode()
-                member.size = len(data)
-            tar.addfile(member, None if data is None else io.BytesIO(data))
-    return target
-
-
 REFUSALS = {"other domain": f"is a backup of {ONE}, not {TWO}", "not installed": f"{THREE} is not an installed domain",
             "truncated": "is not a whole mailmen backup", "newer format": "has backup format 2, newer",
             "newer package": "is of mailman-lists.example.org 2.2.1-1+deb13, newer than the installed",
@@ -337,14 +326,14 @@ def test_restore_refuses_in_one_line_and_changes_nothing(host, tmp_path, case, c
     if case == "other domain":
         pass
     elif case == "not installed":
-        made = rewritten(made, tmp_path / "x.tar.gz", domain=THREE)
+        made = with_manifest(made, tmp_path / "x.tar.gz", domain=THREE)
     elif case == "truncated":
         data = made.read_bytes()
         made.write_bytes(data[:len(data) - 100])
     elif case == "newer format":
-        made = rewritten(made, tmp_path / "x.tar.gz", format=2)
+        made = with_manifest(made, tmp_path / "x.tar.gz", format=2)
     elif case == "newer package":
-        made = rewritten(made, tmp_path / "x.tar.gz", version="2.2.1-1+deb13")
+        made = with_manifest(made, tmp_path / "x.tar.gz", version="2.2.1-1+deb13")
     else:
         with tarfile.open(made) as tar:
             members = tar.getmembers()

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from helpers.backups import with_manifest
 from helpers.e2e_host import prefix
 from helpers.lists import address, members, wait_until
 from helpers.systemd_host import Project, boot_with_repository, path_unit, unit
@@ -200,7 +201,9 @@ def check_refusals(fresh) -> None:
     before = dump(fresh, DOMAIN, "mailman")
     data = (fresh.root / "srv/quiet.tar.gz").read_bytes()
     (fresh.root / "srv/cut.tar.gz").write_bytes(data[:len(data) // 2])
-    for argv in (["/srv/quiet.tar.gz", OTHER_DOMAIN], ["/srv/cut.tar.gz"]):
+    version = fresh.run("dpkg-query", "-W", "-f=${Version}", f"mailman-{DOMAIN}").stdout
+    with_manifest(fresh.root / "srv/quiet.tar.gz", fresh.root / "srv/newer.tar.gz", version=f"{version}+1")
+    for argv in (["/srv/quiet.tar.gz", OTHER_DOMAIN], ["/srv/cut.tar.gz"], ["/srv/newer.tar.gz"]):
         refused = mailmen(fresh, "restore", *argv, check=False)
         assert refused.returncode == 1 and refused.stderr.count("\n") == 1, refused.stderr
     assert dump(fresh, DOMAIN, "mailman") == before
