@@ -370,3 +370,21 @@ def test_the_package_ships_the_command_its_man_page_and_completion(tmp_path):
 def test_the_mailman_scripts_compile_for_python_3():
     for script in (MAILMAN_SCRIPT, LOCK_SCRIPT):
         compile(script, "script", "exec")
+
+
+def test_a_restore_that_stops_halfway_keeps_what_it_replaced(host, tmp_path, monkeypatch, capsys):
+    made = backed_up(host, tmp_path)
+    prefix = Path(host.prefix(ONE))
+    (prefix / "archives/kept").write_text("the archives before the restore")
+    rename = os.rename
+
+    def failing(source, target):
+        if Path(source).name == "archives" and Path(source).parent == prefix:
+            raise OSError(28, "No space left on device")
+        rename(source, target)
+    monkeypatch.setattr(mailmen.os, "rename", failing)
+    assert main(["restore", str(made)], host) == 1
+    error = capsys.readouterr().err
+    assert "stopped halfway" in error and error.count("\n") == 1
+    [staging] = prefix.glob(".mailmen-restore.*")
+    assert (staging / "old-lists/users/config.pck").is_file() and (prefix / "archives/kept").is_file()

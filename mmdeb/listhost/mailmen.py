@@ -500,20 +500,25 @@ def restore(host: Host, file: Path, domain: str | None) -> str:
     try:
         with tarfile.open(file, "r:gz") as tar:
             tar.extractall(staging, members=members, **trusted())
-        with host.paused(name):
+    except BaseException:
+        shutil.rmtree(staging)  # nothing is changed yet
+        raise
+    with host.paused(name):
+        try:
             for part in BACKUP_PARTS:
                 if (staging / "prefix" / part).exists():
                     if (prefix / part).exists():
                         os.rename(prefix / part, staging / f"old-{part}")
                     os.rename(staging / "prefix" / part, prefix / part)
             if (staging / ETC_PART).exists():
-                etc = host.path(DomainPaths(name).etc_dir)
-                copy_owned(staging / ETC_PART, etc)
-            # This host's MTA maps and DKIM signer learn the restored lists and key.
-            host.run(as_user_argv(*host.user(name), [str(prefix / "bin" / "genaliases"), "-q"]))
-            host.run(dkim_setup_argv())
-    finally:
-        shutil.rmtree(staging)
+                copy_owned(staging / ETC_PART, host.path(DomainPaths(name).etc_dir))
+        except OSError as error:  # the replaced parts are kept, never deleted
+            raise MmdebError(f"the restore of {name} stopped halfway ({error}); the parts it replaced are "
+                             f"{staging}/old-*", "free what the error names, and restore again") from None
+        # This host's MTA maps and DKIM signer learn the restored lists and key.
+        host.run(as_user_argv(*host.user(name), [str(prefix / "bin" / "genaliases"), "-q"]))
+        host.run(dkim_setup_argv())
+    shutil.rmtree(staging)
     return f"restored {name} from {file} ({manifest['package']} {manifest['version']}, {manifest['created']})"
 
 
