@@ -21,7 +21,7 @@ from mmdeb.upstream.dists import PYTHON_SUBSTVARS, python_addon
 
 HOMEPAGE = "https://www.list.org/"
 EXECUTABLE = {"rules", "mmdeb-shared-domain", "mmdeb-configure", "mmdeb-import", "mailmen-dkim", "mailmen-jobs",
-              "mailmen-postfix", "mailmen-hookup"}
+              "mailmen-postfix", "mailmen-hookup", "mailmen"}
 CORE_DIR = "core/"  # the core package's own templates; it shares the rest listed here
 CORE_SHARED = {"rules.j2", "copyright.j2", "MmdebPostfix.py.j2", "source/format.j2", "source/lintian-overrides.j2"}
 INCLUDE_DIR = "include/"  # parts that templates include; no file of their own
@@ -40,8 +40,9 @@ IMPORTER_PYTHON = "/usr/bin/python3"  # mmdeb-import runs on it in every flavour
 # mailmen-dkim's modules (standard library only), as IMPORTER_MODULES: copied to debian/mmdeb/,
 # installed under LISTHOST_PATH.
 LISTHOST_MODULES = ("__init__.py", "errors.py", "domains/__init__.py", "domains/layout.py", "listhost/__init__.py",
-                    "listhost/dkim.py", "listhost/postfix.py")
+                    "listhost/dkim.py", "listhost/postfix.py", "listhost/mailmen.py")
 LISTHOST_PATH = f"/usr/share/{layout.COMMON_PACKAGE}"
+BASH_COMPLETIONS = "/usr/share/bash-completion/completions"
 EXIM_DKIM_MACROS = "05_mailmen-dkim"
 # mailmen-common's: raises the inotify limit that the domains' path units need.
 SYSCTL_FILE = f"/usr/lib/sysctl.d/60-{layout.COMMON_PACKAGE}.conf"  # in /etc/exim4/conf.d/main/: after 00_localmacros, whose macros win
@@ -70,6 +71,9 @@ def common_context() -> dict[str, object]:
             "signed_headers": layout.SIGNED_HEADERS, "exim_dkim_macros": EXIM_DKIM_MACROS,
             "postfix_maps_command_name": Path(layout.POSTFIX_MAPS_COMMAND).name,
             "postfix_maps_dir": layout.POSTFIX_MAPS_DIR,
+            "mailmen_command": layout.MAILMEN_COMMAND, "mailmen_command_name": Path(layout.MAILMEN_COMMAND).name,
+            "mailmen_subcommands": layout.MAILMEN_SUBCOMMANDS, "bash_completions": BASH_COMPLETIONS,
+            "backup_parts": layout.BACKUP_PARTS,
             "listhost_modules": LISTHOST_MODULES, "listhost_path": LISTHOST_PATH, "listhost_dir": IMPORTER_DIR,
             "common_depends": COMMON_DEPENDS,
             **units_context()}

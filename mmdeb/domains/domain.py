@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 
-from mmdeb.domains.layout import DomainPaths
+from mmdeb.domains.layout import CORE_PACKAGE_PREFIX, DomainPaths
 from mmdeb.errors import MmdebError
 
 MAX_DOMAIN_LENGTH = 253
@@ -31,7 +31,7 @@ class Domain(DomainPaths):
 
 def core_package(flavour: str) -> str:
     """The shared-mode core package of a flavour, which its domains' packages depend on."""
-    return f"mailmen-core-{flavour}"
+    return f"{CORE_PACKAGE_PREFIX}{flavour}"
 
 
 def normalise(raw: str) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 PACKAGE_PREFIX = "mailman-"  # a domain's package: mailman-<domain>
+CORE_PACKAGE_PREFIX = "mailmen-core-"  # shared mode's core: mailmen-core-<flavour>, which its domains depend on
 PREFIX_ROOT = "/var/lib/mailmen"  # each domain's Mailman prefix is PREFIX_ROOT/<domain>
 ETC_ROOT = "/etc/mailmen"  # each domain's mm_cfg.py (a conffile) and what postinst writes
 LOG_ROOT = "/var/log/mailmen"
@@ -51,6 +52,11 @@ POSTFIX_MAPS_COMMAND = "/usr/sbin/mailmen-postfix"  # writes them (mailmen-commo
 # domains up to the MTA and web servers, and reloads each server once per dpkg run.
 HOOKUP_TRIGGER = "mailmen-hookup"
 HOOKUP_COMMAND = "/usr/sbin/mailmen-hookup"  # what the trigger runs; dpkg-reconfigure of a domain runs it at once
+# The admin's one command for every domain (listhost/mailmen.py): ls, DOMAIN COMMAND, find-member...
+MAILMEN_COMMAND = "/usr/sbin/mailmen"
+MAILMEN_SUBCOMMANDS = ("ls", "find-member", "remove-member", "backup", "restore")  # else its first word is a domain
+# What its backup of a domain holds of the prefix (the rest is the package's), with /etc/mailmen/<domain>.
+BACKUP_PARTS = ("lists", "archives", "data", "qfiles")
 # Debian's publicsuffix package's copy of publicsuffix.org's list, which Mailman's DMARC lookup
 # reads to find a poster's organizational domain (mm_cfg.py), never fetching it.
 PUBLIC_SUFFIX_LIST = "/usr/share/publicsuffix/public_suffix_list.dat"
