@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.rendering import rendered, rendered_common
+from helpers.rendering import postinst_with_library, rendered, rendered_common
 
 from mmdeb.build.spec import Job, job_template
 from mmdeb.domains.layout import (ALWAYS_ON_UNIT, DRAIN_UNIT, PREFIX_ROOT, QUEUE_UNIT, UNIT_NAME_MAX, instance_unit,
@@ -149,8 +149,9 @@ def test_a_domain_package_ships_no_unit_cron_file_or_init_script_and_enables_one
                 or path.name in ("crontab", "sysctl", "cron.d") or path.name.endswith(".cron.d")]
     template = QUEUE_UNIT if runners == "on-demand" else ALWAYS_ON_UNIT
     assert spec.runner_unit == instance_unit(template, spec.domain.name)
-    postinst = (debian / "postinst").read_text()
-    assert f"systemctl --quiet --no-reload enable {spec.runner_unit}\n" in postinst
+    postinst = postinst_with_library(tmp_path, debian)
+    assert f"RUNNER_UNIT='{spec.runner_unit}'\n" in postinst
+    assert 'systemctl --quiet --no-reload enable "$RUNNER_UNIT"\n' in postinst
     assert "systemctl daemon-reload" not in postinst  # the built package: tests/test_systemd_fixture.py
     # Upgrades from packages with units of their own stop those first (tests/test_systemd_fixture.py).
     preinst = (debian / "preinst").read_text()
