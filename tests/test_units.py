@@ -167,6 +167,33 @@ def test_instance_names_are_systemd_escape_s(name):
     assert unescaped.stdout.strip() == name
 
 
+@pytest.mark.parametrize("runners", RUNNERS)
+def test_the_maintainer_scripts_keep_an_escaped_instance_name_whole(tmp_path, upstream, runners):
+    # Unquoted, sh would drop the backslash of \x2d: mailmen@lists.foox2dbar.org.service.
+    spec, debian = rendered(tmp_path, upstream, domain="lists.foo-bar.org", runners=runners)
+    assert "\\x2d" in spec.runner_unit
+    variables = (debian / "postinst").read_text().split(". /usr/share/debconf/confmodule")[0]
+    assert shown(variables + 'show "$RUNNER_UNIT" "$RETIRED_RUNNER_UNIT" "$DRAIN_UNIT"') == \
+        [spec.runner_unit, spec.retired_runner_unit, spec.instance_of(DRAIN_UNIT) if runners == "on-demand" else ""]
+    assert shown(line_of((debian / "prerm").read_text(), "deb-systemd-invoke")) == \
+        ["stop", *spec.stopped_units]
+    assert shown(line_of((debian / "postrm").read_text(), "systemctl")) == \
+        ["--quiet", "--no-reload", "disable", spec.runner_unit]
+
+
+def shown(script: str) -> list[str]:
+    """The words that script, run by sh, passes to show."""
+    done = subprocess.run(["sh", "-ec", f'show() {{ printf "%s\\n" "$@"; }}\n{script}'],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
+
+
+def line_of(script: str, command: str) -> str:
+    """script's line that runs command, which runs show instead."""
+    (line,) = [line for line in script.splitlines() if line.strip().startswith(f"{command} ")]
+    return line.replace(command, "show", 1)
+
+
 def test_a_domain_too_long_for_systemd_unit_names_is_refused(tmp_path, upstream):
     labels = ["a-b" * 20] * 3 + ["example"]  # 190 characters, each hyphen escaped to four
     with pytest.raises(MmdebError, match=rf"over systemd's limit of {UNIT_NAME_MAX}"):
