@@ -24,7 +24,7 @@ FACTS = {
     "the site list": (rf"""["']{layout.SITE_LIST}["']|lists/{layout.SITE_LIST}\b|newlist\b.*\b{layout.SITE_LIST}\b""", LAYOUT),
     "the queue names": (rf"""["']({QUEUE})["']\s*,\s*["']({QUEUE})["']|qfiles/({QUEUE})\b""", LAYOUT),
     "the public suffix list": (re.escape(layout.PUBLIC_SUFFIX_LIST), LAYOUT),
-    "the making of the lock directory": (r"install -d.*lock_dir", "debian-templates/include/lock-dir.j2"),
+    "the making of the lock directory": (r"install -d.*(lock_dir|LOCKDIR)", "debian-templates/include/postinst/runtime.j2"),
 }
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers.rendering import rendered
+from helpers.rendering import postinst_with_library, rendered
 from mmdeb.build.pipeline import first_entry
 from mmdeb.build.render import render_common
 from mmdeb.build.spec import CommonSpec
@@ -91,7 +91,7 @@ def test_three_domains_in_one_transaction_reload_each_server_once(tmp_path, upst
     bin_dir = stubs(tmp_path / "bin", log)
     for domain in DOMAINS:
         _, debian = rendered(tmp_path / domain, upstream, domain=domain)
-        run(own_part((debian / "postinst").read_text(), host), host, bin_dir)
+        run(own_part(postinst_with_library(tmp_path / domain, debian), host), host, bin_dir)
         assert (host / POSTFIX_MAPS_DIR.lstrip("/") / "members" / domain).read_text() == "daemon\n"
     domains_calls = log.read_text().splitlines()
     log.unlink()

@@ -14,7 +14,7 @@ from mmdeb.build.spec import CommonSpec
 from mmdeb.domains.layout import DKIM_SIGNER, SYSV_SCRIPT
 from mmdeb.upstream.dists import FLAVOURS, PYTHON_SUBSTVARS
 
-from helpers.rendering import rendered, rendered_core
+from helpers.rendering import postinst_with_library, rendered, rendered_core
 
 
 def test_core_rules_have_no_units(tmp_path, upstream):
@@ -152,11 +152,20 @@ def test_rendered_shell_scripts_pass_shellcheck(tmp_path, upstream, kind):
     debian, expected = render_package(kind, tmp_path, upstream)
     scripts = shell_scripts(debian)
     assert scripts == expected
+    if "postinst" in scripts and kind not in ("common", "self"):  # checked with the functions it sources
+        (debian / "postinst").write_text(postinst_with_library(tmp_path, debian))
     # As dash runs them. SC1091: what they source (debconf's confmodule, lsb's init-functions,
     # apache2's helper) is other packages' and not followed.
     checked = subprocess.run(["shellcheck", "--shell=sh", "--exclude=SC1091", *sorted(scripts)], cwd=debian,
                              capture_output=True, text=True)
     assert (checked.returncode, checked.stdout + checked.stderr) == (0, "")
+
+
+@pytest.mark.parametrize("mode", ("prefix", "shared"))
+def test_a_domains_postinst_reads_top_to_bottom_in_under_150_lines(tmp_path, upstream, mode):
+    # Its functions are mailmen-common's (DOMAIN_POSTINST): the postinst sets the domain's variables and calls them.
+    _, debian = rendered(tmp_path, upstream, mode=mode)
+    assert len((debian / "postinst").read_text().splitlines()) < 150
 
 
 def test_nginx_runs_only_mailmans_cgi_programs_through_fcgiwrap(tmp_path, upstream):

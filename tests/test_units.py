@@ -3,12 +3,13 @@
 hosts what the cron file runs elsewhere; and a domain package, which ships no unit of its own."""
 
 import re
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from helpers.rendering import rendered, rendered_common
+from helpers.rendering import postinst_with_library, rendered, rendered_common
 
 from mmdeb.build.spec import Job, job_template
 from mmdeb.domains.layout import (ALWAYS_ON_UNIT, DRAIN_UNIT, PREFIX_ROOT, QUEUE_UNIT, UNIT_NAME_MAX, instance_unit,
@@ -149,8 +150,9 @@ def test_a_domain_package_ships_no_unit_cron_file_or_init_script_and_enables_one
                 or path.name in ("crontab", "sysctl", "cron.d") or path.name.endswith(".cron.d")]
     template = QUEUE_UNIT if runners == "on-demand" else ALWAYS_ON_UNIT
     assert spec.runner_unit == instance_unit(template, spec.domain.name)
-    postinst = (debian / "postinst").read_text()
-    assert f"systemctl --quiet --no-reload enable {spec.runner_unit}\n" in postinst
+    postinst = postinst_with_library(tmp_path, debian)
+    assert f"RUNNER_UNIT={shlex.quote(spec.runner_unit)}\n" in postinst
+    assert 'systemctl --quiet --no-reload enable "$RUNNER_UNIT"\n' in postinst
     assert "systemctl daemon-reload" not in postinst  # the built package: tests/test_systemd_fixture.py
     # Upgrades from packages with units of their own stop those first (tests/test_systemd_fixture.py).
     preinst = (debian / "preinst").read_text()
@@ -164,6 +166,33 @@ def test_instance_names_are_systemd_escape_s(name):
     assert unit_instance(name) == escaped
     unescaped = subprocess.run(["systemd-escape", "--unescape", escaped], capture_output=True, text=True, check=True)
     assert unescaped.stdout.strip() == name
+
+
+@pytest.mark.parametrize("runners", RUNNERS)
+def test_the_maintainer_scripts_keep_an_escaped_instance_name_whole(tmp_path, upstream, runners):
+    # Unquoted, sh would drop the backslash of \x2d: mailmen@lists.foox2dbar.org.service.
+    spec, debian = rendered(tmp_path, upstream, domain="lists.foo-bar.org", runners=runners)
+    assert "\\x2d" in spec.runner_unit
+    variables = (debian / "postinst").read_text().split(". /usr/share/debconf/confmodule")[0]
+    assert shown(variables + 'show "$RUNNER_UNIT" "$RETIRED_RUNNER_UNIT" "$DRAIN_UNIT"') == \
+        [spec.runner_unit, spec.retired_runner_unit, spec.instance_of(DRAIN_UNIT) if runners == "on-demand" else ""]
+    assert shown(line_of((debian / "prerm").read_text(), "deb-systemd-invoke")) == \
+        ["stop", *spec.stopped_units]
+    assert shown(line_of((debian / "postrm").read_text(), "systemctl")) == \
+        ["--quiet", "--no-reload", "disable", spec.runner_unit]
+
+
+def shown(script: str) -> list[str]:
+    """The words that script, run by sh, passes to show."""
+    done = subprocess.run(["sh", "-ec", f'show() {{ printf "%s\\n" "$@"; }}\n{script}'],
+                          capture_output=True, text=True, check=True)
+    return done.stdout.splitlines()
+
+
+def line_of(script: str, command: str) -> str:
+    """script's line that runs command, which runs show instead."""
+    (line,) = [line for line in script.splitlines() if line.strip().startswith(f"{command} ")]
+    return line.replace(command, "show", 1)
 
 
 def test_a_domain_too_long_for_systemd_unit_names_is_refused(tmp_path, upstream):

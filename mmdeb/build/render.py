@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import jinja2
+import jinja2.meta
 from debian.changelog import Changelog, Version
 from debian.deb822 import Deb822
 
@@ -57,7 +58,7 @@ def layout_context() -> dict[str, object]:
             "public_suffix_list": layout.PUBLIC_SUFFIX_LIST, "postfix_maps_command": layout.POSTFIX_MAPS_COMMAND,
             "postfix_members": layout.POSTFIX_MEMBERS, "hookup_trigger": layout.HOOKUP_TRIGGER,
             "hookup_command": layout.HOOKUP_COMMAND, "hookup_command_name": Path(layout.HOOKUP_COMMAND).name,
-            "package_prefix": layout.PACKAGE_PREFIX}
+            "package_prefix": layout.PACKAGE_PREFIX, "domain_postinst": layout.DOMAIN_POSTINST}
 
 
 def common_context() -> dict[str, object]:
@@ -100,9 +101,21 @@ def units_context() -> dict[str, object]:
 def common_sources() -> dict[str, Path]:
     """Every file mailmen-common is made from, by a name that does not depend on where mmdeb is
     installed: its templates (and what they include) and the modules of mailmen-dkim."""
-    templates = [*templates_for("common", environment().list_templates()), f"{SELF_DIR}copyright.j2"]
-    return {**{f"debian-templates/{name}": TEMPLATES_DIR / name for name in sorted(templates)},
+    templates = with_includes(templates_for("common", environment().list_templates()))
+    return {**{f"debian-templates/{name}": TEMPLATES_DIR / name for name in templates},
             **{f"mmdeb/{name}": path for name, path in zip(LISTHOST_MODULES, module_files(LISTHOST_MODULES))}}
+
+
+def with_includes(names) -> list[str]:
+    """The templates names and every template they include, at any depth."""
+    env, found, todo = environment(), set(), list(names)
+    while todo:
+        name = todo.pop()
+        if name not in found:
+            found.add(name)
+            if name.endswith(".j2"):
+                todo.extend(jinja2.meta.find_referenced_templates(env.parse(env.loader.get_source(env, name)[0])))
+    return sorted(found)
 
 
 def common_timestamp() -> int:

@@ -73,6 +73,9 @@ RETRY_JOB = "retry"
 JOB_UNIT_PREFIX = "mailmen-"  # a job's timer and template service: mailmen-<job>.timer, mailmen-<job>@.service
 SYSV_SCRIPT = "mailmen"  # /etc/init.d/mailmen: every domain's mailmanctl, where systemd does not run
 JOBS_COMMAND = f"/usr/share/{COMMON_PACKAGE}/mailmen-jobs"  # what the timers and cron.d run
+# The functions of every domain package's postinst, which sources it after setting the domain's
+# variables (as debconf's confmodule); mailmen-common ships it.
+DOMAIN_POSTINST = f"/usr/share/{COMMON_PACKAGE}/domain-postinst"
 UNIT_NAME_MAX = 255  # systemd's limit on a unit's name
 
 
