@@ -12,7 +12,7 @@ from debian.deb822 import Dsc
 from helpers.fixture_upstream import PATCH_MARKER, make_fixture
 from mmdeb import __version__
 from mmdeb.cli import main
-from mmdeb.plan.rebuild import CORE_ONLY, patched_paths, reaches_domains
+from mmdeb.plan.rebuild import CORE_ONLY, patched_paths, reaches_domains, template_inputs
 from mmdeb.domains.state import State
 
 ORG, NET = "lists.example.org", "lists.example.net"
@@ -244,3 +244,8 @@ def test_a_changed_importer_rebuilds_the_py3_domains(project, capsys):
     recorded.save()
     assert main(["--state", str(state), "status", "--patches", str(patches)]) == 0
     assert capsys.readouterr().out.count("pending: changed mmdeb-import") == 2
+
+
+def test_a_domain_is_rebuilt_when_a_template_it_includes_changes():
+    # mm_cfg.py.j2 includes include/dmarc.j2: an edit there changes the package.
+    assert "include/dmarc.j2" in template_inputs("domain")

@@ -22,7 +22,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mmdeb import TEMPLATES_DIR, __version__
-from mmdeb.build.render import IMPORTER_MODULES, common_sources, common_timestamp, environment, importer_files, series_names, templates_for
+from mmdeb.build.render import IMPORTER_MODULES, common_sources, common_timestamp, environment, importer_files, series_names, templates_for, with_includes
 from mmdeb.build.spec import CommonSpec, CoreSpec, PackageSpec, split_common_version
 from mmdeb.domains.domain import Domain
 from mmdeb.domains.state import ChangelogEntry, DomainState, PackageState, State, Where, core_key
@@ -68,10 +68,15 @@ def digest_patches(series_dir: Path, domain_part_only: bool) -> str:
     return digest.hexdigest()
 
 
+def template_inputs(kind: str) -> list[str]:
+    """The debian-templates a domain package (or the core) is rendered from, with those they include."""
+    return with_includes(templates_for(kind, environment().list_templates()))
+
+
 def digest_templates(kind: str) -> str:
-    """sha256 over the debian-templates a domain package (or the core) is rendered from."""
+    """sha256 over template_inputs(kind)."""
     digest = hashlib.sha256()
-    for name in sorted(templates_for(kind, environment().list_templates())):
+    for name in template_inputs(kind):
         digest.update(name.encode() + b"\0" + (TEMPLATES_DIR / name).read_bytes() + b"\0")
     return digest.hexdigest()
 
