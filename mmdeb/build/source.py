@@ -1,9 +1,11 @@
 """Assemble the source tree and build the source package with dpkg-source: 3.0 (quilt) of the
 upstream tarball, or for a thin package a native one of the few files it is built from."""
 
+import os
 import re
 import shutil
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -77,23 +79,50 @@ def build_source(spec: PackageSpec | CoreSpec, workdir: Path, published_dir: Pat
 
 def thin_tree(spec: PackageSpec, tree: Path, runner: Runner) -> list[str]:
     """Write the upstream files a thin package keeps (thin.kept), patched by the flavour's
-    series, its scripts as stubs (thin.stub), into tree; return their names. The whole tarball is unpacked and patched in a
-    scratch directory beside tree, as one patch may touch kept and other files."""
+    series, its scripts as stubs (thin.stub), into tree; return their names."""
+    files = kept_files(spec, tree.parent, runner)
+    for name, (content, mode, mtime) in files.items():
+        path = tree / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(content)
+        path.chmod(mode)
+        os.utime(path, (mtime, mtime))
+    return sorted(files)
+
+
+# Every thin source of a build keeps the same files: the tarball is unpacked and patched once
+# per (tarball, series, core), by the first build that needs them, while the others wait.
+KEPT_FILES: dict[tuple, dict[str, tuple[bytes, int, float]]] = {}
+KEPT_FILES_LOCK = threading.Lock()
+
+
+def kept_files(spec: PackageSpec, scratch_dir: Path, runner: Runner) -> dict[str, tuple[bytes, int, float]]:
+    """Name -> (content, mode, mtime) of the files thin_tree writes for spec."""
     patches = series_patches(spec.patches_dir / spec.flavour.name)
-    with tempfile.TemporaryDirectory(prefix=".upstream-", dir=tree.parent) as scratch:
+    key = (spec.upstream.sha256, tuple((patch.name, patch.read_bytes()) for patch in patches), spec.flavour.core_prefix)
+    with KEPT_FILES_LOCK:
+        if key not in KEPT_FILES:
+            KEPT_FILES[key] = patched_kept_files(spec, patches, scratch_dir, runner)
+        return KEPT_FILES[key]
+
+
+def patched_kept_files(spec: PackageSpec, patches: list[Path], scratch_dir: Path,
+                       runner: Runner) -> dict[str, tuple[bytes, int, float]]:
+    """The whole tarball is unpacked and patched in a scratch directory, as one patch may touch
+    kept and other files."""
+    files = {}
+    with tempfile.TemporaryDirectory(prefix=".upstream-", dir=scratch_dir) as scratch:
         upstream = Path(scratch)
         runner.run(unpack_argv(spec.upstream.tarball, upstream), what=f"unpacking {spec.upstream.tarball.name}")
         for patch in patches:
             runner.run(patch_argv(patch.resolve()), cwd=upstream, what=f"applying {patch.name} to {spec.upstream.tarball.name} for {spec.package} {spec.version}")
-        names = sorted(name for name in (str(path.relative_to(upstream)) for path in upstream.rglob("*")
-                                         if path.is_file() and not path.is_symlink()) if kept(name))
-        for name in names:
-            (tree / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(upstream / name, tree / name)
-            stubbed = stub(name, (upstream / name).read_text(errors="surrogateescape"), spec.flavour.core_prefix)
-            if stubbed is not None:
-                (tree / name).write_text(stubbed, errors="surrogateescape")
-    return names
+        for name in sorted(str(path.relative_to(upstream)) for path in upstream.rglob("*") if path.is_file() and not path.is_symlink()):
+            if kept(name):
+                path = upstream / name
+                stubbed = stub(name, path.read_text(errors="surrogateescape"), spec.flavour.core_prefix)
+                content = path.read_bytes() if stubbed is None else stubbed.encode(errors="surrogateescape")
+                files[name] = (content, path.stat().st_mode & 0o7777, path.stat().st_mtime)
+    return files
 
 
 def build_common_source(spec: CommonSpec, workdir: Path, runner: Runner) -> Path:
