@@ -79,14 +79,15 @@ def test_flavour_the_distribution_cannot_run(tmp_path, fixtures, flavour, dist):
     assert_refused(result, tmp_path / "build", f"cannot run on {dist}")
 
 
-@pytest.mark.parametrize("present, missing", [([], "sbuild"), (["sbuild"], "mmdebstrap")])
-def test_builder_tools_missing(tmp_path, fixtures, present, missing):
+@pytest.mark.parametrize("present, missing, package", [([], "sbuild", "sbuild"), (["sbuild"], "mmdebstrap", "mmdebstrap"),
+                                                      (["sbuild", "mmdebstrap", "newuidmap"], "ip", "iproute2")])
+def test_builder_tools_missing(tmp_path, fixtures, present, missing, package):
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     for tool in present:
         (bin_dir / tool).symlink_to("/bin/true")
     result = mmdeb("build", "lists.example.org", "--upstream", str(fixtures["py3"]), cwd=tmp_path, env={"PATH": str(bin_dir)})
-    assert_refused(result, tmp_path / "build", f"{missing} is not installed", f"apt-get install {missing}")
+    assert_refused(result, tmp_path / "build", f"{missing} is not installed", f"apt-get install {package}")
 
 
 def test_normalised_domain_names_the_package(tmp_path, fixtures):

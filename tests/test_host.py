@@ -1,12 +1,14 @@
 """The application layer: one Host per run, planning without the network, settings declared once."""
 
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
 from mmdeb import __version__
 
-from helpers.cli import mmdeb as run_mmdeb
+from helpers.cli import assert_refused, mmdeb as run_mmdeb
 from mmdeb.cli import main
 
 ORG = "lists.example.org"
@@ -78,3 +80,17 @@ def test_build_patches_in_mmdeb_conf_is_honoured_by_every_command(tmp_path, fixt
     assert mmdeb(tmp_path, "status").stdout.rstrip().endswith("up to date")
     (tmp_path / "mmdeb.conf").unlink()  # mmdeb's own patches/: not what it was built with
     assert "pending: changed patches in patches/py3" in mmdeb(tmp_path, "status").stdout
+
+
+@pytest.mark.parametrize("hidden", ["tmp", "var/tmp"])
+def test_an_installed_mmdeb_refuses_a_tarball_the_timer_cannot_read(tmp_path, system, fixture_py3, hidden):
+    """mmdeb-autorebuild.service has a /tmp and /var/tmp of its own (PrivateTmp=yes): a tarball
+    recorded from there would fail every scheduled build."""
+    root = Path(system["MMDEB_ROOT"])
+    for directory in (hidden, "srv"):
+        (root / directory).mkdir(parents=True)
+        shutil.copy(fixture_py3.tarball, root / directory)
+    refused = run_mmdeb("domains", "add", ORG, "--upstream", str(root / hidden / fixture_py3.tarball.name), cwd=tmp_path, env=system)
+    assert_refused(refused, root / "var/lib/mmdeb", f"is in {root / hidden}", "mmdeb-autorebuild.service", "outside /tmp and /var/tmp")
+    added = run_mmdeb("domains", "add", ORG, "--upstream", str(root / "srv" / fixture_py3.tarball.name), cwd=tmp_path, env=system)
+    assert added.returncode == 0, added.stderr

@@ -217,7 +217,7 @@ def test_mmdeb_own_debian_dir(tmp_path):
                        "python3-setuptools", "python3-argparse-manpage", "python3-shtab", "python3-sh (>= 2.0)"):
         assert dependency in source["Build-Depends"]
     for dependency in ("${misc:Depends}", "${python3:Depends}", "python3-debian", "python3-jinja2",
-                       "python3-sh (>= 2.0)", "python3-tomli-w", "sbuild", "mmdebstrap", "reprepro", "uidmap"):
+                       "python3-sh (>= 2.0)", "python3-tomli-w", "sbuild", "mmdebstrap", "reprepro", "uidmap", "iproute2"):
         assert dependency in binary["Depends"]
     assert (debian / "source/format").read_text() == "3.0 (native)\n"
     changelog = Changelog((debian / "changelog").read_text())

@@ -84,6 +84,7 @@ class Host:
         """Record names in the state file with settings, all or none, and say what was done. A
         domain already recorded is refused, or with keep_recorded left as it is."""
         settled, upstream = self.settle(settings)
+        self.check_visible_to_autorebuild(upstream)
         with locked(self.places.state) as state:
             lines = []
             for raw in names:
@@ -104,6 +105,17 @@ class Host:
                              f"runners {settled.runners})")
             state.save()
         return lines
+
+    def check_visible_to_autorebuild(self, upstream: Upstream) -> None:
+        """A tarball recorded by path must stay where the scheduled runs read it."""
+        if upstream.download:  # a catalogue's, downloaded into the cache
+            return
+        tarball = upstream.tarball.resolve()
+        hidden = next((d for d in self.places.private_tmp if tarball.is_relative_to(d.resolve())), None)
+        if hidden:
+            raise MmdebError(f"upstream tarball {tarball} is in {hidden}, which mmdeb-autorebuild.service cannot read "
+                             "(it has a /tmp and /var/tmp of its own)",
+                             "move the tarball to a directory outside /tmp and /var/tmp (e.g. /srv/mailman/) and give that path")
 
     def remove_domains(self, names: list[str]) -> list[str]:
         with locked(self.places.state) as state:

@@ -8,7 +8,8 @@ is installed as a Debian package (it ships /etc/mmdeb), in the system's places:
                                                        /var/lib/mmdeb/reports/     autorebuild reports
 A directory that holds mmdeb.toml keeps working as it always did, installed or not. The signing
 key is always beside the repository, never in it: an admin who copies the repository to a web
-host must not copy the key.
+host must not copy the key. mmdeb-autorebuild.service has a /tmp and /var/tmp of its own
+(PrivateTmp=yes), so the scheduled runs cannot read what is kept there.
 """
 
 import os
@@ -32,6 +33,7 @@ class Places:
     catalogue: Path  # the local one
     reports: Path
     shipped_catalogue: Path = SHIPPED_CATALOGUE
+    private_tmp: tuple[Path, ...] = ()  # what the scheduled runs do not see
 
     @property
     def signing_key(self) -> Path:
@@ -51,7 +53,8 @@ def working(directory: Path) -> Places:
 def system(root: Path) -> Places:
     lib = root / "var/lib/mmdeb"
     return Places(True, lib / STATE_NAME, lib / "build", lib / "repo", root / "var/cache/mmdeb",
-                  root / "etc/mmdeb/mmdeb.conf", root / "etc/mmdeb/catalogue.toml", lib / "reports")
+                  root / "etc/mmdeb/mmdeb.conf", root / "etc/mmdeb/catalogue.toml", lib / "reports",
+                  private_tmp=(root / "tmp", root / "var/tmp"))
 
 
 def choose(cwd: Path, root: Path) -> Places:

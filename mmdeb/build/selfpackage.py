@@ -37,13 +37,14 @@ SOURCE_FILES = ("debian-templates", "patches", "etc", "pyproject.toml", "README.
 IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 VERSIONED = {"python3-sh": "python3-sh (>= 2.0)"}  # pyproject.toml: sh>=2.0
-# What mmdeb imports and runs: the builders (sbuild's unshare mode needs newuidmap; the chroot
-# tarballs are zstd), dpkg-source and debconf-updatepo for source packages, reprepro and gpg
-# for the repository, gpgv for the upstream signatures; passwd's usermod gives root the
-# subordinate ids sbuild needs (postinst).
+# What mmdeb imports and runs: the builders (sbuild's unshare mode needs newuidmap, and ip to
+# bring up the build's loopback, both only sbuild's Recommends; the chroot tarballs are zstd),
+# dpkg-source and debconf-updatepo for source packages, reprepro and gpg for the repository,
+# gpgv for the upstream signatures; passwd's usermod gives root the subordinate ids sbuild
+# needs (postinst).
 DEPENDS = (
     "python3-debian", "python3-jinja2", VERSIONED["python3-sh"], "python3-tomli-w",
-    "sbuild", "mmdebstrap", "uidmap", "zstd", "dpkg-dev", "po-debconf", "reprepro", "gnupg", "gpgv", "passwd",
+    "sbuild", "mmdebstrap", "uidmap", "iproute2", "zstd", "dpkg-dev", "po-debconf", "reprepro", "gnupg", "gpgv", "passwd",
 )
 
 

@@ -97,12 +97,13 @@ def remove_cgroups(cgroups: list[Path]) -> None:
         cgroup.rmdir()
 
 
-def nspawn_argv(root: Path) -> list[str]:
+def nspawn_argv(root: Path, private_network: bool = True) -> list[str]:
+    """private_network=False shares this machine's network (to reach the Debian mirror)."""
     return [
         "systemd-nspawn", "--quiet", f"--directory={root}", "--boot",
         # This host has no systemd as init, hence no machined to register with nor a unit to create.
         "--register=no", "--keep-unit",
-        "--private-network",
+        *(["--private-network"] if private_network else []),
         # Else /etc/localtime and /etc/resolv.conf are bind mounts, which tzdata's postinst cannot replace.
         "--timezone=off", "--resolv-conf=off",
         "--console=read-only",
@@ -133,18 +134,19 @@ def base_tree(dist: str, extra: tuple[str, ...] = ()) -> Path:
 
 
 class SystemdHost(MailHost):
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, private_network: bool = True):
         self.root = root
+        self.private_network = private_network
         self.nspawn: subprocess.Popen | None = None
         self.leader = 0  # the container's PID 1, as the host sees it
         self.boots = 0
         self.cgroups: list[Path] = []
 
     @classmethod
-    def create(cls, root: Path, dist: str, extra: tuple[str, ...] = ()) -> "SystemdHost":
+    def create(cls, root: Path, dist: str, extra: tuple[str, ...] = (), private_network: bool = True) -> "SystemdHost":
         """A copy of dist's cached tree (with extra packages) at root, for this host alone."""
         subprocess.run(["cp", "-a", "--reflink=auto", str(base_tree(dist, extra)), str(root)], check=True)
-        return cls(root)
+        return cls(root, private_network)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -156,7 +158,7 @@ class SystemdHost(MailHost):
         console = open(self.root.with_name(f"{self.root.name}-console-{self.boots}.log"), "w")
         self.cgroups = own_cgroups(f"mmdeb-nspawn-{uuid.uuid4().hex[:12]}")
         procs = [cgroup / "cgroup.procs" for cgroup in self.cgroups]
-        self.nspawn = subprocess.Popen(nspawn_argv(self.root), stdin=subprocess.DEVNULL, stdout=console,
+        self.nspawn = subprocess.Popen(nspawn_argv(self.root, self.private_network), stdin=subprocess.DEVNULL, stdout=console,
                                        stderr=subprocess.STDOUT, start_new_session=True, env=NSPAWN_ENV,
                                        preexec_fn=lambda: [path.write_text("0") for path in procs])
         console.close()

@@ -83,6 +83,7 @@ class SbuildBuilder(ChrootBuilder):
         require("sbuild", "sbuild")
         require("mmdebstrap", "mmdebstrap")
         require("newuidmap", "uidmap")
+        require("ip", "iproute2")  # sbuild-usernsexec brings up the build's loopback with it
         require("unshare", "util-linux")  # a session of the chroot (session.py)
         check_subids()
 
