@@ -179,8 +179,8 @@ THIRD_DOMAIN = "lists-3.example.com"
 
 @pytest.fixture(scope="module")
 def interrupted(fixture_py3, tmp_path_factory):
-    """Three on-demand domains, whose one apt-get install was killed (dpkg, -9) once the first
-    was configured, then finished with dpkg --configure -a."""
+    """Three on-demand domains, whose one apt-get install was killed (dpkg, -9) while a domain's
+    postinst ran after another's had finished, then finished with dpkg --configure -a."""
     directory = tmp_path_factory.mktemp("systemd-fixture-interrupted")
     project = Project(directory, fixture_py3)
     project.add(DOMAIN, OTHER_DOMAIN, THIRD_DOMAIN, dist=DIST)
@@ -191,7 +191,11 @@ def interrupted(fixture_py3, tmp_path_factory):
         # The [/] keeps pkill -f from matching this shell's own command line.
         machine.killed = machine.run("sh", "-c", f"""
             apt-get install --yes {packages} >/tmp/apt.log 2>&1 &
-            until [ "$(dpkg-query -W -f '${{db:Status-Status}}' mailman-{DOMAIN} 2>/dev/null)" = installed ]; do sleep 0.05; done
+            # A postinst takes seconds (bin/update, the site list), so this never misses its window.
+            until case " $(dpkg-query -W -f '${{db:Status-Status}} ' {packages} 2>/dev/null)" in
+                    *" installed "*" half-configured "*|*" half-configured "*" installed "*) true ;;
+                    *) false ;;
+                  esac; do sleep 0.05; done
             pkill -KILL -x apt-get
             pkill -KILL -x dpkg && echo killed
             pkill -KILL -f '[/]var/lib/dpkg/info/|[/]usr/share/debconf/frontend'
