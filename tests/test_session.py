@@ -13,6 +13,7 @@ from mmdeb.build.builders.session import BUILD_LOG, STATUS, Session
 from mmdeb.build.pipeline import batched
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner
+from mmdeb.upstream.fetch import sha256_of
 
 
 def spec(kind: str, thin: bool, dist: str = "trixie") -> SimpleNamespace:
@@ -55,7 +56,10 @@ class FakeSession(Session):
             (here / BUILD_LOG).write_text(f"built {name}\n")
             (here / STATUS).write_text("2\n" if name == self.failing else "0\n")
             if name != self.failing:
-                (here / f"{name}_amd64.deb").write_text("deb")
+                deb = here / f"{name}_amd64.deb"
+                deb.write_text("deb")
+                (here / f"{name}_amd64.changes").write_text(
+                    f"Checksums-Sha256:\n {sha256_of(deb)} {deb.stat().st_size} {deb.name}\n")
 
 
 def test_each_build_waiting_for_the_session_gets_its_own_result_and_a_withdrawn_one_is_not_waited_for(tmp_path):
@@ -79,7 +83,7 @@ def test_each_build_waiting_for_the_session_gets_its_own_result_and_a_withdrawn_
     for thread in threads:
         thread.join(timeout=60)
     assert session.runs == 1
-    assert results["a_1"] == ["a_1_amd64.deb"] and results["c_1"] == ["c_1_amd64.deb"]
+    assert results["a_1"] == ["a_1_amd64.changes", "a_1_amd64.deb"] and results["c_1"] == ["c_1_amd64.changes", "c_1_amd64.deb"]
     assert results["b_1"].startswith(f"building b 1 in the build session failed: see {tmp_path / 'b_1.build'}")
 
 

@@ -13,10 +13,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from debian.deb822 import Changes, Dsc
-
 from mmdeb import __version__
 from mmdeb.build.builders import Builder
+from mmdeb.build.builders.base import listed
 from mmdeb.build.builders.session import Session
 from mmdeb.build.render import common_timestamp
 from mmdeb.build.source import build_common_source, build_source
@@ -27,7 +26,6 @@ from mmdeb.domains.state import ChangelogEntry
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 from mmdeb.upstream.tarball import Upstream
-from mmdeb.upstream.fetch import sha256_of
 
 
 def progress(message: str) -> None:
@@ -152,25 +150,6 @@ def built_files(out: Path, package: str, dist: str, version: str, arch: str) -> 
                              remedy)
     listed(dsc, package, version, remedy)
     return [dsc, *(path for path in listed(changes, package, version, remedy) if path.suffix == ".deb")]
-
-
-def listed(control: Path, package: str, version: str, remedy: str) -> list[Path]:
-    """The files a .dsc or .changes lists, each checked to lie beside it with the size and sha256 it records."""
-    with open(control, encoding="utf-8") as fh:
-        entries = (Dsc if control.suffix == ".dsc" else Changes)(fh).get("Checksums-Sha256", [])
-    files = []
-    for entry in entries:
-        path = control.parent / entry["name"]
-        if not path.is_file():
-            problem = "is missing"
-        elif path.stat().st_size != int(entry["size"]) or sha256_of(path) != entry["sha256"]:
-            problem = "differs from its checksum there"
-        else:
-            files.append(path)
-            continue
-        raise MmdebError(f"the build of {package} {version} in {control.parent} is incomplete: "
-                         f"{path.name}, listed in {control.name}, {problem}", remedy)
-    return files
 
 
 def build_one(spec: Spec, builder: Builder | None, out: Path, arch: str, runner: Runner,

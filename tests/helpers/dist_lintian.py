@@ -8,7 +8,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from debian.deb822 import Dsc
+from mmdeb.build.builders.base import built_package, listed
 
 from mmdeb.build.builders.chroot import mirror
 from mmdeb.app.places import current as current_places
@@ -39,8 +39,7 @@ def with_sources(artifact: Path) -> list[Path]:
     """artifact, and for a .dsc the files it names."""
     if artifact.suffix != ".dsc":
         return [artifact]
-    with open(artifact) as fh:
-        return [artifact, *(artifact.parent / entry["name"] for entry in Dsc(fh)["Files"])]
+    return [artifact, *listed(artifact, *built_package(artifact).split(), "build it again")]
 
 
 def run_lintian(flavour: str, artifacts: list[Path]) -> subprocess.CompletedProcess:

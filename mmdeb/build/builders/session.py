@@ -12,9 +12,7 @@ import shutil
 import threading
 from pathlib import Path
 
-from debian.deb822 import Dsc
-
-from mmdeb.build.builders.base import Builder, built_package
+from mmdeb.build.builders.base import Builder, built_package, listed
 from mmdeb.errors import MmdebError
 from mmdeb.run import Runner, require
 
@@ -75,12 +73,6 @@ def session_argv(tarball: Path, session: Path, jobs: int, packages: list[str]) -
             BUILD_SCRIPT, *packages]
 
 
-def source_files(dsc: Path) -> list[Path]:
-    """The .dsc and the files it lists."""
-    with open(dsc, encoding="utf-8") as fh:
-        return [dsc, *(dsc.parent / entry["name"] for entry in Dsc(fh).get("Files", []))]
-
-
 class Session(Builder):
     """Builds the .dsc of each of count builds, each in its own thread calling build(), in one
     session of tarball: the last to call (or to withdraw) runs it; each gets its own result."""
@@ -121,9 +113,11 @@ class Session(Builder):
         if (here / STATUS).read_text().strip() != "0":
             raise MmdebError(f"building {built_package(dsc)} in the build session failed: see {runner.log_path}",
                              "correct what the end of that log reports, then run again")
-        for artifact in here.iterdir():
-            if artifact.suffix in (".deb", ".changes", ".buildinfo"):
-                shutil.move(artifact, result_dir / artifact.name)
+        package, version = built_package(dsc).split()
+        changes = here / f"{dsc.stem}_{arch}.changes"
+        remedy = "build it again; the end of its log says what went wrong"
+        for artifact in [changes, *listed(changes, package, version, remedy)]:
+            shutil.move(artifact, result_dir / artifact.name)
 
     def run_if_complete(self, runner: Runner | None) -> None:
         """Under the condition: once every build has called build() or withdrawn, run the session
@@ -143,7 +137,8 @@ class Session(Builder):
         build = self.directory / "build"
         for name, (dsc, _) in self.waiting.items():
             (build / name).mkdir(parents=True)
-            for path in source_files(dsc):
+            package, version = built_package(dsc).split()
+            for path in [dsc, *listed(dsc, package, version, "make its source package again")]:
                 shutil.copy2(path, build / name / path.name)
         runner.run(session_argv(self.tarball, self.directory, self.jobs, sorted(self.waiting)),
                    what=f"building {len(self.waiting)} thin packages in one session of {self.tarball.name}")
