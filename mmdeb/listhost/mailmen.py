@@ -376,19 +376,26 @@ def remove_member(host: Host, address: str, dry_run: bool) -> list[str]:
     return lines
 
 
-def write_atomically(path: Path, data: bytes) -> None:
-    """path holds data or what it held before, never a part: a temporary file beside it, renamed."""
+@contextmanager
+def atomic_file(path: Path):
+    """A temporary file beside path, to write (its name is yielded): renamed to path, mode 0600,
+    once the block ends; removed if it raises. So path holds all or what it held before."""
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(handle)
     try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temporary, 0o600)
+        yield temporary
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.chmod(temporary, 0o600)  # a report names addresses; a backup holds passwords and keys
         os.replace(temporary, path)
     except BaseException:
         os.unlink(temporary)
         raise
+
+
+def write_atomically(path: Path, data: bytes) -> None:
+    with atomic_file(path) as temporary:
+        Path(temporary).write_bytes(data)
 
 
 # -- backup and restore ---------------------------------------------------------------------
@@ -409,21 +416,13 @@ def backup(host: Host, domain: str, target: Path | None, now: float) -> Path:
         raise MmdebError(f"{target.parent} is not a directory", "make it, or give another file to write")
     manifest = {"format": BACKUP_FORMAT, "domain": domain, "package": DomainPaths(domain).package,
                 "version": version, "mode": mode, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))}
-    handle, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")
-    os.close(handle)
-    try:
-        with tarfile.open(temporary, "w:gz") as tar:
-            add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
-            with host.paused(domain), host.locked(domain):
-                for part in BACKUP_PARTS:
-                    add_tree(tar, Path(host.prefix(domain), part), f"prefix/{part}")
-                add_tree(tar, host.path(DomainPaths(domain).etc_dir), ETC_PART)
-            add_bytes(tar, END, str(len(tar.getmembers())).encode())
-        os.chmod(temporary, 0o600)  # site-list password, DKIM keys
-        os.replace(temporary, target)
-    except BaseException:
-        os.unlink(temporary)
-        raise
+    with atomic_file(target) as temporary, tarfile.open(temporary, "w:gz") as tar:
+        add_bytes(tar, MANIFEST, json.dumps(manifest, indent=1).encode())
+        with host.paused(domain), host.locked(domain):
+            for part in BACKUP_PARTS:
+                add_tree(tar, Path(host.prefix(domain), part), f"prefix/{part}")
+            add_tree(tar, host.path(DomainPaths(domain).etc_dir), ETC_PART)
+        add_bytes(tar, END, str(len(tar.getmembers())).encode())
     return target
 
 
