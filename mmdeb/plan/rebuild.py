@@ -12,6 +12,7 @@ In shared mode a domain package holds only what configure and the wrappers make 
 source, so patches that touch only the core's code (see CORE_ONLY) rebuild the core alone.
 """
 
+import functools
 import hashlib
 import json
 import os
@@ -68,9 +69,10 @@ def digest_patches(series_dir: Path, domain_part_only: bool) -> str:
     return digest.hexdigest()
 
 
-def template_inputs(kind: str) -> list[str]:
+@functools.cache  # the names depend on mmdeb's code only; planning asks once per domain
+def template_inputs(kind: str) -> tuple[str, ...]:
     """The debian-templates a domain package (or the core) is rendered from, with those they include."""
-    return with_includes(templates_for(kind, environment().list_templates()))
+    return tuple(with_includes(templates_for(kind, environment().list_templates())))
 
 
 def digest_templates(kind: str) -> str:
