@@ -18,6 +18,7 @@ from helpers.e2e_host import WEB_SERVERS, Host, prefix, web_host
 from mmdeb.importing.py2data import LANGUAGE_CHARSETS
 from helpers.lists import ARTIFACTS, address, members, wait_until
 from helpers.tls import CA, trust_ca_for_chromium
+from mmdeb.domains.layout import PRIVATE_ARCHIVES
 
 pytestmark = [
     pytest.mark.chroot,
@@ -181,3 +182,26 @@ def test_listinfo_shows_descriptions_in_every_charset_exactly(host, browser, ups
         headings = browser.evaluate("[...document.querySelectorAll('b')].map(b => b.innerText)")
         title = f"{name.capitalize()} -- "
         assert [" ".join(text.split()) for text in headings if text.startswith(title)] == [title + shown[name]]
+
+
+def test_a_public_archive_is_served_and_private_archives_are_closed_to_local_users(host, browser):
+    """Mailman's recipe for shared hosts: the web server's user owns archives/private and serves
+    the public archives through it; another local user (nobody) cannot enter it."""
+    name = "announce"
+    host.run(f"{prefix(DOMAIN)}/bin/newlist", "-q", name, address("bob"), PASSWORD)
+    host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", name, input=address("bob") + "\n")
+    subject = "archived for everyone"
+    host.send(address("bob"), f"{name}@{DOMAIN}", subject, user="bob")
+    private = f"{prefix(DOMAIN)}/{PRIVATE_ARCHIVES}"
+    wait_until(lambda: any(subject in page.read_text(errors="replace")
+                           for page in (host.root / private.lstrip("/") / name).glob("*/0*.html")),
+               what="the post in the archive", timeout=120)
+    browser.open(f"https://{DOMAIN}/pipermail/{name}/")
+    shot(browser, host, "public-archive")
+    browser.click('a[href$="/thread.html"]')
+    browser.click('a[href$=".html"][href^="0"]')
+    assert subject in browser.text
+    for path in (f"{private}/users.mbox/users.mbox", f"{private}/users/index.html", f"{private}/{name}/index.html",
+                 f"{prefix(DOMAIN)}/archives/public/{name}/index.html"):
+        refused = host.run("cat", path, user="nobody", check=False)
+        assert (refused.returncode, "Permission denied" in refused.stderr) == (1, True), path

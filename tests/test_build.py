@@ -10,6 +10,7 @@ from helpers.debs import byte_code_under, data_tar, prefix_of, uncompiled_module
 from helpers.dist_lintian import run_lintian
 from mmdeb.build.render import IMPORTER_MODULES
 from mmdeb.build.spec import JOBS
+from mmdeb.domains.layout import PRIVATE_ARCHIVES, PRIVATE_ARCHIVES_MODE, WEB_SERVER_USER
 from mmdeb.upstream.fetch import sha256_of
 
 pytestmark = pytest.mark.chroot
@@ -32,6 +33,8 @@ def test_deb_holds_the_prefixed_mailman(built):
         for wrapper in ("mail/mailman", "cgi-bin/listinfo"):
             member = members[f"{prefix}/{wrapper}"]
             assert (member.uname, member.gname, member.mode) == ("root", "list", 0o2755), wrapper
+        private = members[f"{prefix}/{PRIVATE_ARCHIVES}"]
+        assert (private.uname, private.gname, private.mode) == (WEB_SERVER_USER, "list", PRIVATE_ARCHIVES_MODE)
         assert f"/var/lib/mailmen/{DOMAIN}".encode() in tar.extractfile(f"{prefix}/mail/mailman").read()
         assert f"'/var/lib/mailmen/{DOMAIN}'" in tar.extractfile(f"{prefix}/Mailman/Defaults.py").read().decode()
         assert not [name for name in members if name.endswith((".pyc", ".pyo"))]

@@ -20,7 +20,7 @@ from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from helpers.lists import (ARTIFACTS, USERS, address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol,
                            confirm_by_reply, members, set_members, wait_until)
 from helpers.tls import CA, HOST_TLS_DIR, curl_argv, name_certificates, preseed_certificates, trust_ca_for_chromium
-from mmdeb.domains.layout import COMMON_PACKAGE, POSTFIX_MAPS_DIR
+from mmdeb.domains.layout import COMMON_PACKAGE, POSTFIX_MAPS_DIR, PRIVATE_ARCHIVES, PRIVATE_ARCHIVES_MODE, WEB_SERVER_USER
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
@@ -268,7 +268,9 @@ def test_cron_does_nothing_where_systemd_runs(host):
 
 def test_check_perms_finds_no_problem(host):
     for domain in (DOMAIN, OTHER_DOMAIN):
-        assert "No problems found" in host.run(f"{prefix(domain)}/bin/check_perms").stdout
+        checked = host.run(f"{prefix(domain)}/bin/check_perms").stdout
+        # Not even its warning for shared hosts: the private archives are closed to other users.
+        assert "No problems found" in checked and "other-executable" not in checked, checked
 
 
 EVIL = "/tmp/evil"
@@ -358,6 +360,10 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     # As an HTTP-only revision left the list.
     host.run(f"{prefix(DOMAIN)}/bin/withlist", "-l", "users", input=f"m.web_page_url = 'http://{DOMAIN}/mailman/'\nm.Save()\n")
     (host.root / prefix(DOMAIN).lstrip("/") / "data/https-urls").unlink()
+    # As packages left the private archives before they were closed to other local users.
+    private = f"{prefix(DOMAIN)}/{PRIVATE_ARCHIVES}"
+    host.run("chown", "root:list", private)
+    host.run("chmod", "2771", private)
 
     host.install_offline([deb_of(newer, DOMAIN, revision=2)])
 
@@ -367,6 +373,7 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     assert members(host, DOMAIN) == [address("bob")]
     assert runner_pids(host, DOMAIN), "runners started again after the upgrade"
     assert web_page_url(host) == f"https://{DOMAIN}/mailman/"
+    assert host.run("stat", "-c", "%U:%G %a", private).stdout.split() == [f"{WEB_SERVER_USER}:list", f"{PRIVATE_ARCHIVES_MODE:o}"]
 
 
 def test_drain_delivers_the_queued_posts_and_exits(host, upstream):

@@ -17,8 +17,8 @@ from helpers.rendering import rendered_common
 
 from mmdeb.domains.layout import INSTALLED_DOMAINS, MAILMEN_COMMAND, DomainPaths
 from mmdeb.listhost import mailmen
-from mmdeb.listhost.mailmen import (END, LOCK_SCRIPT, MAILMAN_SCRIPT, MANIFEST, Host, as_user_argv, dpkg_query_argv,
-                                    dkim_setup_argv, main, newer_argv, runner_units, systemctl_argv, sysv_argv)
+from mmdeb.listhost.mailmen import (END, LOCK_SCRIPT, MAILMAN_SCRIPT, MANIFEST, Host, as_user_argv, close_private_archives_argv,
+                                    dpkg_query_argv, dkim_setup_argv, main, newer_argv, runner_units, systemctl_argv, sysv_argv)
 
 ONE, TWO, THREE = "lists.example.org", "lists.example.net", "lists.example.com"
 ALICE, BOB = "alice@example.com", "bob@example.com"
@@ -50,7 +50,7 @@ class FakeHost(Host):
             return done(f"{self.versions.get(domain, VERSION)}\t{depends}")
         if argv[0] == "dpkg":
             return subprocess.run(argv, capture_output=True, text=True)
-        if argv == dkim_setup_argv() or argv[0] == "/etc/init.d/mailmen":
+        if argv in (dkim_setup_argv(), close_private_archives_argv(self.prefix(ONE))) or argv[0] == "/etc/init.d/mailmen":
             return done("")
         if argv[0] == "systemctl":
             column = {"is-enabled": 0, "is-active": 1}.get(argv[1])
@@ -309,7 +309,8 @@ def test_restore_puts_back_what_was_backed_up(host, tmp_path):
     (etc / "mm_cfg.py").write_text("changed\n")
     assert main(["restore", str(made)], host) == 0
     assert tree(prefix) == before and tree(etc) == etc_before
-    assert host.calls[-2:] == [as_user_argv("list", "list", [f"{prefix}/bin/genaliases", "-q"]), dkim_setup_argv()]
+    assert host.calls[-3:] == [as_user_argv("list", "list", [f"{prefix}/bin/genaliases", "-q"]), dkim_setup_argv(),
+                               close_private_archives_argv(str(prefix))]
     assert oct((etc / "site-list-password").stat().st_mode & 0o777) == "0o600"
 
 

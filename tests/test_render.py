@@ -1,4 +1,8 @@
+import grp
+import os
+import pwd
 import re
+import stat
 import subprocess
 from dataclasses import replace
 
@@ -11,10 +15,10 @@ from mmdeb.build.pipeline import first_entry
 from mmdeb.build.render import IMPORTER_MODULES, IMPORTER_PATH, render_common
 from mmdeb.build.selfpackage import render_self, self_spec
 from mmdeb.build.spec import CommonSpec
-from mmdeb.domains.layout import DKIM_SIGNER, SYSV_SCRIPT
+from mmdeb.domains.layout import DKIM_SIGNER, PRIVATE_ARCHIVES, PRIVATE_ARCHIVES_MODE, SYSV_SCRIPT, WEB_SERVER_USER
 from mmdeb.upstream.dists import FLAVOURS, PYTHON_SUBSTVARS
 
-from helpers.rendering import postinst_with_library, rendered, rendered_core
+from helpers.rendering import postinst_with_library, rendered, rendered_common, rendered_core
 
 
 def test_core_rules_have_no_units(tmp_path, upstream):
@@ -166,6 +170,27 @@ def test_a_domains_postinst_reads_top_to_bottom_in_under_150_lines(tmp_path, ups
     # Its functions are mailmen-common's (DOMAIN_POSTINST): the postinst sets the domain's variables and calls them.
     _, debian = rendered(tmp_path, upstream, mode=mode)
     assert len((debian / "postinst").read_text().splitlines()) < 150
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="chown needs root")
+def test_postinst_closes_private_archives_made_before_unless_the_admin_overrode_them(tmp_path):
+    _, common = rendered_common(tmp_path / "common")
+    opened, overridden = tmp_path / "opened", tmp_path / "overridden"
+    for prefix in (opened, overridden):
+        (prefix / PRIVATE_ARCHIVES).mkdir(parents=True)
+        os.chown(prefix / PRIVATE_ARCHIVES, 0, grp.getgrnam("list").gr_gid)
+        (prefix / PRIVATE_ARCHIVES).chmod(0o2771)  # as Mailman's make install and earlier packages left it
+    statoverride = tmp_path / "bin/dpkg-statoverride"  # the admin's override of overridden's, as dpkg answers
+    statoverride.parent.mkdir()
+    statoverride.write_text(f'#!/bin/sh\n[ "$2" = "{overridden}/{PRIVATE_ARCHIVES}" ] && echo "root list 2771 $2"\n')
+    statoverride.chmod(0o755)
+    for prefix in (opened, overridden):
+        subprocess.run(["sh", "-ec", f". {common}/domain-postinst; close_private_archives"], check=True,
+                       env={"PREFIX": str(prefix), "PATH": f"{statoverride.parent}:{os.environ['PATH']}"})
+    owned = {prefix.name: (pwd.getpwuid((prefix / PRIVATE_ARCHIVES).stat().st_uid).pw_name,
+                           grp.getgrgid((prefix / PRIVATE_ARCHIVES).stat().st_gid).gr_name,
+                           stat.S_IMODE((prefix / PRIVATE_ARCHIVES).stat().st_mode)) for prefix in (opened, overridden)}
+    assert owned == {"opened": (WEB_SERVER_USER, "list", PRIVATE_ARCHIVES_MODE), "overridden": ("root", "list", 0o2771)}
 
 
 def test_nginx_runs_only_mailmans_cgi_programs_through_fcgiwrap(tmp_path, upstream):

@@ -10,6 +10,7 @@ from mmdeb.app.places import current as current_places
 from mmdeb.build.builders import ChrootCache, SbuildBuilder
 from mmdeb.build.builders.base import listed
 from mmdeb.build.pipeline import built_files
+from mmdeb.domains.layout import PRIVATE_ARCHIVES, PRIVATE_ARCHIVES_MODE, WEB_SERVER_USER
 from mmdeb.run import Runner
 from helpers.dist_lintian import run_lintian
 from mmdeb.upstream.dists import FLAVOURS
@@ -48,6 +49,8 @@ def test_domain_package_is_thin_and_depends_on_its_core(built_shared, upstream):
     prefix = prefix_of(DOMAIN)
     for wrapper in ("mail/mailman", "cgi-bin/listinfo"):
         assert members[f"{prefix}/{wrapper}"].mode == 0o2755
+    private = members[f"{prefix}/{PRIVATE_ARCHIVES}"]
+    assert (private.uname, private.gname, private.mode) == (WEB_SERVER_USER, "list", PRIVATE_ARCHIVES_MODE)
     assert f"{prefix}/Mailman/Defaults.py" in members and f"{prefix}/bin/paths.py" in members
     assert f"{prefix}/Mailman/Utils.py" not in members, "the code is the core's"
 

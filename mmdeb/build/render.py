@@ -58,7 +58,9 @@ def layout_context() -> dict[str, object]:
             "public_suffix_list": layout.PUBLIC_SUFFIX_LIST, "postfix_maps_command": layout.POSTFIX_MAPS_COMMAND,
             "postfix_members": layout.POSTFIX_MEMBERS, "hookup_trigger": layout.HOOKUP_TRIGGER,
             "hookup_command": layout.HOOKUP_COMMAND, "hookup_command_name": Path(layout.HOOKUP_COMMAND).name,
-            "package_prefix": layout.PACKAGE_PREFIX, "domain_postinst": layout.DOMAIN_POSTINST}
+            "package_prefix": layout.PACKAGE_PREFIX, "domain_postinst": layout.DOMAIN_POSTINST,
+            "private_archives": layout.PRIVATE_ARCHIVES, "web_server_user": layout.WEB_SERVER_USER,
+            "private_archives_mode": f"{layout.PRIVATE_ARCHIVES_MODE:o}"}
 
 
 def common_context() -> dict[str, object]:

@@ -91,6 +91,12 @@ def instance_unit(template: str, name: str) -> str:
     return f"{before}@{unit_instance(name)}{after}"
 
 
+# Private archives closed to other local users, as Mailman's installation manual says for
+# shared hosts: the web server's user owns archives/private (the private CGI and the public
+# archives' links go through it), Mailman's group writes it, and others cannot enter.
+PRIVATE_ARCHIVES = "archives/private"  # under a domain's prefix
+WEB_SERVER_USER = "www-data"  # Debian's apache2, nginx and fcgiwrap run as it
+PRIVATE_ARCHIVES_MODE = 0o2770
 SITE_LIST = "mailman"  # Mailman's default MAILMAN_SITE_LIST, which the packages keep
 # Mailman/Defaults.py's *QUEUE_DIR, under the prefix's qfiles/: those that a runner serves as
 # soon as mail arrives; the retry queue, whose messages wait there for their time; the shunt
@@ -137,6 +143,10 @@ class DomainPaths:
     def dkim_dir(self) -> str:
         """The domain's DKIM keys and selector, written by mailmen-dkim; readable by the signer only."""
         return f"{self.etc_dir}/{DKIM_DIR}"
+
+    @property
+    def private_archives(self) -> str:
+        return f"{self.prefix}/{PRIVATE_ARCHIVES}"
 
     @property
     def site_list_dir(self) -> str:

@@ -5,6 +5,7 @@ and the package spec reads it."""
 import re
 from dataclasses import dataclass, fields
 
+from mmdeb.domains.layout import WEB_SERVER_USER
 from mmdeb.errors import MmdebError
 
 # prefix: a whole Mailman per domain; shared: the code comes from the flavour's core package.
@@ -23,7 +24,7 @@ class DomainSettings:
     flavour: str
     dist: str
     mail_gid: str = "daemon"  # the group the MTA runs the mail wrapper as, as Debian's own mailman package did
-    cgi_gid: str = "www-data"  # the group the web server runs CGI scripts as
+    cgi_gid: str = WEB_SERVER_USER  # the group the web server runs CGI scripts as (Debian: the same name)
     site_list_owner: str = ""  # debconf's default; empty means postmaster@<domain>
     mode: str = "prefix"
     runners: str = "on-demand"

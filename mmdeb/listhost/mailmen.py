@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmdeb.domains.layout import (ALWAYS_ON_UNIT, BACKUP_PARTS, CORE_PACKAGE_PREFIX, DKIM_COMMAND, DRAIN_UNIT, INSTALLED_DOMAINS,
-                                  MAILMEN_SUBCOMMANDS, QUEUE_UNIT, SYSV_SCRIPT, WAITING_QUEUES, DomainPaths,
-                                  instance_unit)
+from mmdeb.domains.layout import (ALWAYS_ON_UNIT, BACKUP_PARTS, CORE_PACKAGE_PREFIX, DKIM_COMMAND, DOMAIN_POSTINST, DRAIN_UNIT,
+                                  INSTALLED_DOMAINS, MAILMEN_SUBCOMMANDS, QUEUE_UNIT, SYSV_SCRIPT, WAITING_QUEUES,
+                                  DomainPaths, instance_unit)
 from mmdeb.errors import MmdebError
 from mmdeb.listhost.dkim import installed_domains
 
@@ -113,6 +113,11 @@ def dpkg_query_argv(package: str) -> list[str]:
 
 def dkim_setup_argv() -> list[str]:
     return [DKIM_COMMAND, "setup"]
+
+
+def close_private_archives_argv(prefix: str) -> list[str]:
+    """The domain postinst's own step: a backup from before it leaves the archives open."""
+    return ["env", f"PREFIX={prefix}", "sh", "-ec", f". {DOMAIN_POSTINST}; close_private_archives"]
 
 
 def newer_argv(version: str, than: str) -> list[str]:
@@ -517,6 +522,7 @@ def restore(host: Host, file: Path, domain: str | None) -> str:
         # This host's MTA maps and DKIM signer learn the restored lists and key.
         host.run(as_user_argv(*host.user(name), [str(prefix / "bin" / "genaliases"), "-q"]))
         host.run(dkim_setup_argv())
+        host.run(close_private_archives_argv(str(prefix)))
     shutil.rmtree(staging)
     return f"restored {name} from {file} ({manifest['package']} {manifest['version']}, {manifest['created']})"
 
