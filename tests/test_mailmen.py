@@ -152,6 +152,8 @@ def test_the_commands_argv():
     assert newer_argv("2", "1") == ["dpkg", "--compare-versions", "2", "gt", "1"]
     assert systemctl_argv("stop", ["u"]) == ["systemctl", "stop", "u"]
     assert dkim_setup_argv() == ["/usr/sbin/mailmen-dkim", "setup"]
+    assert close_private_archives_argv("/p") == ["env", "PREFIX=/p", "sh", "-ec",
+                                                 ". /usr/share/mailmen-common/domain-postinst; close_private_archives"]
     assert sysv_argv("status", ONE) == ["/etc/init.d/mailmen", "status", ONE]
     assert runner_units(ONE) == [f"mailmen-queue@{ONE}.path", f"mailmen-drain@{ONE}.service", f"mailmen@{ONE}.service"]
 
