@@ -18,7 +18,7 @@ from helpers.e2e_host import WEB_SERVERS, Host, prefix, web_host
 from mmdeb.importing.py2data import LANGUAGE_CHARSETS
 from helpers.lists import ARTIFACTS, address, members, wait_until
 from helpers.tls import CA, trust_ca_for_chromium
-from mmdeb.domains.layout import PRIVATE_ARCHIVES
+from mmdeb.domains.layout import DomainPaths
 
 pytestmark = [
     pytest.mark.chroot,
@@ -192,7 +192,7 @@ def test_a_public_archive_is_served_and_private_archives_are_closed_to_local_use
     host.run(f"{prefix(DOMAIN)}/bin/add_members", "-r", "-", name, input=address("bob") + "\n")
     subject = "archived for everyone"
     host.send(address("bob"), f"{name}@{DOMAIN}", subject, user="bob")
-    private = f"{prefix(DOMAIN)}/{PRIVATE_ARCHIVES}"
+    private = DomainPaths(DOMAIN).private_archives
     wait_until(lambda: any(subject in page.read_text(errors="replace")
                            for page in (host.root / private.lstrip("/") / name).glob("*/0*.html")),
                what="the post in the archive", timeout=120)

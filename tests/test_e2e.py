@@ -20,7 +20,7 @@ from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from helpers.lists import (ARTIFACTS, USERS, address, check_alice_leaves_by_mail, check_post_reaches_alice_and_bob_not_carol,
                            confirm_by_reply, members, set_members, wait_until)
 from helpers.tls import CA, HOST_TLS_DIR, curl_argv, name_certificates, preseed_certificates, trust_ca_for_chromium
-from mmdeb.domains.layout import COMMON_PACKAGE, POSTFIX_MAPS_DIR, PRIVATE_ARCHIVES, PRIVATE_ARCHIVES_MODE, WEB_SERVER_USER
+from mmdeb.domains.layout import COMMON_PACKAGE, POSTFIX_MAPS_DIR, PRIVATE_ARCHIVES_MODE, WEB_SERVER_USER, DomainPaths
 from mmdeb.upstream.dists import FLAVOURS
 
 pytestmark = [
@@ -361,7 +361,7 @@ def test_upgrade_delivers_every_queued_post_and_keeps_settings(host, upstream, t
     host.run(f"{prefix(DOMAIN)}/bin/withlist", "-l", "users", input=f"m.web_page_url = 'http://{DOMAIN}/mailman/'\nm.Save()\n")
     (host.root / prefix(DOMAIN).lstrip("/") / "data/https-urls").unlink()
     # As packages left the private archives before they were closed to other local users.
-    private = f"{prefix(DOMAIN)}/{PRIVATE_ARCHIVES}"
+    private = DomainPaths(DOMAIN).private_archives
     host.run("chown", "root:list", private)
     host.run("chmod", "2771", private)
 

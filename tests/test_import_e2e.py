@@ -27,7 +27,7 @@ from helpers.e2e_host import HOSTNAME, MTA_DEBCONF, Host, prefix
 from mmdeb import PATCHES_DIR, PROJECT_ROOT
 from mmdeb.upstream.catalogue import DEFAULTS, default_upstream, read
 from mmdeb.app.places import current as current_places
-from mmdeb.domains.layout import PRIVATE_ARCHIVES
+from mmdeb.domains.layout import DomainPaths
 from mmdeb.upstream.fetch import sha256_of
 from helpers.systemd_host import Project, SystemdHost, boot_with_repository
 from helpers.lists import address, wait_until
@@ -299,7 +299,7 @@ def test_the_held_post_and_the_pending_subscription_are_moved(old_site, new_host
 def test_archives_show_the_same_months_and_message_counts_and_stay_closed_to_local_users(old_site, new_host):
     for name, old in old_site["dump"].items():
         assert new_host.dump[name]["archive"] == old["archive"] == BY_NAME[name].months, name
-        mbox = f"{prefix(BY_NAME[name].domain)}/{PRIVATE_ARCHIVES}/{name}.mbox/{name}.mbox"
+        mbox = f"{DomainPaths(BY_NAME[name].domain).private_archives}/{name}.mbox/{name}.mbox"
         assert "Permission denied" in new_host.run("cat", mbox, user="nobody", check=False).stderr, name
 
 

@@ -187,9 +187,9 @@ def test_postinst_closes_private_archives_made_before_unless_the_admin_overrode_
     for prefix in (opened, overridden):
         subprocess.run(["sh", "-ec", f". {common}/domain-postinst; close_private_archives"], check=True,
                        env={"PREFIX": str(prefix), "PATH": f"{statoverride.parent}:{os.environ['PATH']}"})
-    owned = {prefix.name: (pwd.getpwuid((prefix / PRIVATE_ARCHIVES).stat().st_uid).pw_name,
-                           grp.getgrgid((prefix / PRIVATE_ARCHIVES).stat().st_gid).gr_name,
-                           stat.S_IMODE((prefix / PRIVATE_ARCHIVES).stat().st_mode)) for prefix in (opened, overridden)}
+    found = {prefix.name: (prefix / PRIVATE_ARCHIVES).stat() for prefix in (opened, overridden)}
+    owned = {name: (pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name, stat.S_IMODE(st.st_mode))
+             for name, st in found.items()}
     assert owned == {"opened": (WEB_SERVER_USER, "list", PRIVATE_ARCHIVES_MODE), "overridden": ("root", "list", 0o2771)}
 
 
